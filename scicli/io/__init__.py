@@ -1,0 +1,17 @@
+"""File I/O: readers for every supported format, atomic writers, previews."""
+
+from scicli.io.atomic import atomic_write, write_json, write_text
+from scicli.io.readers import SUPPORTED_SUFFIXES, list_keys, read_array
+from scicli.io.writers import WRITE_SUFFIXES, write_array, write_preview
+
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "WRITE_SUFFIXES",
+    "atomic_write",
+    "list_keys",
+    "read_array",
+    "write_array",
+    "write_json",
+    "write_preview",
+    "write_text",
+]

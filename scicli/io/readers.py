@@ -1,0 +1,447 @@
+"""Readers: one function per file format, one ``read_array`` entry point.
+
+Layout is never changed except for two documented cases: MATLAB v7.3 (HDF5) datasets are
+transposed (MATLAB is column-major, so a (H, W, B) MATLAB array reads as (H, W, B) in both
+.mat versions) and RGB(A) images are converted to grayscale by luminance.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from scicli.errors import DataError, ScicliError, UsageError
+
+__all__ = ["SUPPORTED_SUFFIXES", "IMAGE_DIR_SUFFIXES", "ROLE_NAMES", "list_keys", "read_array"]
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = (
+    ".npy", ".npz", ".mat", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif",
+    ".mp4", ".avi", ".mov",
+)
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov")
+IMAGE_DIR_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+ROLE_NAMES: dict[str, tuple[str, ...]] = {
+    "meas": ("meas", "y", "measurement", "measurements", "snapshot"),
+    "mask": ("mask", "Phi", "phi", "masks", "M", "mask3d"),
+    "orig": ("orig", "gt", "truth", "ground_truth", "x", "video"),
+}
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+_MAT_NUMERIC_CLASSES = {
+    "double", "single", "logical", "int8", "uint8", "int16", "uint16", "int32", "uint32",
+    "int64", "uint64", "sparse",
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+def _short(exc: BaseException) -> str:
+    """A one-line, bounded description of an exception."""
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text and text[0] else type(exc).__name__
+    return msg if len(msg) <= 160 else msg[:157] + "..."
+
+
+def _label(path: Path, key: str | None) -> str:
+    return f"{path}[{key}]" if key is not None else str(path)
+
+
+def _names_list(names: list[str]) -> str:
+    if not names:
+        return "none"
+    shown = ", ".join(names[:20])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+
+
+def _pickled(label: str) -> DataError:
+    return DataError(f"{label}: contains pickled Python objects; scicli never unpickles files")
+
+
+def _is_pickle_error(exc: BaseException) -> bool:
+    return isinstance(exc, ValueError) and "pickle" in str(exc).lower()
+
+
+def _finalize(arr: np.ndarray, label: str, check_finite: bool) -> np.ndarray:
+    """Validate dtype (bool -> uint8; complex/non-numeric rejected) and finiteness."""
+    arr = np.asarray(arr)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    if np.iscomplexobj(arr):
+        raise DataError(f"{label}: complex values are not supported")
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{label}: not a numeric array (dtype {arr.dtype})")
+    if check_finite and arr.dtype.kind == "f":
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise DataError(f"{label}: {bad} NaN/Inf values")
+    return arr
+
+
+def _to_gray(rgb: np.ndarray) -> np.ndarray:
+    """Luminance of an (..., 3|4) array as float32 on the input's scale (alpha dropped)."""
+    return (rgb[..., :3].astype(np.float64) @ _LUMA).astype(np.float32)
+
+
+def _natural_key(name: str) -> list[object]:
+    return [(0, int(part)) if part.isdigit() else (1, part.lower())
+            for part in re.split(r"(\d+)", name) if part != ""]
+
+
+def _select(
+    path: Path,
+    names: list[str],
+    numeric: Callable[[], list[str]],
+    key: str | None,
+    role: str | None,
+) -> str:
+    """Pick one array name by key, else by role alias, else the only numeric array."""
+    if key is not None:
+        if key in names:
+            return key
+        raise UsageError(f"{path}: no array named '{key}' (arrays: {_names_list(names)})")
+    if role is not None:
+        aliases = ROLE_NAMES[role]
+        for alias in aliases:
+            if alias in names:
+                return alias
+        for alias in aliases:
+            for name in names:
+                if name.lower() == alias.lower():
+                    return name
+    if not names:
+        raise DataError(f"{path}: contains no arrays")
+    nums = numeric()
+    if len(nums) == 1:
+        return nums[0]
+    what = f"the {role} array" if role is not None else "one array"
+    raise UsageError(
+        f"{path}: cannot choose {what} (arrays: {_names_list(names)}); pass --key NAME"
+    )
+
+
+# ----------------------------------------------------------------------------- npy / npz
+def _read_npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY":
+        raise DataError(f"cannot read {path}: not a NumPy .npy file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - corrupt input: many possible exception types
+        if _is_pickle_error(exc):
+            raise _pickled(str(path)) from None
+        raise DataError(f"cannot read {path}: {_short(exc)}") from None
+
+
+def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"cannot read {path}: not a NumPy .npz (zip) file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read {path}: {_short(exc)}") from None
+
+
+def _npz_member(npz: np.lib.npyio.NpzFile, path: Path, name: str) -> np.ndarray:
+    try:
+        return npz[name]
+    except Exception as exc:  # noqa: BLE001
+        if _is_pickle_error(exc):
+            raise _pickled(_label(path, name)) from None
+        raise DataError(f"cannot read {_label(path, name)}: {_short(exc)}") from None
+
+
+def _read_npz(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray, str]:
+    with _open_npz(path) as npz:
+        names = list(npz.files)
+
+        def numeric() -> list[str]:
+            out = []
+            for name in names:
+                try:
+                    arr = npz[name]
+                except Exception:  # noqa: BLE001 - pickled/corrupt members are not candidates
+                    continue
+                if arr.dtype.kind in "biuf":
+                    out.append(name)
+            return out
+
+        name = _select(path, names, numeric, key, role)
+        return _npz_member(npz, path, name), name
+
+
+# ----------------------------------------------------------------------------- .mat
+def _is_hdf5(path: Path) -> bool:
+    import h5py
+
+    try:
+        return bool(h5py.is_hdf5(path))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _mat5_entries(path: Path) -> list[tuple[str, str]]:
+    import scipy.io
+
+    try:
+        return [(name, cls) for name, _shape, cls in scipy.io.whosmat(str(path))
+                if not name.startswith("__")]
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read {path}: {_short(exc)}") from None
+
+
+def _read_mat5(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray, str]:
+    import scipy.io
+
+    entries = _mat5_entries(path)
+    names = [n for n, _ in entries]
+    name = _select(path, names,
+                   lambda: [n for n, c in entries if c in _MAT_NUMERIC_CLASSES], key, role)
+    try:
+        data = scipy.io.loadmat(str(path), variable_names=[name])
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read {_label(path, name)}: {_short(exc)}") from None
+    if name not in data:
+        raise DataError(f"cannot read {_label(path, name)}: variable could not be loaded")
+    arr = data[name]
+    if hasattr(arr, "toarray") and not isinstance(arr, np.ndarray):  # scipy.sparse
+        arr = arr.toarray()
+    return np.asarray(arr), name
+
+
+def _h5_entries(f: object) -> list[tuple[str, bool]]:
+    import h5py
+
+    out = []
+    for name, obj in f.items():  # type: ignore[attr-defined]
+        if name.startswith("#") or name.startswith("__"):
+            continue
+        numeric = False
+        if isinstance(obj, h5py.Dataset):
+            cls = obj.attrs.get("MATLAB_class", b"")
+            cls = cls.decode() if isinstance(cls, bytes) else str(cls)
+            empty = bool(obj.attrs.get("MATLAB_empty", 0))
+            numeric = (obj.dtype.kind in "biuf" and not empty
+                       and cls not in ("char", "cell", "struct", "function_handle"))
+        out.append((name, numeric))
+    return out
+
+
+def _read_mat73(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray, str]:
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read {path}: {_short(exc)}") from None
+    with f:
+        try:
+            entries = _h5_entries(f)
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"cannot read {path}: {_short(exc)}") from None
+        names = [n for n, _ in entries]
+        name = _select(path, names, lambda: [n for n, ok in entries if ok], key, role)
+        label = _label(path, name)
+        obj = f[name]
+        if not isinstance(obj, h5py.Dataset):
+            raise DataError(f"{label}: a MATLAB struct/group, not a numeric array")
+        cls = obj.attrs.get("MATLAB_class", b"")
+        cls = cls.decode() if isinstance(cls, bytes) else str(cls)
+        if obj.dtype.names and {"real", "imag"} <= set(obj.dtype.names):
+            raise DataError(f"{label}: complex values are not supported")
+        if cls in ("char", "cell", "struct") or obj.dtype.kind not in "biuf":
+            raise DataError(f"{label}: not a numeric array (MATLAB class {cls or obj.dtype})")
+        if obj.attrs.get("MATLAB_empty", 0):
+            raise DataError(f"{label}: empty array")
+        try:
+            arr = np.asarray(obj[()]).T
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"cannot read {label}: {_short(exc)}") from None
+        if cls == "logical":
+            arr = arr.astype(bool)
+        return arr, name
+
+
+def _read_mat(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray, str]:
+    if _is_hdf5(path):
+        return _read_mat73(path, key, role)
+    try:
+        return _read_mat5(path, key, role)
+    except NotImplementedError:  # scipy: "Please use HDF reader for matlab v7.3 files"
+        return _read_mat73(path, key, role)
+
+
+# ----------------------------------------------------------------------------- images
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            arr = series.asarray()
+            axes = series.axes
+            rgb = series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read {path}: {_short(exc)}") from None
+    if rgb and "S" in axes and arr.shape[axes.index("S")] in (3, 4):
+        return _to_gray(np.moveaxis(arr, axes.index("S"), -1))
+    return arr
+
+
+def _gray_frames(arr: np.ndarray, frame_ndim: int) -> np.ndarray:
+    """Drop colour from an imageio result whose single frame has ``frame_ndim`` dims."""
+    if arr.ndim == frame_ndim + 1:
+        channels = arr.shape[-1]
+        if channels in (3, 4):
+            return _to_gray(arr)
+        if channels in (1, 2):  # gray, gray + alpha
+            return arr[..., 0]
+    return arr
+
+
+def _read_image(path: Path) -> np.ndarray:
+    import imageio.v3 as iio
+
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        return _read_tiff(path)
+    try:
+        if suffix == ".gif":
+            return _gray_frames(np.asarray(iio.imread(path, index=None)), 3)
+        arr = np.asarray(iio.imread(path))
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read {path}: {_short(exc)}") from None
+    return _gray_frames(arr, 2)
+
+
+def _read_video(path: Path) -> np.ndarray:
+    if not any(importlib.util.find_spec(m) for m in ("imageio_ffmpeg", "av")):
+        raise DataError(
+            f"cannot read {path}: reading {path.suffix} video needs imageio-ffmpeg "
+            "(pip install imageio-ffmpeg)"
+        )
+    import imageio.v3 as iio
+
+    try:
+        frames = [np.asarray(frame) for frame in iio.imiter(path)]
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read {path}: {_short(exc)}") from None
+    if not frames:
+        raise DataError(f"{path}: video has no frames")
+    return _gray_frames(np.stack(frames), 3)
+
+
+def _read_dir(path: Path) -> np.ndarray:
+    files = sorted(
+        (p for p in path.iterdir()
+         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_DIR_SUFFIXES),
+        key=lambda p: _natural_key(p.name),
+    )
+    if not files:
+        raise UsageError(
+            f"{path}: directory holds no image files ({' '.join(IMAGE_DIR_SUFFIXES)})"
+        )
+    frames: list[np.ndarray] = []
+    for file in files:
+        frame = _read_image(file)
+        if frame.ndim != 2:
+            raise UsageError(
+                f"{file}: expected one 2-D frame per file, got shape {tuple(frame.shape)}"
+            )
+        if frames and frame.shape != frames[0].shape:
+            raise UsageError(
+                f"{file}: shape {tuple(frame.shape)} differs from {files[0].name} "
+                f"{tuple(frames[0].shape)}; all frames must have the same shape"
+            )
+        frames.append(frame)
+    return np.stack(frames)
+
+
+# ----------------------------------------------------------------------------- public
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise UsageError(f"file not found: {path}")
+    if not path.is_dir() and path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        shown = path.suffix or "(no suffix)"
+        raise UsageError(
+            f"{path}: unsupported file type '{shown}' (supported: {' '.join(SUPPORTED_SUFFIXES)}, "
+            "or a directory of images)"
+        )
+
+
+def list_keys(path: Path) -> list[str]:
+    """Names of the arrays in a .mat or .npz file; ``[]`` for other formats."""
+    path = Path(path)
+    _check_path(path)
+    suffix = path.suffix.lower()
+    try:
+        if path.is_dir():
+            return []
+        if suffix == ".npz":
+            with _open_npz(path) as npz:
+                return list(npz.files)
+        if suffix == ".mat":
+            if not _is_hdf5(path):
+                try:
+                    return [n for n, _ in _mat5_entries(path)]
+                except NotImplementedError:
+                    pass
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                return [n for n, _ in _h5_entries(f)]
+    except ScicliError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read {path}: {_short(exc)}") from None
+    return []
+
+
+def read_array(
+    path: Path,
+    key: str | None = None,
+    role: str | None = None,
+    *,
+    check_finite: bool = True,
+) -> np.ndarray:
+    """Read one numeric array from ``path`` (a file or a directory of image frames).
+
+    For .npz/.mat the array is chosen by ``key``, else by ``role`` ('meas', 'mask', 'orig')
+    through the field's usual names, else the file's only numeric array. Layout and dtype are
+    kept (bool -> uint8; RGB -> float32 luminance; MATLAB v7.3 transposed to MATLAB order).
+    """
+    path = Path(path)
+    if role is not None and role not in ROLE_NAMES:
+        raise ValueError(f"role must be one of {sorted(ROLE_NAMES)}, not {role!r}")
+    _check_path(path)
+    suffix = path.suffix.lower()
+    if key is not None and (path.is_dir() or suffix not in (".npz", ".mat")):
+        raise UsageError(f"{path}: --key applies only to .mat and .npz files")
+    name: str | None = None
+    try:
+        if path.is_dir():
+            arr = _read_dir(path)
+        elif suffix == ".npy":
+            arr = _read_npy(path)
+        elif suffix == ".npz":
+            arr, name = _read_npz(path, key, role)
+        elif suffix == ".mat":
+            arr, name = _read_mat(path, key, role)
+        elif suffix in VIDEO_SUFFIXES:
+            arr = _read_video(path)
+        else:
+            arr = _read_image(path)
+    except ScicliError:
+        raise
+    except (OSError, EOFError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: {_short(exc)}") from None
+    return _finalize(arr, _label(path, name), check_finite)
