@@ -33,6 +33,7 @@ class VideoSCI(nn.Module):
             raise ValueError(f"mask must be (B, H, W) or (N, B, H, W), got {tuple(mask.shape)}")
         if not torch.is_floating_point(mask):
             mask = mask.float()
+        mask = mask.contiguous()  # strided views (from frames-last files) slow every product
         energy = (mask * mask).sum(dim=1)
         self.register_buffer("mask", mask)
         self.register_buffer("energy", energy)  # sum_t M_t^2, unguarded

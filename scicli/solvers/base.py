@@ -97,6 +97,7 @@ class Solver:
         """Reconstruct x (N, B, H, W) from snapshots y (N, H, W)."""
         iters = int(self.params.iters)
         tol = float(self.params.tol)
+        y = y.contiguous()
         state = self.init(op, y, x0)
         y_norm = torch.linalg.vector_norm(y.flatten(1), dim=1).clamp_min(1e-12)
         history: list[dict[str, float]] = []
