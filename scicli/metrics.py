@@ -112,6 +112,12 @@ def convention_text(data_range: float = 1.0, ssim_convention: str = "skimage") -
     )
 
 
+def short_convention(ssim_convention: str = "skimage") -> str:
+    """A few words for table captions, e.g. 'per frame, [0, 1] clipped, SSIM skimage 7x7'."""
+    window = {"skimage": "7x7 uniform", "matlab": "11x11 Gaussian"}[ssim_convention]
+    return f"per frame, clipped to [0, 1], SSIM {ssim_convention} ({window})"
+
+
 def frame_metrics(
     recon: np.ndarray,
     orig: np.ndarray,
@@ -151,6 +157,7 @@ def frame_metrics(
         "ssim_mean": float(np.mean(ssims)),
         "convention": {
             "text": convention_text(data_range, ssim_convention),
+            "short": short_convention(ssim_convention),
             "per_frame": True,
             "averaging": "arithmetic mean over frames",
             "data_range": data_range,

@@ -30,6 +30,7 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
     "meas": ("meas", "y", "measurement", "measurements", "snapshot"),
     "mask": ("mask", "Phi", "phi", "masks", "M", "mask3d"),
     "orig": ("orig", "gt", "truth", "ground_truth", "x", "video"),
+    "recon": ("recon", "x_hat", "xhat", "rec", "output", "pred"),
 }
 
 _LUMA = np.array([0.299, 0.587, 0.114])

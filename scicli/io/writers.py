@@ -34,7 +34,9 @@ def _scaled(frames: np.ndarray, value_range: float, top: int) -> np.ndarray:
     return np.rint(np.clip(x / value_range, 0.0, 1.0) * top)
 
 
-def _convert(frames: np.ndarray, dtype: str, value_range: float) -> np.ndarray:
+def _convert(frames: np.ndarray, dtype: str | None, value_range: float) -> np.ndarray:
+    if dtype is None:
+        return np.asarray(frames)
     if dtype == "float32":
         return np.asarray(frames, dtype=np.float32)
     if dtype == "uint8":
@@ -55,7 +57,7 @@ def write_array(
     frames: np.ndarray,
     *,
     force: bool = False,
-    dtype: str = "float32",
+    dtype: str | None = "float32",
     key: str = "recon",
     value_range: float = 1.0,
 ) -> Path:
@@ -63,7 +65,8 @@ def write_array(
 
     The suffix picks the format: .npy, .npz (under ``key``), .tif/.tiff (one page per frame),
     .mat (v5, frames last, under ``key``), .png/.gif (a preview via ``write_preview``).
-    ``dtype`` 'uint8'/'uint16' rescale ``[0, value_range]`` to the full integer range.
+    ``dtype`` 'uint8'/'uint16' rescale ``[0, value_range]`` to the full integer range; None
+    keeps the array's own type.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -72,7 +75,7 @@ def write_array(
             f"{path}: cannot write '{path.suffix or '(no suffix)'}' files "
             f"(supported: {' '.join(WRITE_SUFFIXES)})"
         )
-    if dtype not in WRITE_DTYPES:
+    if dtype is not None and dtype not in WRITE_DTYPES:
         raise UsageError(f"{path}: unknown dtype '{dtype}' (choose from {', '.join(WRITE_DTYPES)})")
     value_range = _check_range(path, value_range)
     if suffix in PREVIEW_SUFFIXES:

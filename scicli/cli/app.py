@@ -1,0 +1,46 @@
+"""The ``scicli`` command: one Typer app, one module per subcommand."""
+
+from __future__ import annotations
+
+import typer
+
+from scicli import __version__
+from scicli.cli.common import STATE
+from scicli.cli.evaluate import evaluate_cmd
+from scicli.cli.methods import methods_cmd
+from scicli.cli.reconstruct import reconstruct_cmd
+from scicli.cli.simulate import simulate_cmd
+
+app = typer.Typer(
+    name="scicli",
+    help="Reconstruct video from snapshot compressive imaging (CACTI) measurements.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"scicli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """y = sum_t M_t * x_t + noise: simulate snapshots, reconstruct the B frames, evaluate them."""
+    STATE["debug"] = debug or STATE["debug"]
+
+
+app.command("simulate")(simulate_cmd)
+app.command("reconstruct")(reconstruct_cmd)
+app.command("evaluate")(evaluate_cmd)
+app.command("methods")(methods_cmd)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,84 @@
+"""``scicli evaluate``: PSNR/SSIM of a reconstruction against the ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from scicli.cli.common import guarded, out
+from scicli.errors import UsageError
+from scicli.io import read_array
+from scicli.io.layout import resolve, to_first
+from scicli.metrics import frame_metrics
+from scicli.problem import orig_scale, parse_selection
+from scicli.report import make_report, write_report
+
+
+@guarded
+def evaluate_cmd(
+    recon: Path = typer.Argument(..., help="Reconstructed video (.tif .npy .npz .mat ...)."),
+    gt: Path = typer.Argument(..., help="Ground-truth video (e.g. orig.npy or a benchmark .mat)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the report: .json, .csv or .md."),
+    ssim: str = typer.Option("skimage", "--ssim", help="skimage (7x7 uniform) or matlab (11x11 Gaussian, sigma 1.5)."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Ground-truth frames to compare: 0:8, 0,1,2 (default all)."),
+    recon_key: Optional[str] = typer.Option(None, "--key", help="Array name of the reconstruction in .mat/.npz."),
+    gt_key: Optional[str] = typer.Option(None, "--gt-key", help="Array name of the ground truth in .mat/.npz."),
+    layout: str = typer.Option("auto", "--layout", help="Frame axis: auto, first or last."),
+    max_value: Optional[float] = typer.Option(None, "--max-value", help="Intensity scale of both videos (default: automatic)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing report."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the mean line."),
+) -> None:
+    """Per-frame PSNR and SSIM (data range 1, frames clipped to [0, 1]) and their means."""
+    if ssim not in ("skimage", "matlab"):
+        raise UsageError(f"--ssim must be skimage or matlab, got '{ssim}'")
+    x = read_array(recon, key=recon_key, role="recon")
+    ref = read_array(gt, key=gt_key, role="orig")
+    for path, arr in ((recon, x), (gt, ref)):
+        if arr.ndim not in (2, 3, 4):
+            raise UsageError(f"{path}: expected a video (F, H, W) or (H, W, F), got shape {arr.shape}")
+    x, ref = _frames_first({recon: x, gt: ref}, layout)
+    idx = parse_selection(frames, ref.shape[0], "frame")
+    ref = ref[idx]
+    if x.shape != ref.shape:
+        hint = f"; pass --frames 0:{x.shape[0]} to compare with a subset" if x.shape[0] < ref.shape[0] else ""
+        raise UsageError(f"{recon} has {x.shape[0]} frames of {x.shape[1]}x{x.shape[2]}, "
+                         f"{gt} {ref.shape[0]} of {ref.shape[1]}x{ref.shape[2]}{hint}")
+    sx = float(max_value) if max_value else orig_scale(x)
+    sr = float(max_value) if max_value else orig_scale(ref)
+    m = frame_metrics(x / sx, ref / sr, ssim_convention=ssim)
+    doc = make_report(m, meta={"recon": str(recon), "gt": str(gt), "frames": len(idx),
+                               "recon_max_value": sx, "gt_max_value": sr})
+    if report is not None:
+        write_report(report, doc, force=force)
+    if quiet:
+        out.print(f"PSNR {m['psnr_mean']:.2f} dB  SSIM {m['ssim_mean']:.4f}  ({len(idx)} frames)", highlight=False)
+        return
+    table = Table(title=f"{recon.name} vs {gt.name}")
+    for col in ("frame", "PSNR (dB)", "SSIM"):
+        table.add_column(col, justify="right")
+    for i, (p, s) in zip(idx, zip(m["psnr"], m["ssim"])):
+        table.add_row(str(i), f"{p:.2f}", f"{s:.4f}")
+    table.add_row("mean", f"{m['psnr_mean']:.2f}", f"{m['ssim_mean']:.4f}", style="bold")
+    out.print(table)
+    out.print(m["convention"]["short"] + (f"; report: {report}" if report else ""), highlight=False, soft_wrap=True)
+
+
+def _frames_first(videos: dict[Path, np.ndarray], layout: str) -> list[np.ndarray]:
+    """Both videos frames-first (F, H, W), in layouts under which they share a frame size.
+
+    A 4-D array (K, B, H, W) / (H, W, B, K) follows its format's convention (MATLAB: frames
+    last) unless --layout says otherwise, and is flattened to K*B frames.
+    """
+    flat: dict[str, tuple[Path, np.ndarray]] = {}
+    for role, (path, arr) in zip(("reconstruction", "ground truth"), videos.items()):
+        if arr.ndim == 4:
+            lay = layout if layout != "auto" else ("last" if path.suffix.lower() == ".mat" else "first")
+            arr = to_first(arr, lay)  # type: ignore[arg-type]
+            arr = arr.reshape(-1, *arr.shape[-2:])
+        flat[f"{path} ({role})"] = (path, arr)
+    lays, _ = resolve({label: (arr.shape, "video") for label, (_, arr) in flat.items()}, layout)
+    return [to_first(arr, lays[label]) if arr.ndim == 3 else arr[None] for label, (_, arr) in flat.items()]

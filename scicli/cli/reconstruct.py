@@ -1,0 +1,213 @@
+"""``scicli reconstruct``: measurements + masks -> video cube (+ JSON report)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from scicli.cli.common import guarded, interactive, out, parse_params, plain, progress_bar
+from scicli.device import resolve_device
+from scicli.errors import ScicliError, UsageError
+from scicli.io import SUPPORTED_SUFFIXES, write_array, write_json, write_preview
+from scicli.io.writers import WRITE_SUFFIXES
+from scicli.pipeline import environment, reconstruct, score
+from scicli.problem import load_problem
+from scicli.solvers import SOLVERS
+
+INPUT_SUFFIXES = (".mat", ".npz", ".npy", ".tif", ".tiff")
+OUTPUT_FORMATS = ("tif", "npy", "mat", "npz")
+
+
+def _collect_inputs(inputs: list[Path], skip: set[Path]) -> list[Path]:
+    """Expand directories into their measurement files (sorted), skipping mask/GT files."""
+    files: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(
+                f for f in p.iterdir()
+                if f.suffix.lower() in INPUT_SUFFIXES and not f.name.startswith(".") and f.resolve() not in skip
+            )
+            if not found:
+                raise UsageError(f"{p}: no measurement files ({', '.join(INPUT_SUFFIXES)}) in this directory")
+            files.extend(found)
+        else:
+            files.append(p)
+    return files
+
+
+def _outputs(files: list[Path], out_path: Optional[Path], fmt: str, method: str, many: bool) -> list[Path]:
+    if fmt not in OUTPUT_FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, got '{fmt}'")
+    if not many:
+        target = out_path or Path(f"{files[0].stem}_{method}.{fmt}")
+        if target.is_dir():
+            target = target / f"{files[0].stem}_{method}.{fmt}"
+        if target.suffix.lower() not in WRITE_SUFFIXES or target.suffix.lower() in (".png", ".gif"):
+            raise UsageError(f"--out {target}: use one of .tif, .npy, .mat, .npz (previews go to --preview)")
+        return [target]
+    folder = out_path or Path("recon")
+    if folder.suffix.lower() in WRITE_SUFFIXES:
+        raise UsageError(f"--out {folder}: several inputs need an output directory, not a file")
+    targets = [folder / f"{f.stem}.{fmt}" for f in files]
+    seen: dict[Path, Path] = {}
+    for f, t in zip(files, targets):
+        if t in seen:
+            raise UsageError(f"{f} and {seen[t]} would both write {t}; rename one or process them separately")
+        seen[t] = f
+    return targets
+
+
+@guarded
+def reconstruct_cmd(
+    inputs: list[Path] = typer.Argument(..., help="Measurement files (.mat .npz .npy .tif) or directories of them."),
+    mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="Mask file; default: the 'mask' array inside a .mat/.npz input."),
+    gt: Optional[Path] = typer.Option(None, "--gt", help="Ground-truth video for PSNR/SSIM; default: 'orig' inside a .mat/.npz input."),
+    method: str = typer.Option("gap-tv", "--method", help="Solver (see `scicli methods`)."),
+    iters: Optional[int] = typer.Option(None, "--iters", help="Iterations (method default if omitted)."),
+    tol: Optional[float] = typer.Option(None, "--tol", help="Stop when the relative update falls below this."),
+    tv_weight: Optional[float] = typer.Option(None, "--tv-weight", help="TV weight on [0, 1] data."),
+    tv_iters: Optional[int] = typer.Option(None, "--tv-iters", help="Chambolle iterations per TV step."),
+    step: Optional[float] = typer.Option(None, "--step", help="GAP lambda / GD step fraction."),
+    gamma: Optional[float] = typer.Option(None, "--gamma", help="ADMM penalty gamma."),
+    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="Any other method parameter, NAME=VALUE (repeatable)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (one input) or directory (several)."),
+    fmt: str = typer.Option("tif", "--format", help="Output format when --out is a directory: tif, npy, mat, npz."),
+    dtype: str = typer.Option("float32", "--dtype", help="Output sample type: float32 (0..1), uint8 or uint16."),
+    report: Optional[Path] = typer.Option(None, "--report", help="JSON report path (default: next to the output, .json)."),
+    preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a .gif animation or .png montage (one input)."),
+    device_name: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:K."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Measurements per solver call."),
+    measurements: Optional[str] = typer.Option(None, "--measurements", help="Which measurements: 0, 0,2 or 1:3 (default all)."),
+    layout: str = typer.Option("auto", "--layout", help="Frame axis: auto, first (B,H,W) or last (H,W,B)."),
+    max_value: Optional[float] = typer.Option(None, "--max-value", help="Intensity scale of the inputs (default: automatic, see README)."),
+    meas_key: Optional[str] = typer.Option(None, "--key", help="Array name of the measurements in .mat/.npz."),
+    mask_key: Optional[str] = typer.Option(None, "--mask-key", help="Array name of the mask in .mat/.npz."),
+    gt_key: Optional[str] = typer.Option(None, "--gt-key", help="Array name of the ground truth in .mat/.npz."),
+    ssim: str = typer.Option("skimage", "--ssim", help="SSIM convention: skimage or matlab."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain progress lines, no tables."),
+) -> None:
+    """Reconstruct the B frames behind each snapshot.
+
+    One output per input; with several inputs or a directory, --out is a directory and a bad
+    file is reported and skipped (exit code 1 at the end).
+    """
+    entry = SOLVERS.get(method)
+    overrides: dict[str, Any] = {
+        k: v for k, v in dict(iters=iters, tol=tol, tv_weight=tv_weight, tv_iters=tv_iters, step=step, gamma=gamma).items()
+        if v is not None
+    }
+    overrides.update(parse_params(param))
+    solver = entry.factory(**overrides)
+    if ssim not in ("skimage", "matlab"):
+        raise UsageError(f"--ssim must be skimage or matlab, got '{ssim}'")
+    if dtype not in ("float32", "uint8", "uint16"):
+        raise UsageError(f"--dtype must be float32, uint8 or uint16, got '{dtype}'")
+    device = resolve_device(device_name)
+
+    skip = {p.resolve() for p in (mask, gt) if p is not None}
+    files = _collect_inputs(inputs, skip)
+    many = len(files) > 1 or any(p.is_dir() for p in inputs)
+    if many and gt is not None:
+        raise UsageError("--gt applies to a single input; several inputs take their ground truth from inside .mat/.npz files")
+    if many and (preview is not None or report is not None):
+        raise UsageError("--preview and --report apply to a single input; with several, reports go next to each output")
+    targets = _outputs(files, out_path, fmt, entry.name, many)
+    reports = [report if (report and not many) else t.with_suffix(".json") for t in targets]
+    if not force:  # refuse before computing anything
+        for path in [*targets, *reports, *([preview] if preview else [])]:
+            if path.exists():
+                raise UsageError(f"{path} exists; pass --force to overwrite")
+
+    failures = 0
+    for src, target, rep in zip(files, targets, reports):
+        try:
+            _one(src, target, rep, mask=mask, gt=gt, solver=solver, method=entry.name, device=device,
+                 batch_size=batch_size, select=measurements, layout=layout, max_value=max_value,
+                 keys=(meas_key, mask_key, gt_key), ssim=ssim, dtype=dtype, preview=preview,
+                 force=force, quiet=quiet)
+        except ScicliError as exc:
+            if not many:
+                raise
+            failures += 1
+            plain(f"error: {exc} (skipped)")
+    if failures:
+        plain(f"{failures} of {len(files)} inputs failed")
+        raise typer.Exit(1)
+
+
+def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device, batch_size, select, layout,
+         max_value, keys, ssim, dtype, preview, force, quiet) -> None:
+    problem = load_problem(src, mask, gt, meas_key=keys[0], mask_key=keys[1], orig_key=keys[2],
+                           layout=layout, max_value=max_value, select=select)
+    K, B = problem.meas.shape[0], problem.frames
+    iters = int(solver.params.iters)
+    show = interactive(quiet)
+    with progress_bar(show) as bar:
+        task = bar.add_task(f"{src.name} {method}", total=K * iters, status="") if bar else None
+
+        def on_iteration(lo: int, k: int, rec: dict[str, float]) -> None:
+            if bar is not None:
+                status = f"res {rec['residual']:.2e}" + (f"  {rec['psnr']:.2f} dB" if "psnr" in rec else "")
+                n = min(batch_size, K - lo)
+                bar.update(task, completed=lo * iters + k * n, status=status)
+
+        def on_batch(rec: dict[str, Any]) -> None:
+            if bar is None:
+                last = rec["history"][-1] if rec["history"] else {}
+                psnr = f", PSNR {last['psnr']:.2f} dB" if "psnr" in last else ""
+                lo, hi = rec["measurements"]
+                plain(f"{src.name}: measurements {lo}..{hi - 1} of {K}: {rec['iterations']} iterations "
+                      f"in {rec['seconds']:.2f} s{psnr}")
+
+        result = reconstruct(problem, solver, device, batch_size=batch_size,
+                             on_iteration=on_iteration, on_batch=on_batch)
+
+    frames = result.x.reshape(K * B, *result.x.shape[2:])
+    write_array(target, frames, force=force, dtype=dtype)
+    if preview is not None:
+        write_preview(preview, frames, force=force)
+    doc: dict[str, Any] = {
+        "input": str(src),
+        "output": str(target),
+        "method": method,
+        "parameters": {k: v for k, v, _ in [(n, getattr(solver.params, n), h) for n, _, h in solver.describe()]},
+        "problem": problem.info,
+        "shape": {"measurements": K, "frames": B, "height": frames.shape[1], "width": frames.shape[2]},
+        "output_scale": f"[0, 1] intensities ({dtype})",
+        "seconds": result.seconds,
+        "batch_size": batch_size,
+        "batches": result.batches,
+        "environment": environment(device),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if problem.orig is not None:
+        metrics = score(result.x, problem.orig, ssim)
+        doc["metrics"] = metrics
+    write_json(rep, doc, force=force)
+    _summary(src, target, doc, quiet)
+
+
+def _summary(src: Path, target: Path, doc: dict[str, Any], quiet: bool) -> None:
+    metrics = doc.get("metrics")
+    iters = sum(b["iterations"] for b in doc["batches"])
+    line = f"{src.name} -> {target} ({doc['method']}, {doc['seconds']:.2f} s, {iters} iterations"
+    if metrics:
+        line += f", PSNR {metrics['psnr_mean']:.2f} dB, SSIM {metrics['ssim_mean']:.4f}"
+    line += ")"
+    if quiet or not metrics:
+        out.print(line, highlight=False, soft_wrap=True)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{src.name}: {doc['method']} on {doc['environment']['device']}")
+    for col in ("measurement", "PSNR (dB)", "SSIM"):
+        table.add_column(col, justify="right")
+    for m in metrics["per_measurement"]:
+        table.add_row(str(doc["problem"]["measurements"][m["measurement"]]), f"{m['psnr']:.2f}", f"{m['ssim']:.4f}")
+    table.add_row("mean", f"{metrics['psnr_mean']:.2f}", f"{metrics['ssim_mean']:.4f}", style="bold")
+    out.print(table)
+    out.print(f"{metrics['convention']['short']}; wrote {target}", highlight=False, soft_wrap=True)

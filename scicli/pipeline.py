@@ -1,0 +1,100 @@
+"""Run a solver over all measurements of a problem, in batches, on a device."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+import scicli
+from scicli.metrics import frame_metrics
+from scicli.physics import VideoSCI
+from scicli.problem import Problem
+from scicli.solvers import Solver
+
+Progress = Callable[[int, int, dict[str, float]], None]  # (measurements done, iteration, record)
+
+
+@dataclass
+class Reconstruction:
+    """Estimated frames (K, B, H, W) on [0, 1] with per-batch solver statistics."""
+
+    x: np.ndarray
+    batches: list[dict[str, Any]]
+    seconds: float
+
+
+def reconstruct(
+    problem: Problem,
+    solver: Solver,
+    device: torch.device,
+    *,
+    batch_size: int = 8,
+    x0: np.ndarray | None = None,
+    on_iteration: Progress | None = None,
+    on_batch: Callable[[dict[str, Any]], None] | None = None,
+) -> Reconstruction:
+    """Reconstruct all K measurements, ``batch_size`` at a time, each batch one solver call."""
+    K = problem.meas.shape[0]
+    shared = problem.mask.ndim == 3
+    op_shared = VideoSCI(torch.from_numpy(problem.mask)).to(device) if shared else None
+    out = np.empty((K, problem.frames, *problem.meas.shape[1:]), dtype=np.float32)
+    batches = []
+    start = time.perf_counter()
+    for lo in range(0, K, batch_size):
+        hi = min(lo + batch_size, K)
+        op = op_shared if shared else VideoSCI(torch.from_numpy(problem.mask[lo:hi])).to(device)
+        y = torch.from_numpy(problem.meas[lo:hi]).to(device)
+        gt = None if problem.orig is None else torch.from_numpy(problem.orig[lo:hi]).to(device)
+        init = None if x0 is None else torch.from_numpy(x0[lo:hi]).to(device)
+        t0 = time.perf_counter()
+        callback = None if on_iteration is None else (lambda k, n, rec, lo=lo: on_iteration(lo, k, rec))
+        result = solver.solve(op, y, x0=init, gt=gt, callback=callback)
+        out[lo:hi] = result.x.float().cpu().numpy()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        record = {
+            "measurements": [lo, hi],
+            "iterations": result.iterations,
+            "converged": result.converged,
+            "seconds": time.perf_counter() - t0,
+            "history": result.history,
+        }
+        batches.append(record)
+        if on_batch is not None:
+            on_batch(record)
+    return Reconstruction(x=out, batches=batches, seconds=time.perf_counter() - start)
+
+
+def score(x: np.ndarray, orig: np.ndarray, ssim_convention: str = "skimage") -> dict[str, Any]:
+    """Per-frame PSNR/SSIM of (K, B, H, W) estimates, overall and per measurement."""
+    K, B = x.shape[:2]
+    flat = frame_metrics(x.reshape(K * B, *x.shape[2:]), orig.reshape(K * B, *orig.shape[2:]),
+                         ssim_convention=ssim_convention)
+    per_meas = [
+        {
+            "measurement": k,
+            "psnr": float(np.mean(flat["psnr"][k * B:(k + 1) * B])),
+            "ssim": float(np.mean(flat["ssim"][k * B:(k + 1) * B])),
+        }
+        for k in range(K)
+    ]
+    return {**flat, "per_measurement": per_meas}
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    """Versions and machine facts for reports."""
+    from scicli.device import describe
+
+    return {
+        "scicli": scicli.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": describe(device),
+    }
