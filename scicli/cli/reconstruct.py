@@ -203,7 +203,7 @@ def _summary(src: Path, target: Path, doc: dict[str, Any], quiet: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"{src.name}: {doc['method']} on {doc['environment']['device']}")
+    table = Table(title=f"{src.name}: {doc['method']}, {doc['environment']['device']}", title_justify="left")
     for col in ("measurement", "PSNR (dB)", "SSIM"):
         table.add_column(col, justify="right")
     for m in metrics["per_measurement"]:

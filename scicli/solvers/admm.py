@@ -26,11 +26,11 @@ from scicli.solvers.registry import register
 class AdmmTV(Solver):
     @dataclass
     class Params:
-        iters: int = param(40, "outer iterations")
-        tv_weight: float = param(0.3, "TV weight w of the denoising step (data on [0, 1])")
-        tv_iters: int = param(5, "Chambolle iterations per denoising step")
-        gamma: float = param(0.01, "ADMM penalty gamma of the x-update")
-        tol: float = param(0.0, "stop when ||x_k - x_k-1|| / ||x_k-1|| < tol (0: run all iterations)")
+        iters: int = param(40, "outer iterations", low=1)
+        tv_weight: float = param(0.3, "TV weight w of the denoising step (data on [0, 1])", positive=True)
+        tv_iters: int = param(5, "Chambolle iterations per denoising step", low=0)
+        gamma: float = param(0.01, "ADMM penalty gamma of the x-update", positive=True)
+        tol: float = param(0.0, "stop when ||x_k - x_k-1|| / ||x_k-1|| < tol (0: run all iterations)", low=0)
 
     def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
         v = op.A_adjoint(y) if x0 is None else x0.clone()

@@ -4,7 +4,8 @@ A solver declares its hyper-parameters as a dataclass ``Params`` (with a ``help`
 each field's metadata) and implements ``init`` and ``step``; :meth:`Solver.solve` runs the loop
 
     state = init(op, y, x0);  repeat: x_k = step(state)  until k = iters or
-    ||x_k - x_{k-1}|| / ||x_{k-1}|| < tol  (for every measurement of the batch)
+    ||x_k - x_{k-1}|| / ||x_{k-1}|| < tol  (for every measurement of the batch: a batch stops
+                                          when its slowest measurement has converged)
 
 and records, per iteration, the relative residual ``||y - A x|| / ||y||`` and, when the ground
 truth is given, the mean per-frame PSNR (frames clipped to [0, 1]).
@@ -25,9 +26,10 @@ from scicli.errors import UsageError
 from scicli.physics import VideoSCI
 
 
-def param(default: Any, help: str) -> Any:
-    """A solver hyper-parameter with its default and a one-line help."""
-    return field(default=default, metadata={"help": help})
+def param(default: Any, help: str, *, low: float | None = None, positive: bool = False) -> Any:
+    """A solver hyper-parameter with its default, a one-line help and its admissible range
+    (``low``: smallest allowed value; ``positive``: strictly above zero)."""
+    return field(default=default, metadata={"help": help, "low": low, "positive": positive})
 
 
 @dataclass
@@ -69,6 +71,8 @@ class Solver:
                     f"parameter '{name}' does not apply to this method (its parameters: {', '.join(fields)})"
                 )
             values[name] = coerce(name, value, type(fields[name].default))
+        for name, f in fields.items():
+            check_range(name, values.get(name, f.default), f.metadata)
         return cls.Params(**values)
 
     @classmethod
@@ -84,7 +88,7 @@ class Solver:
         raise NotImplementedError
 
     # -- the loop ---------------------------------------------------------------------
-    @torch.inference_mode()
+    @torch.no_grad()
     def solve(
         self,
         op: VideoSCI,
@@ -125,6 +129,19 @@ class Solver:
                 converged = True
                 break
         return Result(x=state["x"], history=history, iterations=k, converged=converged)
+
+
+def check_range(name: str, value: Any, meta: Any) -> None:
+    """Numbers must be finite and inside the parameter's declared range (a UsageError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not math.isfinite(value):
+        raise UsageError(f"parameter '{name}' must be a finite number, got {value}")
+    if meta.get("positive") and value <= 0:
+        raise UsageError(f"parameter '{name}' must be > 0, got {value}")
+    low = meta.get("low")
+    if low is not None and value < low:
+        raise UsageError(f"parameter '{name}' must be >= {low:g}, got {value}")
 
 
 def coerce(name: str, value: Any, kind: type) -> Any:

@@ -27,12 +27,12 @@ from scicli.solvers.registry import register
 class GapTV(Solver):
     @dataclass
     class Params:
-        iters: int = param(40, "outer iterations")
-        tv_weight: float = param(0.3, "TV weight w of the denoising step (data on [0, 1])")
-        tv_iters: int = param(5, "Chambolle iterations per denoising step")
-        step: float = param(1.0, "projection step lambda")
+        iters: int = param(40, "outer iterations", low=1)
+        tv_weight: float = param(0.3, "TV weight w of the denoising step (data on [0, 1])", positive=True)
+        tv_iters: int = param(5, "Chambolle iterations per denoising step", low=0)
+        step: float = param(1.0, "projection step lambda", positive=True)
         accelerate: bool = param(True, "accumulate the residual (accelerated GAP)")
-        tol: float = param(0.0, "stop when ||x_k - x_k-1|| / ||x_k-1|| < tol (0: run all iterations)")
+        tol: float = param(0.0, "stop when ||x_k - x_k-1|| / ||x_k-1|| < tol (0: run all iterations)", low=0)
 
     def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
         v = op.A_adjoint(y) if x0 is None else x0.clone()

@@ -1,0 +1,106 @@
+"""Shared fixtures: a small synthetic video, a CACTI problem built from it, and a CLI runner.
+
+The video: 16 frames of 32 x 40 pixels, three smooth Gaussian blobs moving in different
+directions, stored as uint8 (0..255). With B = 8 frames per snapshot it gives K = 2 snapshots.
+Everything is built once per session in a temporary directory; tests write their own outputs
+into ``tmp_path`` and never into these shared directories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import scipy.io
+import tifffile
+from typer.testing import CliRunner, Result
+
+from scicli.cli.app import app
+from scicli.cli.common import STATE
+
+F, B, H, W = 16, 8, 32, 40
+K = F // B
+
+
+def blob_video(frames: int = F, height: int = H, width: int = W) -> np.ndarray:
+    """(frames, height, width) uint8 video of three smooth blobs moving on a dark background."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    blobs = [  # (row, col, row speed, col speed, sigma, amplitude)
+        (10.0, 8.0, 0.5, 1.2, 5.0, 0.9),
+        (22.0, 30.0, -0.4, -0.8, 7.0, 0.6),
+        (16.0, 20.0, 0.2, 0.3, 10.0, 0.3),
+    ]
+    video = np.zeros((frames, height, width))
+    for t in range(frames):
+        for cy, cx, vy, vx, s, a in blobs:
+            video[t] += a * np.exp(-((yy - cy - vy * t) ** 2 + (xx - cx - vx * t) ** 2) / (2 * s * s))
+    return np.rint(np.clip(video, 0, 1) * 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One CACTI problem, frames first, on the [0, 1] scale, and where its files are.
+
+    ``npy``: meas.npy (K, H, W) float32, mask.npy (B, H, W) uint8, orig.npy (F, H, W) float32.
+    ``mat``: the same arrays frames last, in one benchmark-style sim.mat (keys meas, mask, orig)
+    and as separate meas.mat / mask.mat / orig.mat files (one array each).
+    """
+
+    orig: np.ndarray
+    mask: np.ndarray
+    meas: np.ndarray
+    npy: Path
+    mat: Path
+
+
+def invoke_cli(*args: object, **kwargs: object) -> Result:
+    """Run ``scicli ARGS`` in-process; paths are passed as strings."""
+    return CliRunner().invoke(app, [str(a) for a in args], **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _no_sticky_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``scicli --debug`` sets a module-level flag that outlives one in-process invocation."""
+    monkeypatch.setitem(STATE, "debug", False)
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    """``cli("reconstruct", path, "--iters", 10)`` -> typer.testing.Result (stdout/stderr apart)."""
+    return invoke_cli
+
+
+@pytest.fixture(scope="session")
+def video() -> np.ndarray:
+    return blob_video()
+
+
+@pytest.fixture(scope="session")
+def video_tif(tmp_path_factory: pytest.TempPathFactory, video: np.ndarray) -> Path:
+    """The video as a 16-page uint8 TIFF."""
+    path = tmp_path_factory.mktemp("video") / "video.tif"
+    tifffile.imwrite(path, video, photometric="minisblack")
+    return path
+
+
+@pytest.fixture(scope="session")
+def scene(tmp_path_factory: pytest.TempPathFactory, video: np.ndarray) -> Scene:
+    """meas_k = sum_t mask_t * orig_{kB+t} with a seeded random binary mask, in npy and mat files."""
+    orig = (video / 255.0).astype(np.float32)
+    mask = (np.random.default_rng(1).random((B, H, W)) < 0.5).astype(np.uint8)
+    meas = (mask[None].astype(np.float64) * orig.reshape(K, B, H, W)).sum(axis=1).astype(np.float32)
+
+    npy = tmp_path_factory.mktemp("scene_npy")
+    np.save(npy / "meas.npy", meas)
+    np.save(npy / "mask.npy", mask)
+    np.save(npy / "orig.npy", orig)
+
+    mat = tmp_path_factory.mktemp("scene_mat")
+    last = {"meas": np.moveaxis(meas, 0, -1), "mask": np.moveaxis(mask, 0, -1), "orig": np.moveaxis(orig, 0, -1)}
+    scipy.io.savemat(mat / "sim.mat", last)
+    for name, arr in last.items():
+        scipy.io.savemat(mat / f"{name}.mat", {name: arr})
+    return Scene(orig=orig, mask=mask, meas=meas, npy=npy, mat=mat)
