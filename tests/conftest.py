@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -65,12 +64,6 @@ def invoke_cli(*args: object, **kwargs: object) -> Result:
 def _no_sticky_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     """``scicli --debug`` sets a module-level flag that outlives one in-process invocation."""
     monkeypatch.setitem(STATE, "debug", False)
-
-
-@pytest.fixture
-def cli() -> Callable[..., Result]:
-    """``cli("reconstruct", path, "--iters", 10)`` -> typer.testing.Result (stdout/stderr apart)."""
-    return invoke_cli
 
 
 @pytest.fixture(scope="session")

@@ -143,7 +143,7 @@ def test_runs_and_returns_a_finite_estimate(method: str, default_runs) -> None:
     assert isinstance(r, Result)
     assert r.x.shape == (1, B, H, W) and r.x.dtype == torch.float32
     assert torch.isfinite(r.x).all()
-    assert r.iterations == solver(method).params.iters
+    assert r.iterations == solver(method).total_iters()
     assert r.converged is False  # tol = 0: run every iteration
     assert len(r.history) == r.iterations
     assert [rec["iter"] for rec in r.history] == list(range(1, r.iterations + 1))

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
+
+try:  # recent typer vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer with click as a dependency
+    from click.exceptions import ClickException
 
 from scicli import __version__
 from scicli.cli.common import STATE
@@ -33,7 +41,7 @@ def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """y = sum_t M_t * x_t + noise: simulate snapshots, reconstruct the B frames, evaluate them."""
-    STATE["debug"] = debug or STATE["debug"]
+    STATE["debug"] = debug or bool(os.environ.get("SCICLI_DEBUG"))
 
 
 app.command("simulate")(simulate_cmd)
@@ -43,4 +51,19 @@ app.command("methods")(methods_cmd)
 
 
 def main() -> None:
-    app()
+    """Entry point: option-parsing mistakes also end in one ``error:`` line (exit 2)."""
+    try:
+        code = app(standalone_mode=False)
+    except ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "scicli"
+        message = exc.format_message().strip()
+        if "\n" in message:  # e.g. no arguments: show the help text as it is
+            print(message, file=sys.stderr)
+        else:
+            print(f"error: {message} (see {command} --help)", file=sys.stderr)
+        code = exc.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

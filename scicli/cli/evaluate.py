@@ -40,7 +40,7 @@ def evaluate_cmd(
     for path, arr in ((recon, x), (gt, ref)):
         if arr.ndim not in (2, 3, 4):
             raise UsageError(f"{path}: expected a video (F, H, W) or (H, W, F), got shape {arr.shape}")
-    x, ref = _frames_first({recon: x, gt: ref}, layout)
+    x, ref = _frames_first([(recon, x), (gt, ref)], layout)
     idx = parse_selection(frames, ref.shape[0], "frame")
     ref = ref[idx]
     if x.shape != ref.shape:
@@ -67,14 +67,14 @@ def evaluate_cmd(
     out.print(m["convention"]["short"] + (f"; report: {report}" if report else ""), highlight=False, soft_wrap=True)
 
 
-def _frames_first(videos: dict[Path, np.ndarray], layout: str) -> list[np.ndarray]:
+def _frames_first(videos: list[tuple[Path, np.ndarray]], layout: str) -> list[np.ndarray]:
     """Both videos frames-first (F, H, W), in layouts under which they share a frame size.
 
     A 4-D array (K, B, H, W) / (H, W, B, K) follows its format's convention (MATLAB: frames
     last) unless --layout says otherwise, and is flattened to K*B frames.
     """
     flat: dict[str, tuple[Path, np.ndarray]] = {}
-    for role, (path, arr) in zip(("reconstruction", "ground truth"), videos.items()):
+    for role, (path, arr) in zip(("reconstruction", "ground truth"), videos):
         if arr.ndim == 4:
             lay = layout if layout != "auto" else ("last" if path.suffix.lower() == ".mat" else "first")
             arr = to_first(arr, lay)  # type: ignore[arg-type]

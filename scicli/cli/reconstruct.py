@@ -12,6 +12,8 @@ from scicli.cli.common import guarded, interactive, out, parse_params, plain, pr
 from scicli.device import resolve_device
 from scicli.errors import ScicliError, UsageError
 from scicli.io import SUPPORTED_SUFFIXES, write_array, write_json, write_preview
+from scicli.io.layout import resolve, to_first
+from scicli.io.readers import ROLE_NAMES
 from scicli.io.writers import WRITE_SUFFIXES
 from scicli.pipeline import environment, reconstruct, score
 from scicli.problem import load_problem
@@ -21,14 +23,19 @@ INPUT_SUFFIXES = (".mat", ".npz", ".npy", ".tif", ".tiff")
 OUTPUT_FORMATS = ("tif", "npy", "mat", "npz")
 
 
+SIDE_FILES = {n.lower() for n in (*ROLE_NAMES["mask"], *ROLE_NAMES["orig"], *ROLE_NAMES["recon"])}
+
+
 def _collect_inputs(inputs: list[Path], skip: set[Path]) -> list[Path]:
-    """Expand directories into their measurement files (sorted), skipping mask/GT files."""
+    """Expand directories into their measurement files (sorted), skipping the --mask/--gt files
+    and files named like masks or ground truth (mask.npy, orig.npy, gt.tif, ...)."""
     files: list[Path] = []
     for p in inputs:
         if p.is_dir():
             found = sorted(
                 f for f in p.iterdir()
                 if f.suffix.lower() in INPUT_SUFFIXES and not f.name.startswith(".") and f.resolve() not in skip
+                and f.stem.lower() not in SIDE_FILES
             )
             if not found:
                 raise UsageError(f"{p}: no measurement files ({', '.join(INPUT_SUFFIXES)}) in this directory")
@@ -38,12 +45,13 @@ def _collect_inputs(inputs: list[Path], skip: set[Path]) -> list[Path]:
     return files
 
 
-def _outputs(files: list[Path], out_path: Optional[Path], fmt: str, method: str, many: bool) -> list[Path]:
+def _outputs(files: list[Path], out_path: Optional[Path], fmt: str, method: str, many: bool,
+             as_dir: bool = False) -> list[Path]:
     if fmt not in OUTPUT_FORMATS:
         raise UsageError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, got '{fmt}'")
     if not many:
         target = out_path or Path(f"{files[0].stem}_{method}.{fmt}")
-        if target.is_dir():
+        if as_dir:
             target = target / f"{files[0].stem}_{method}.{fmt}"
         if target.suffix.lower() not in WRITE_SUFFIXES or target.suffix.lower() in (".png", ".gif"):
             raise UsageError(f"--out {target}: use one of .tif, .npy, .mat, .npz (previews go to --preview)")
@@ -66,14 +74,17 @@ def reconstruct_cmd(
     mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="Mask file; default: the 'mask' array inside a .mat/.npz input."),
     gt: Optional[Path] = typer.Option(None, "--gt", help="Ground-truth video for PSNR/SSIM; default: 'orig' inside a .mat/.npz input."),
     method: str = typer.Option("gap-tv", "--method", help="Solver (see `scicli methods`)."),
-    iters: Optional[int] = typer.Option(None, "--iters", help="Iterations (method default if omitted)."),
+    iters: Optional[str] = typer.Option(None, "--iters", help="Iterations; for PnP one count per sigma level, e.g. 10,10,10,10."),
+    denoiser: Optional[str] = typer.Option(None, "--denoiser", help="PnP denoiser: ffdnet, tv (see `scicli methods`)."),
+    sigma: Optional[str] = typer.Option(None, "--sigma", help="PnP noise levels on the 0..255 scale, e.g. 50,25,12,6."),
+    x0: Optional[Path] = typer.Option(None, "--x0", help="Warm start: a reconstruction of the same input (e.g. from gap-tv)."),
     tol: Optional[float] = typer.Option(None, "--tol", help="Stop when the relative update falls below this."),
     tv_weight: Optional[float] = typer.Option(None, "--tv-weight", help="TV weight on [0, 1] data."),
     tv_iters: Optional[int] = typer.Option(None, "--tv-iters", help="Chambolle iterations per TV step."),
     step: Optional[float] = typer.Option(None, "--step", help="GAP lambda / GD step fraction."),
     gamma: Optional[float] = typer.Option(None, "--gamma", help="ADMM penalty gamma."),
     param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="Any other method parameter, NAME=VALUE (repeatable)."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (one input) or directory (several)."),
+    out_arg: Optional[str] = typer.Option(None, "--out", "-o", help="Output file (one input) or directory (several, or a name ending in /)."),
     fmt: str = typer.Option("tif", "--format", help="Output format when --out is a directory: tif, npy, mat, npz."),
     dtype: str = typer.Option("float32", "--dtype", help="Output sample type: float32 (0..1), uint8 or uint16."),
     report: Optional[Path] = typer.Option(None, "--report", help="JSON report path (default: next to the output, .json)."),
@@ -97,7 +108,8 @@ def reconstruct_cmd(
     """
     entry = SOLVERS.get(method)
     overrides: dict[str, Any] = {
-        k: v for k, v in dict(iters=iters, tol=tol, tv_weight=tv_weight, tv_iters=tv_iters, step=step, gamma=gamma).items()
+        k: v for k, v in dict(iters=iters, tol=tol, tv_weight=tv_weight, tv_iters=tv_iters, step=step, gamma=gamma,
+                              denoiser=denoiser, sigma=sigma).items()
         if v is not None
     }
     overrides.update(parse_params(param))
@@ -115,7 +127,11 @@ def reconstruct_cmd(
         raise UsageError("--gt applies to a single input; several inputs take their ground truth from inside .mat/.npz files")
     if many and (preview is not None or report is not None):
         raise UsageError("--preview and --report apply to a single input; with several, reports go next to each output")
-    targets = _outputs(files, out_path, fmt, entry.name, many)
+    if many and x0 is not None:
+        raise UsageError("--x0 applies to a single input")
+    out_path = Path(out_arg) if out_arg else None
+    as_dir = bool(out_arg) and (out_arg.endswith(("/", "\\")) or Path(out_arg).is_dir())
+    targets = _outputs(files, out_path, fmt, entry.name, many, as_dir)
     reports = [report if (report and not many) else t.with_suffix(".json") for t in targets]
     if not force:  # refuse before computing anything
         for path in [*targets, *reports, *([preview] if preview else [])]:
@@ -127,7 +143,7 @@ def reconstruct_cmd(
         try:
             _one(src, target, rep, mask=mask, gt=gt, solver=solver, method=entry.name, device=device,
                  batch_size=batch_size, select=measurements, layout=layout, max_value=max_value,
-                 keys=(meas_key, mask_key, gt_key), ssim=ssim, dtype=dtype, preview=preview,
+                 keys=(meas_key, mask_key, gt_key), ssim=ssim, dtype=dtype, preview=preview, x0=x0,
                  force=force, quiet=quiet)
         except ScicliError as exc:
             if not many:
@@ -140,11 +156,12 @@ def reconstruct_cmd(
 
 
 def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device, batch_size, select, layout,
-         max_value, keys, ssim, dtype, preview, force, quiet) -> None:
+         max_value, keys, ssim, dtype, preview, force, quiet, x0=None) -> None:
     problem = load_problem(src, mask, gt, meas_key=keys[0], mask_key=keys[1], orig_key=keys[2],
                            layout=layout, max_value=max_value, select=select)
     K, B = problem.meas.shape[0], problem.frames
-    iters = int(solver.params.iters)
+    start = None if x0 is None else _load_x0(x0, problem.meas.shape[0], B, tuple(problem.info["size"]))
+    iters = solver.total_iters()
     show = interactive(quiet)
     with progress_bar(show) as bar:
         task = bar.add_task(f"{src.name} {method}", total=K * iters, status="") if bar else None
@@ -160,10 +177,11 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
                 last = rec["history"][-1] if rec["history"] else {}
                 psnr = f", PSNR {last['psnr']:.2f} dB" if "psnr" in last else ""
                 lo, hi = rec["measurements"]
-                plain(f"{src.name}: measurements {lo}..{hi - 1} of {K}: {rec['iterations']} iterations "
+                ids = problem.info["measurements"]
+                plain(f"{src.name}: measurements {ids[lo]}..{ids[hi - 1]} ({hi} of {K} done): {rec['iterations']} iterations "
                       f"in {rec['seconds']:.2f} s{psnr}")
 
-        result = reconstruct(problem, solver, device, batch_size=batch_size,
+        result = reconstruct(problem, solver, device, batch_size=batch_size, x0=start,
                              on_iteration=on_iteration, on_batch=on_batch)
 
     frames = result.x.reshape(K * B, *result.x.shape[2:])
@@ -193,7 +211,7 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
 
 def _summary(src: Path, target: Path, doc: dict[str, Any], quiet: bool) -> None:
     metrics = doc.get("metrics")
-    iters = sum(b["iterations"] for b in doc["batches"])
+    iters = max(b["iterations"] for b in doc["batches"])
     line = f"{src.name} -> {target} ({doc['method']}, {doc['seconds']:.2f} s, {iters} iterations"
     if metrics:
         line += f", PSNR {metrics['psnr_mean']:.2f} dB, SSIM {metrics['ssim_mean']:.4f}"
@@ -211,3 +229,21 @@ def _summary(src: Path, target: Path, doc: dict[str, Any], quiet: bool) -> None:
     table.add_row("mean", f"{metrics['psnr_mean']:.2f}", f"{metrics['ssim_mean']:.4f}", style="bold")
     out.print(table)
     out.print(f"{metrics['convention']['short']}; wrote {target}", highlight=False, soft_wrap=True)
+
+
+def _load_x0(path: Path, K: int, B: int, hw: tuple[int, int]) -> "np.ndarray":
+    """A warm start: K*B frames (or (K, B, H, W)) of the same size, on [0, 1]."""
+    import numpy as np
+
+    from scicli.io import read_array
+    from scicli.problem import orig_scale
+
+    arr = read_array(path, role="recon")
+    if arr.ndim == 4:
+        arr = arr.reshape(-1, *arr.shape[-2:]) if arr.shape[-2:] == hw else None
+    elif arr.ndim == 3:
+        lay, size = resolve({str(path): (arr.shape, "warm start"), "measurements": ((1, *hw), "frame size")}, "auto")
+        arr = to_first(arr, lay[str(path)])
+    if arr is None or arr.ndim != 3 or arr.shape[0] != K * B:
+        raise UsageError(f"{path}: a warm start needs {K * B} frames of {hw[0]}x{hw[1]} (the selected measurements)")
+    return (arr / orig_scale(arr)).astype(np.float32).reshape(K, B, *hw)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from scicli.denoisers.base import Denoiser
 from scicli.denoisers.registry import register
 
 
@@ -71,7 +72,7 @@ def tv_chambolle(f: Tensor, weight: float, n_iter: int = 5, eps: float = 2e-4) -
 
 
 @register("tv", summary="isotropic 2-D total variation per frame (Chambolle); sigma is the TV weight")
-class TVDenoiser:
+class TVDenoiser(Denoiser):
     """``D(x, sigma)``: TV denoising of each frame with weight ``sigma`` (about 0.1 to 0.3 on [0, 1] data)."""
 
     def __init__(self, n_iter: int = 5, eps: float = 2e-4) -> None:

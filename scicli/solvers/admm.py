@@ -1,9 +1,9 @@
-"""ADMM-TV: scaled-form ADMM with a TV denoising step (plug-and-play ADMM with D = TV).
+"""ADMM with a denoiser (scaled form; PnP-ADMM, Chan et al. 2017; Yuan et al. 2020).
 
-For ``min_x ||y - A x||^2 / 2 + w TV(x)`` split as x = v:
+For ``min_x ||y - A x||^2 / 2 + g(x)`` split as x = v:
 
     x <- (v + u) + A^T((y - A(v + u)) / (R + gamma))   (prox of the data term, Woodbury form)
-    v <- D_TV(x - u, w)
+    v <- D(x - u, sigma_k)                              (prox of g: TV, or a learned denoiser)
     u <- u - (x - v)
 
 The output is v, the denoised variable.
@@ -19,11 +19,31 @@ from torch import Tensor
 from scicli.denoisers.tv import tv_chambolle
 from scicli.physics import VideoSCI
 from scicli.solvers.base import Solver, param
+from scicli.solvers.pnp import PnPMixin, pnp_params
 from scicli.solvers.registry import register
 
 
+class Admm(Solver):
+    """The scaled ADMM iteration; subclasses provide ``denoise(x, k)``."""
+
+    def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
+        v = op.A_adjoint(y) if x0 is None else x0.clone()
+        return {"op": op, "y": y, "x": v, "u": v.new_zeros(v.shape)}
+
+    def step(self, s: dict[str, Any], k: int) -> Tensor:
+        op, u = s["op"], s["u"]
+        x = op.prox_l2(s["x"] + u, s["y"], self.params.gamma)
+        v = self.denoise(x - u, k)
+        u -= x - v
+        s["x"] = v
+        return v
+
+    def denoise(self, x: Tensor, k: int) -> Tensor:
+        raise NotImplementedError
+
+
 @register("admm-tv", summary="scaled ADMM with per-frame TV denoising")
-class AdmmTV(Solver):
+class AdmmTV(Admm):
     @dataclass
     class Params:
         iters: int = param(40, "outer iterations", low=1)
@@ -32,14 +52,13 @@ class AdmmTV(Solver):
         gamma: float = param(0.01, "ADMM penalty gamma of the x-update", positive=True)
         tol: float = param(0.0, "stop when ||x_k - x_k-1|| / ||x_k-1|| < tol (0: run all iterations)", low=0)
 
-    def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
-        v = op.A_adjoint(y) if x0 is None else x0.clone()
-        return {"op": op, "y": y, "x": v, "u": v.new_zeros(v.shape)}
+    def denoise(self, x: Tensor, k: int) -> Tensor:
+        return tv_chambolle(x, self.params.tv_weight, n_iter=self.params.tv_iters)
 
-    def step(self, s: dict[str, Any], k: int) -> Tensor:
-        p, op, u = self.params, s["op"], s["u"]
-        x = op.prox_l2(s["x"] + u, s["y"], p.gamma)
-        v = tv_chambolle(x - u, p.tv_weight, n_iter=p.tv_iters)
-        u -= x - v
-        s["x"] = v
-        return v
+
+@register("pnp-admm", summary="plug-and-play ADMM: any denoiser, annealed sigma schedule",
+          aliases=("admm-ffdnet",))
+class PnPAdmm(PnPMixin, Admm):
+    @dataclass
+    class Params(pnp_params()):
+        gamma: float = param(0.01, "ADMM penalty gamma of the x-update", positive=True)

@@ -80,6 +80,10 @@ class Solver:
         """(name, default, help) for every hyper-parameter."""
         return [(f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(cls.Params)]
 
+    def total_iters(self) -> int:
+        """Number of iterations the loop runs at most."""
+        return int(self.params.iters)
+
     # -- to implement -----------------------------------------------------------------
     def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
         raise NotImplementedError
@@ -99,7 +103,7 @@ class Solver:
         callback: Callback | None = None,
     ) -> Result:
         """Reconstruct x (N, B, H, W) from snapshots y (N, H, W)."""
-        iters = int(self.params.iters)
+        iters = self.total_iters()
         tol = float(self.params.tol)
         y = y.contiguous()
         state = self.init(op, y, x0)
@@ -146,6 +150,10 @@ def check_range(name: str, value: Any, meta: Any) -> None:
 
 def coerce(name: str, value: Any, kind: type) -> Any:
     """Convert a command-line string to the parameter's type, or raise a UsageError."""
+    if isinstance(value, (list, tuple)) and kind is tuple:
+        return tuple(float(v) for v in value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and kind is tuple:
+        return (float(value),)
     if not isinstance(value, str):
         return value
     try:
@@ -158,6 +166,8 @@ def coerce(name: str, value: Any, kind: type) -> Any:
             raise ValueError(value)
         if kind is tuple:
             return tuple(float(v) for v in value.split(","))
+        if kind is int and float(value) == int(float(value)):
+            return int(float(value))
         return kind(value)
     except ValueError:
         raise UsageError(f"parameter '{name}': cannot read '{value}' as {kind.__name__}") from None

