@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from scicli.cli.common import guarded, out
+from scicli.denoisers import DENOISERS
 from scicli.solvers import SOLVERS
 
 
@@ -13,7 +14,7 @@ from scicli.solvers import SOLVERS
 def methods_cmd(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Explain every parameter."),
 ) -> None:
-    """List reconstruction methods with their default parameters."""
+    """List reconstruction methods (with their default parameters) and denoisers."""
     table = Table(title="reconstruction methods (--method)")
     table.add_column("method", style="bold")
     table.add_column("trainable")
@@ -31,6 +32,12 @@ def methods_cmd(
             out.print(f"\n[bold]{entry.name}[/]: {entry.summary}")
             for n, d, h in entry.factory.describe():
                 out.print(f"  {n:<12} {_fmt(d):<8} {h}", highlight=False)
+    dtable = Table(title="denoisers (--denoiser, for pnp-gap, pnp-admm, red)")
+    dtable.add_column("denoiser", style="bold")
+    dtable.add_column("what it does")
+    for entry in DENOISERS.entries():
+        dtable.add_row(entry.name, entry.summary)
+    out.print(dtable)
     out.print("Set any parameter with --param NAME=VALUE (or the named options of `scicli reconstruct --help`).",
               highlight=False)
 
@@ -38,4 +45,8 @@ def methods_cmd(
 def _fmt(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" for v in value)
+    if value == "":
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)
