@@ -35,6 +35,7 @@ import torch
 from typer.testing import Result
 
 import scicli
+from scicli.cli.methods import format_default
 from conftest import B, F, H, K, W, Scene, invoke_cli
 from scicli.solvers import SOLVERS
 
@@ -478,7 +479,7 @@ class TestOptions:
         for entry in SOLVERS.entries():
             assert re.search(rf"^{entry.name}: {re.escape(entry.summary.split()[0])}", verbose, re.M)
             for name, default, _ in entry.factory.describe():
-                shown = ("true" if default else "false") if isinstance(default, bool) else str(default)
+                shown = format_default(default)  # 0.0 -> 0, (10.0, 10.0) -> 10,10, True -> true
                 assert re.search(rf"^\s+{name}\s+{re.escape(shown)}\s", verbose, re.M), (entry.name, name)
 
     def test_version(self) -> None:

@@ -18,6 +18,7 @@ from scicli.cli.evaluate import evaluate_cmd
 from scicli.cli.methods import methods_cmd
 from scicli.cli.reconstruct import reconstruct_cmd
 from scicli.cli.simulate import simulate_cmd
+from scicli.cli.train import train_cmd
 
 app = typer.Typer(
     name="scicli",
@@ -48,6 +49,7 @@ app.command("simulate")(simulate_cmd)
 app.command("reconstruct")(reconstruct_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("methods")(methods_cmd)
+app.command("train")(train_cmd)
 
 
 def main() -> None:

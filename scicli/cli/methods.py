@@ -24,14 +24,14 @@ def methods_cmd(
         cls = entry.factory
         params = cls.describe()
         name = entry.name + (f" ({', '.join(entry.aliases)})" if entry.aliases else "")
-        defaults = ", ".join(f"{n}={_fmt(d)}" for n, d, _ in params)
+        defaults = ", ".join(f"{n}={format_default(d)}" for n, d, _ in params)
         table.add_row(name, "yes" if getattr(cls, "trainable", False) else "no", entry.summary, defaults)
     out.print(table)
     if verbose:
         for entry in SOLVERS.entries():
             out.print(f"\n[bold]{entry.name}[/]: {entry.summary}")
             for n, d, h in entry.factory.describe():
-                out.print(f"  {n:<12} {_fmt(d):<8} {h}", highlight=False)
+                out.print(f"  {n:<12} {format_default(d):<8} {h}", highlight=False)
     dtable = Table(title="denoisers (--denoiser, for pnp-gap, pnp-admm, red)")
     dtable.add_column("denoiser", style="bold")
     dtable.add_column("what it does")
@@ -42,7 +42,7 @@ def methods_cmd(
               highlight=False)
 
 
-def _fmt(value: object) -> str:
+def format_default(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, tuple):

@@ -77,6 +77,7 @@ def reconstruct_cmd(
     iters: Optional[str] = typer.Option(None, "--iters", help="Iterations; for PnP one count per sigma level, e.g. 10,10,10,10."),
     denoiser: Optional[str] = typer.Option(None, "--denoiser", help="PnP denoiser: ffdnet, tv (see `scicli methods`)."),
     sigma: Optional[str] = typer.Option(None, "--sigma", help="PnP noise levels on the 0..255 scale, e.g. 50,25,12,6."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="PnP denoiser arithmetic: auto (fp16 on CUDA), fp32, fp16, bf16."),
     x0: Optional[Path] = typer.Option(None, "--x0", help="Warm start: a reconstruction of the same input (e.g. from gap-tv)."),
     tol: Optional[float] = typer.Option(None, "--tol", help="Stop when the relative update falls below this."),
     tv_weight: Optional[float] = typer.Option(None, "--tv-weight", help="TV weight on [0, 1] data."),
@@ -109,7 +110,7 @@ def reconstruct_cmd(
     entry = SOLVERS.get(method)
     overrides: dict[str, Any] = {
         k: v for k, v in dict(iters=iters, tol=tol, tv_weight=tv_weight, tv_iters=tv_iters, step=step, gamma=gamma,
-                              denoiser=denoiser, sigma=sigma).items()
+                              denoiser=denoiser, sigma=sigma, precision=precision).items()
         if v is not None
     }
     overrides.update(parse_params(param))

@@ -10,12 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from scicli.denoisers import DENOISERS
 from scicli.errors import UsageError
 from scicli.physics import VideoSCI
 from scicli.solvers.base import param
+
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def denoiser_dtype(precision: str, y: Tensor) -> torch.dtype:
+    """The denoiser's dtype: half precision on CUDA for 'auto'; the iterate keeps y's dtype."""
+    if precision == "auto":
+        return torch.float16 if y.device.type == "cuda" else y.dtype
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
 def pnp_params(sigmas: tuple = (50.0, 25.0, 12.0, 6.0), blocks: tuple = (10.0, 10.0, 10.0, 10.0)) -> type:
@@ -27,6 +38,7 @@ def pnp_params(sigmas: tuple = (50.0, 25.0, 12.0, 6.0), blocks: tuple = (10.0, 1
         sigma: tuple = param(sigmas, "noise levels on the 0..255 scale, one per block (for tv: 255 x TV weight)")
         iters: tuple = param(blocks, "iterations per sigma block")
         weights: str = param("", "weights file for the denoiser (default: the shipped or packaged one)")
+        precision: str = param("auto", "denoiser arithmetic: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
         tol: float = param(0.0, "stop when ||x_k - x_k-1|| / ||x_k-1|| < tol (0: run all iterations)", low=0)
 
     return PnPParams
@@ -45,6 +57,8 @@ class PnPMixin:
         if any(s <= 0 for s in p.sigma) or any(int(n) != n or n < 1 for n in p.iters):
             raise UsageError("--sigma levels must be > 0 and --iters entries whole numbers >= 1")
         self.schedule = [s / 255.0 for s, n in zip(p.sigma, p.iters) for _ in range(int(n))]
+        if p.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{p.precision}'")
         entry = DENOISERS.get(p.denoiser)
         self.denoiser = entry.factory(weights=p.weights) if p.weights else entry.factory()
 
@@ -52,7 +66,7 @@ class PnPMixin:
         return len(self.schedule)
 
     def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
-        self.denoiser.to(y.device, y.dtype)
+        self.denoiser.to(y.device, denoiser_dtype(self.params.precision, y))
         return super().init(op, y, x0)  # type: ignore[misc]
 
     def denoise(self, x: Tensor, k: int) -> Tensor:

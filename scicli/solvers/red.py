@@ -24,7 +24,7 @@ from torch import Tensor
 from scicli.errors import UsageError
 from scicli.physics import VideoSCI
 from scicli.solvers.base import Solver, param
-from scicli.solvers.pnp import PnPMixin, pnp_params
+from scicli.solvers.pnp import PnPMixin, denoiser_dtype, pnp_params
 from scicli.solvers.registry import register
 
 SCHEMES = ("fixed-point", "gradient")
@@ -44,7 +44,7 @@ class Red(PnPMixin, Solver):
             raise UsageError(f"parameter 'scheme' must be one of {', '.join(SCHEMES)}, got '{self.params.scheme}'")
 
     def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
-        self.denoiser.to(y.device, y.dtype)
+        self.denoiser.to(y.device, denoiser_dtype(self.params.precision, y))
         x = op.A_dagger(y) if x0 is None else x0.clone()
         return {"op": op, "y": y, "x": x, "z": x}
 

@@ -1,0 +1,77 @@
+"""Denoisers trained by ``scicli train``: ``dncnn`` and ``unet``, ``D(x, sigma) = x - net([x, sigma])``.
+
+Weights come from a checkpoint (a run's ``best.pt``, a run directory, or any ``.pt`` written by
+scicli), read with ``torch.load(weights_only=True)``: the model is rebuilt from the stored
+``(method, config)`` and nothing in the file is executed. Without ``weights`` the shipped file
+``scicli/weights/<name>.pt`` is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from scicli.denoisers.base import Denoiser
+from scicli.denoisers.registry import register
+from scicli.errors import ScicliError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def shipped_weights(name: str) -> Path:
+    """``scicli/weights/<name>.pt``, or a one-line error saying how to get weights."""
+    path = WEIGHTS_DIR / f"{name}.pt"
+    if not path.is_file():
+        raise ScicliError(
+            f"no shipped {name} weights yet: pass --param weights=RUN/best.pt "
+            f"(train one with: scicli train --method {name} --data DIR --out RUN)"
+        )
+    return path
+
+
+def load_learned(name: str, weights: str | Path | None = None) -> nn.Module:
+    """The eval-mode network of checkpoint ``weights`` (file or run directory), which must hold ``name``."""
+    from scicli.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+    path = Path(weights) if weights not in (None, "") else shipped_weights(name)
+    ckpt = load_checkpoint(path, method=name)
+    return model_from_checkpoint(ckpt, label=str(path))
+
+
+class LearnedDenoiser(Denoiser):
+    """A scicli-trained residual denoiser, all frames in one forward pass, no gradients.
+
+    ``sigma`` is the noise level in [0, 1] units (25/255 ...). No clipping by default (as for
+    FFDNet, the PnP iterate may leave [0, 1]).
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, weights: str | Path | None = None, clip: bool = False) -> None:
+        self.net = load_learned(self.name, weights)
+        self.clip = clip
+        self.net.to(memory_format=torch.channels_last)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "LearnedDenoiser":
+        super().to(device, dtype)
+        self.net.to(device=self.device, dtype=self.dtype)
+        return self
+
+    @torch.no_grad()
+    def denoise_frames(self, x: Tensor, sigma: float) -> Tensor:
+        inp = x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+        out = self.net(inp, sigma).to(device=x.device, dtype=x.dtype).contiguous()
+        return out.clamp_(0, 1) if self.clip else out
+
+
+@register("dncnn", summary="DnCNN, sigma-conditional, trained by `scicli train --method dncnn`", trainable=True)
+class DnCNNDenoiser(LearnedDenoiser):
+    name = "dncnn"
+
+
+@register("unet", summary="small U-Net, sigma-conditional, trained by `scicli train --method unet`", trainable=True)
+class UNetDenoiser(LearnedDenoiser):
+    name = "unet"

@@ -1,0 +1,59 @@
+"""A small noise-level-conditional U-Net denoiser with residual output.
+
+    level 0:      [x, sigma 1] -> conv-ReLU -> conv-ReLU                  = e_0   (c_0 channels)
+    level l > 0:  e_{l-1} -> stride-2 conv-ReLU -> conv-ReLU              = e_l   (c_l, H / 2^l)
+    decoder:      d_L = e_L;  d_{l} = convs(e_l + up(d_{l+1}))   (2x2 transposed conv, additive skip)
+    D(x, sigma) = x - conv(d_0)                                          (predicts the noise)
+
+Inputs of any H, W are padded (edge replication) to a multiple of 2^(L) and cropped back,
+with L = len(channels) - 1 down-samplings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from scicli.nn.dncnn import init_relu_net, noise_map
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+
+class UNet(nn.Module):
+    """``D(x, sigma) = x - UNet([x, sigma])`` with ``len(channels)`` scales (default 16/32/64)."""
+
+    method = "unet"
+
+    def __init__(self, channels: Sequence[int] = (16, 32, 64), in_channels: int = 1) -> None:
+        super().__init__()
+        chans = [int(c) for c in channels]
+        if not 1 <= len(chans) <= 6 or min(chans) < 1 or in_channels < 1:
+            raise ValueError(f"UNet needs 1 to 6 scales of >= 1 channels, got {chans}")
+        self.config: dict[str, Any] = {"channels": chans, "in_channels": int(in_channels)}
+        self.multiple = 2 ** (len(chans) - 1)
+        self.down = nn.ModuleList([_block(in_channels + 1, chans[0])])
+        self.down.extend(_block(chans[i - 1], chans[i], stride=2) for i in range(1, len(chans)))
+        self.up = nn.ModuleList(nn.ConvTranspose2d(chans[i], chans[i - 1], 2, stride=2) for i in range(1, len(chans)))
+        self.fuse = nn.ModuleList(_block(chans[i - 1], chans[i - 1]) for i in range(1, len(chans)))
+        self.head = nn.Conv2d(chans[0], in_channels, 3, padding=1)
+        init_relu_net(self, self.head)
+
+    def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
+        """Denoise (N, C, H, W) images with noise level ``sigma`` ([0, 1] units, scalar or (N,))."""
+        H, W = x.shape[-2:]
+        ph, pw = (-H) % self.multiple, (-W) % self.multiple
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+        h = torch.cat([xp, noise_map(xp, sigma)], dim=1)
+        skips = []
+        for block in self.down:
+            h = block(h)
+            skips.append(h)
+        for i in range(len(self.up) - 1, -1, -1):
+            h = self.fuse[i](skips[i] + self.up[i](h))
+        return (xp - self.head(h))[..., :H, :W]

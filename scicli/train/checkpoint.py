@@ -1,0 +1,168 @@
+"""Checkpoints as plain data: models rebuilt from ``(method, config)``, RNG states as lists.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so it loads with
+``torch.load(path, weights_only=True)`` (no pickled objects, nothing executed on load):
+
+    {format, format_version, method, config, model, optimizer, scheduler, epoch, step,
+     rng: {torch, numpy, python}, args, val, scicli_version, torch_version, ...}
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from scicli.errors import DataError, UsageError
+from scicli.nn.dncnn import DnCNN
+from scicli.nn.unet import UNet
+
+FORMAT = "scicli-checkpoint"
+FORMAT_VERSION = 1
+
+MODELS: dict[str, Callable[..., nn.Module]] = {"dncnn": DnCNN, "unet": UNet}
+"""Trainable image denoisers by ``--method`` name (video and DEQ models come later)."""
+
+MODEL_KEYS: dict[str, dict[str, type]] = {
+    "dncnn": {"depth": int, "width": int},
+    "unet": {"channels": list, "width": int, "depth": int},
+}
+DEFAULT_WIDTH = {"dncnn": 32, "unet": 16}
+DEFAULT_DEPTH = {"dncnn": 10, "unet": 3}
+
+
+def check_method(method: str) -> str:
+    """A known trainable method name, else a one-line UsageError listing them."""
+    if method not in MODELS:
+        raise UsageError(f"unknown --method '{method}' (trainable: {', '.join(sorted(MODELS))})")
+    return method
+
+
+def model_config(method: str, width: int | None = None, depth: int | None = None,
+                 params: dict[str, str] | None = None) -> dict[str, Any]:
+    """The model config from ``--width``, ``--depth`` and ``-p NAME=VALUE``; unknown names are errors.
+
+    dncnn: ``depth`` conv layers of ``width`` channels. unet: ``depth`` scales with
+    ``width * 2^l`` channels at scale l, or an explicit ``channels=16,32,64``.
+    """
+    check_method(method)
+    params = dict(params or {})
+    allowed = MODEL_KEYS[method]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise UsageError(f"unknown {method} option(s) {', '.join(unknown)} (known: {', '.join(sorted(allowed))})")
+
+    def number(name: str, given: int | None) -> int:
+        value: Any = given
+        if name in params:
+            if given is not None:
+                raise UsageError(f"--{name} and -p {name}=... both given; use one")
+            try:
+                value = int(params[name])
+            except ValueError:
+                raise UsageError(f"-p {name}={params[name]}: expected an integer") from None
+        value = (DEFAULT_WIDTH if name == "width" else DEFAULT_DEPTH)[method] if value is None else value
+        low = 2 if (name == "depth" and method == "dncnn") else 1
+        if value < low or value > (6 if (name == "depth" and method == "unet") else 4096):
+            raise UsageError(f"{method} {name} {value} is out of range")
+        return int(value)
+
+    if method == "dncnn":
+        return {"depth": number("depth", depth), "width": number("width", width), "channels": 1}
+    if "channels" in params:
+        if width is not None or depth is not None or "width" in params or "depth" in params:
+            raise UsageError("unet: give either -p channels=... or --width/--depth, not both")
+        try:
+            chans = [int(c) for c in params["channels"].split(",") if c.strip()]
+        except ValueError:
+            raise UsageError(f"-p channels={params['channels']}: expected integers like 16,32,64") from None
+        if not 1 <= len(chans) <= 6 or min(chans) < 1:
+            raise UsageError(f"-p channels={params['channels']}: 1 to 6 positive channel counts")
+        return {"channels": chans, "in_channels": 1}
+    w, d = number("width", width), number("depth", depth)
+    return {"channels": [w * 2 ** i for i in range(d)], "in_channels": 1}
+
+
+def build_model(method: str, config: dict[str, Any]) -> nn.Module:
+    """Rebuild a model from the ``(method, config)`` stored in a checkpoint."""
+    check_method(method)
+    try:
+        return MODELS[method](**config)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"bad {method} config {config}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- RNG states
+def rng_state() -> dict[str, Any]:
+    """torch / numpy / python global RNG states as tensors and plain lists."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [str(kind), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                  float(gauss)],
+        "python": [int(version), list(internal), gauss_next],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        try:
+            torch.cuda.set_rng_state_all(state["cuda"])
+        except RuntimeError:  # a different number of GPUs: keep the fresh seeds
+            pass
+
+
+# ----------------------------------------------------------------------------- files
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` atomically (temporary file + rename); overwrites ``path``."""
+    from scicli.io import atomic_write
+
+    return atomic_write(Path(path), lambda tmp: torch.save(payload, tmp), force=True)
+
+
+def load_checkpoint(path: Path, method: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; check its format and, if given, its method."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise UsageError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated zip, pickled objects, not a torch file ...
+        text = str(exc).strip().splitlines()
+        first = text[0][:120] if text else type(exc).__name__
+        raise DataError(f"{path}: not a readable scicli checkpoint ({first})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
+        raise DataError(f"{path}: not a scicli checkpoint (no '{FORMAT}' format tag)")
+    if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
+        raise DataError(f"{path}: checkpoint format {ckpt.get('format_version')} is newer than this scicli reads")
+    if method is not None and ckpt.get("method") != method:
+        raise UsageError(f"{path} holds a '{ckpt.get('method')}' model, not '{method}'")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], label: str = "checkpoint") -> nn.Module:
+    """The model of a loaded checkpoint, weights in place, in eval mode, on the CPU."""
+    model = build_model(str(ckpt["method"]), dict(ckpt["config"]))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{label}: weights do not fit the {ckpt['method']} config ({first})") from None
+    return model.eval()
+

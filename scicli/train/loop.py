@@ -1,0 +1,424 @@
+"""Training loop for noise-level-conditional image denoisers (``scicli train``).
+
+Each step draws a batch of clean patches x (N, 1, P, P), noise levels
+``sigma_i ~ U(lo, hi) / 255`` and Gaussian noise n, and minimises the mean squared error
+
+    L(theta) = mean_i || D_theta(x_i + sigma_i n_i, sigma_i) - x_i ||^2
+
+with Adam and a cosine learning-rate decay over all steps,
+``lr_k = lr * (1 + cos(pi k / K)) / 2`` for step k of K = epochs x steps-per-epoch.
+
+After every epoch the held-out files (fixed centre crops, fixed noise) give the validation PSNR
+at sigma = 15, 25, 50 (/255); ``last.pt`` is written, and ``best.pt`` when the mean validation
+PSNR improves. Reproducibility: patches depend only on (seed, epoch, index) and the noise of
+step k only on (seed, k), so ``--resume`` from ``last.pt`` (which also stores the optimizer,
+scheduler and global RNG states) continues bit-for-bit on the CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from scicli.errors import ScicliError, UsageError
+from scicli.train.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    build_model,
+    check_method,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from scicli.train.data import PatchDataset, SourceCache, center_crops, list_sources, split_sources
+
+RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "run.json")
+RESUME_OVERRIDABLE = ("epochs", "device", "log_every", "workers")
+"""What ``--resume`` may change; every other setting is the run's own."""
+
+
+@dataclass
+class TrainArgs:
+    """Everything that defines a training run (stored in every checkpoint as plain values)."""
+
+    method: str
+    data: list[str]
+    out: str
+    model: dict[str, Any] = field(default_factory=dict)
+    patch: int = 64
+    sigma_range: list[float] = field(default_factory=lambda: [0.0, 50.0])  # 0..255 scale
+    epochs: int = 10
+    steps_per_epoch: int | None = None  # None: one pass over the training pixels
+    batch_size: int = 32
+    lr: float = 1e-3
+    val_fraction: float = 0.05
+    val_size: int = 128
+    val_sigmas: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0])
+    seed: int = 0
+    log_every: int = 10
+    workers: int = 0
+    device: str = "auto"
+
+    def check(self) -> "TrainArgs":
+        """Range checks: one UsageError naming the option."""
+        check_method(self.method)
+        lo, hi = self.sigma_range
+        if not (0.0 <= lo <= hi <= 255.0) or hi <= 0.0:
+            raise UsageError(f"--sigma-range {lo:g},{hi:g}: need 0 <= low <= high <= 255 and high > 0")
+        for name, low in (("patch", 4), ("epochs", 1), ("batch_size", 1), ("val_size", 4), ("log_every", 1)):
+            if getattr(self, name) < low:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise UsageError(f"--steps-per-epoch must be at least 1, got {self.steps_per_epoch}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UsageError(f"--lr must be a positive number, got {self.lr}")
+        if self.workers < 0:
+            raise UsageError(f"--workers must be >= 0, got {self.workers}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def command(self) -> str:
+        """The ``scicli train`` command line that reproduces this run."""
+        parts = ["scicli", "train", "--method", self.method]
+        for d in self.data:
+            parts += ["--data", d]
+        parts += ["--out", self.out, "--patch", str(self.patch),
+                  "--sigma-range", f"{self.sigma_range[0]:g},{self.sigma_range[1]:g}",
+                  "--epochs", str(self.epochs)]
+        if self.steps_per_epoch is not None:
+            parts += ["--steps-per-epoch", str(self.steps_per_epoch)]
+        parts += ["--batch-size", str(self.batch_size), "--lr", f"{self.lr:g}",
+                  "--val-fraction", f"{self.val_fraction:g}", "--seed", str(self.seed)]
+        if self.method == "dncnn" and self.model:
+            parts += ["--depth", str(self.model["depth"]), "--width", str(self.model["width"])]
+        elif self.method == "unet" and self.model:
+            parts += ["-p", "channels=" + ",".join(str(c) for c in self.model["channels"])]
+        return " ".join(parts)
+
+
+class Reporter:
+    """Progress hooks; the base class is silent (the CLI shows a bar or plain lines)."""
+
+    def start(self, info: dict[str, Any]) -> None: ...
+
+    def step(self, epoch: int, index: int, steps: int, loss: float, lr: float) -> None: ...
+
+    def epoch(self, record: dict[str, Any]) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+# ----------------------------------------------------------------------------- helpers
+def _seed(*parts: float) -> int:
+    """A 64-bit seed from integers (and noise levels, by their milli-units)."""
+    entropy = [int(round(p * 1000)) if isinstance(p, float) else int(p) for p in parts]
+    return int(np.random.SeedSequence([e & 0xFFFFFFFF for e in entropy]).generate_state(1, np.uint64)[0])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the global torch / numpy / python generators (model initialisation uses torch's)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _sigma_key(s: float) -> str:
+    return f"{s:g}"
+
+
+def cosine_factor(step: int, total: int) -> float:
+    """``(1 + cos(pi k / K)) / 2``: 1 at the first step, 0 after the last."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def noisy_batch(x: Tensor, lo: float, hi: float, seed: int, step: int) -> tuple[Tensor, Tensor]:
+    """``(x + sigma n, sigma)`` with ``sigma ~ U(lo, hi) / 255`` per image and the noise of
+    step ``step`` drawn on the CPU from (seed, step): identical on every device and on resume."""
+    gen = torch.Generator().manual_seed(_seed(seed, 0x7E57, step))
+    sigma = (lo + (hi - lo) * torch.rand(x.shape[0], generator=gen, dtype=torch.float64)) / 255.0
+    noise = torch.randn(x.shape, generator=gen, dtype=torch.float32)
+    sigma = sigma.to(torch.float32)
+    noisy = x + (sigma.reshape(-1, 1, 1, 1) * noise).to(x.device)
+    return noisy, sigma.to(x.device)
+
+
+def psnr(x: Tensor, ref: Tensor) -> Tensor:
+    """Per-image PSNR (data range 1) of (N, ...) tensors, both clipped to [0, 1]."""
+    mse = ((x.clamp(0, 1) - ref.clamp(0, 1)) ** 2).flatten(1).mean(dim=1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+
+
+@torch.no_grad()
+def validate(model: nn.Module | None, items: Sequence[np.ndarray], sigmas: Sequence[float],
+             device: torch.device, chunk: int = 16) -> dict[str, float]:
+    """Mean PSNR of ``D(x + sigma n, sigma)`` over the validation items, per sigma (0..255).
+
+    The noise is fixed (seeded by sigma and item), so epochs and runs compare directly.
+    ``model=None`` scores the noisy input itself.
+    """
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.eval()
+    scores: dict[str, float] = {}
+    for s in sigmas:
+        values: list[float] = []
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for j, item in enumerate(items):
+            groups.setdefault(tuple(item.shape), []).append(j)
+        for idx in groups.values():
+            for k in range(0, len(idx), chunk):
+                part = idx[k:k + chunk]
+                clean = torch.stack([torch.from_numpy(items[j]) for j in part])  # (n, 1, h, w)
+                noise = torch.stack([
+                    torch.randn(items[j].shape, generator=torch.Generator().manual_seed(_seed(0x7A1, float(s), j)))
+                    for j in part
+                ])
+                noisy = clean + (s / 255.0) * noise
+                out = noisy if model is None else model(noisy.to(device), s / 255.0).cpu()
+                values.extend(psnr(out, clean).tolist())
+        scores[_sigma_key(s)] = float(np.mean(values)) if values else float("nan")
+    if model is not None and was_training:
+        model.train()
+    return scores
+
+
+def _write_log_line(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a run's ``log.jsonl`` (a torn last line is skipped)."""
+    records = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def check_run_dir(out: Path, resume: bool, force: bool) -> None:
+    """Refuse to overwrite a run: ``RUN_DIR`` must be new or empty unless --resume / --force."""
+    if resume and force:
+        raise UsageError("--resume and --force exclude each other (continue the run, or start it over)")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise UsageError(f"--resume: {out / 'last.pt'} not found (nothing to resume)")
+        return
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UsageError(f"{out} exists and is not empty; pass --resume to continue that run or --force to start over")
+
+
+def resume_args(out: Path, given: dict[str, Any]) -> TrainArgs:
+    """The run's own arguments from ``out/last.pt``, with the overridable ones taken from ``given``.
+
+    Any other explicitly given value that differs from the run's is an error (a resumed run is
+    the same run); a different method is an error too.
+    """
+    ckpt = load_checkpoint(out / "last.pt")
+    stored = dict(ckpt["args"])
+    method = given.get("method")
+    if method is not None and method != ckpt["method"]:
+        raise UsageError(f"--resume: {out / 'last.pt'} is a '{ckpt['method']}' run, not '{method}'")
+    for key, value in given.items():
+        if value is None or key in ("method", "out"):
+            continue
+        if key in RESUME_OVERRIDABLE:
+            stored[key] = value
+        elif key == "model":
+            if value and value != stored.get("model"):
+                raise UsageError(f"--resume: model options {value} differ from the run's {stored.get('model')}")
+        elif _norm(value) != _norm(stored.get(key)):
+            raise UsageError(f"--resume: --{key.replace('_', '-')} {_show(value)} differs from the run's "
+                             f"{_show(stored.get(key))}; leave it out to continue the run")
+    stored["out"] = str(out)
+    fields = {f.name for f in dataclasses.fields(TrainArgs)}
+    return TrainArgs(**{k: v for k, v in stored.items() if k in fields}).check()
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(_show(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# ----------------------------------------------------------------------------- the loop
+def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
+          reporter: Reporter | None = None) -> dict[str, Any]:
+    """Train ``args.method`` on ``args.data`` into ``args.out``; returns the run summary.
+
+    Writes ``log.jsonl`` (step records every ``log_every`` steps, one record per epoch),
+    ``last.pt`` after every epoch, ``best.pt`` at the best mean validation PSNR, and
+    ``run.json`` (the summary) at the end.
+    """
+    from scicli import __version__
+    from scicli.device import describe, resolve_device
+
+    args.check()
+    rep = reporter or Reporter()
+    out = Path(args.out)
+    check_run_dir(out, resume, force)
+    ckpt = load_checkpoint(out / "last.pt", method=args.method) if resume else None
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+
+    sources = list_sources(args.data)
+    train_src, val_src = split_sources(sources, args.val_fraction, args.seed)
+    cache = SourceCache()
+    dataset = PatchDataset(train_src, patch=args.patch, seed=args.seed, cache=cache)
+    steps = args.steps_per_epoch or max(1, math.ceil(dataset.default_length() / args.batch_size))
+    dataset.length = steps * args.batch_size
+    val_items = center_crops(val_src, args.val_size, frames=1, cache=cache)
+
+    model = build_model(args.method, args.model or {}).to(device)
+    args.model = dict(model.config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    total_steps = args.epochs * steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: cosine_factor(k, total_steps))
+
+    start_epoch, step = 0, 0
+    best_score, best_epoch, best_val = -math.inf, 0, None
+    if ckpt is not None:
+        if int(ckpt["steps_per_epoch"]) != steps or int(ckpt["train_files"]) != len(train_src):
+            raise UsageError(f"--resume: the data under {', '.join(args.data)} changed since the run started "
+                             f"({ckpt['train_files']} training files, {ckpt['steps_per_epoch']} steps per epoch then)")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
+        best_score, best_epoch = float(ckpt["best_score"]), int(ckpt["best_epoch"])
+        best_val = ckpt.get("best_val")
+        if start_epoch >= args.epochs:
+            raise UsageError(f"--resume: the run already has {start_epoch} epochs; pass --epochs N with N > {start_epoch}")
+    else:
+        for name in RUN_FILES:  # --force: start over (only scicli's own files are removed)
+            try:
+                (out / name).unlink()
+            except FileNotFoundError:
+                pass
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "log.jsonl"
+    if ckpt is not None:  # drop records written after the checkpoint (an interrupted epoch)
+        from scicli.io import write_text
+
+        kept = [r for r in read_log(log_path) if int(r.get("step", 0)) <= step]
+        write_text(log_path, "".join(json.dumps(r) + "\n" for r in kept), force=True)
+
+    noisy_val = validate(None, val_items, args.val_sigmas, device)
+    info = {
+        "method": args.method, "config": args.model, "device": describe(device), "epochs": args.epochs,
+        "start_epoch": start_epoch, "steps_per_epoch": steps, "batch_size": args.batch_size,
+        "train_files": len(train_src), "val_files": len(val_src),
+        "parameters": sum(p.numel() for p in model.parameters()), "val_noisy": noisy_val,
+    }
+    rep.start(info)
+    if ckpt is None:
+        _write_log_line(log_path, {"type": "start", "step": 0, **info, "args": args.to_dict(),
+                                   "scicli_version": __version__, "torch_version": torch.__version__})
+    lo, hi = args.sigma_range
+    t_run = time.perf_counter()
+    steps_run, train_seconds = 0, 0.0
+    last_record: dict[str, Any] = {}
+    try:
+        for epoch in range(start_epoch, args.epochs):
+            dataset.set_epoch(epoch)
+            loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, drop_last=True,
+                                num_workers=args.workers, pin_memory=device.type == "cuda")
+            model.train()
+            losses: list[float] = []
+            t0 = time.perf_counter()
+            for i, x in enumerate(loader):
+                x = x.to(device, non_blocking=True)
+                lr = float(optimizer.param_groups[0]["lr"])  # this step's rate
+                noisy, sigma = noisy_batch(x, lo, hi, args.seed, step)
+                loss = F.mse_loss(model(noisy, sigma), x)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                steps_run += 1
+                value = float(loss.item())
+                if not math.isfinite(value):
+                    raise ScicliError(f"the loss became {value} at step {step}; lower --lr")
+                losses.append(value)
+                if step % args.log_every == 0:
+                    _write_log_line(log_path, {"type": "step", "epoch": epoch + 1, "step": step, "loss": value,
+                                               "lr": lr})
+                rep.step(epoch + 1, i + 1, steps, value, lr)
+            seconds = time.perf_counter() - t0
+            train_seconds += seconds
+            val = validate(model, val_items, args.val_sigmas, device) if val_items else {}
+            val_mean = float(np.mean(list(val.values()))) if val else None
+            mean_loss = float(np.mean(losses))
+            score = val_mean if val_mean is not None else -mean_loss
+            improved = score > best_score
+            if improved:
+                best_score, best_epoch, best_val = score, epoch + 1, val
+            record = {"type": "epoch", "epoch": epoch + 1, "step": step, "loss": mean_loss,
+                      "lr": lr, "val": val, "val_mean": val_mean,
+                      "best": improved, "seconds": round(seconds, 3),
+                      "seconds_per_step": round(seconds / max(len(losses), 1), 4)}
+            payload = {
+                "format": FORMAT, "format_version": FORMAT_VERSION,
+                "method": args.method, "config": dict(model.config),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": step,
+                "steps_per_epoch": steps, "train_files": len(train_src), "val_files": len(val_src),
+                "rng": rng_state(), "args": args.to_dict(), "val": val, "val_mean": val_mean,
+                "val_noisy": noisy_val, "loss": mean_loss, "best_score": best_score, "best_epoch": best_epoch,
+                "best_val": best_val, "scicli_version": __version__, "torch_version": torch.__version__,
+                "training_data": [str(d) for d in args.data], "command": args.command(),
+            }
+            save_checkpoint(out / "last.pt", payload)
+            if improved:
+                save_checkpoint(out / "best.pt", payload)
+            _write_log_line(log_path, record)
+            last_record = record
+            rep.epoch(record)
+    finally:
+        rep.finish()
+    seconds = time.perf_counter() - t_run
+    summary = {
+        "method": args.method, "config": dict(model.config), "run_dir": str(out), "epochs": args.epochs,
+        "steps": step, "steps_per_epoch": steps, "best_epoch": best_epoch, "best_val": best_val,
+        "last": last_record, "val_noisy": noisy_val, "val_sigmas": args.val_sigmas,
+        "seconds": round(seconds, 2), "seconds_per_step": round(train_seconds / max(steps_run, 1), 4),
+        "device": describe(device), "threads": torch.get_num_threads(), "args": args.to_dict(),
+        "command": args.command(), "training_data": [str(d) for d in args.data],
+        "train_files": len(train_src), "val_files": len(val_src),
+        "scicli_version": __version__, "torch_version": torch.__version__,
+    }
+    from scicli.io import write_json
+
+    write_json(out / "run.json", summary, force=True)
+    return summary
