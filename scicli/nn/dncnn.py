@@ -22,16 +22,16 @@ def noise_map(x: Tensor, sigma: Tensor | float) -> Tensor:
     return sig.expand(x.shape[0], 1, x.shape[-2], x.shape[-1])
 
 
-def init_relu_net(module: nn.Module, last: nn.Conv2d) -> None:
-    """He-normal init for the ReLU layers, zero biases, a 10x smaller output layer
-    (so that D starts near the identity)."""
+def init_relu_net(module: nn.Module, last: nn.Conv2d, last_scale: float = 0.1) -> None:
+    """He-normal init for the ReLU layers, zero biases, the output layer scaled by ``last_scale``
+    (so that D starts at or near the identity)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     with torch.no_grad():
-        last.weight.mul_(0.1)
+        last.weight.mul_(last_scale)
 
 
 class DnCNN(nn.Module):

@@ -42,7 +42,7 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(nn.ConvTranspose2d(chans[i], chans[i - 1], 2, stride=2) for i in range(1, len(chans)))
         self.fuse = nn.ModuleList(_block(chans[i - 1], chans[i - 1]) for i in range(1, len(chans)))
         self.head = nn.Conv2d(chans[0], in_channels, 3, padding=1)
-        init_relu_net(self, self.head)
+        init_relu_net(self, self.head, last_scale=0.0)  # D = identity at the start: learns faster
 
     def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
         """Denoise (N, C, H, W) images with noise level ``sigma`` ([0, 1] units, scalar or (N,))."""

@@ -107,8 +107,8 @@ def _scale(arr: np.ndarray, suffix: str) -> float:
 
 
 def load_source(source: Source) -> np.ndarray:
-    """Read a source as (T, H, W) in a compact dtype: uint8 (x 1/255), uint16 (x 1/scale) or
-    float32 already on [0, 1]. Use :func:`as_unit` on crops."""
+    """Read a source as (T, H, W) in a compact dtype: uint8 (x 1/255), uint16 (x 1/65535) or
+    float32 already on [0, 1] (clipped). Use :func:`as_unit` on crops."""
     from scicli.io import read_array
 
     role = "orig" if source.path.suffix.lower() in (".npz", ".mat") else None
@@ -124,7 +124,7 @@ def load_source(source: Source) -> np.ndarray:
         return np.ascontiguousarray(np.clip(np.rint(frames), 0, 255).astype(np.uint8))
     if scale == 65535.0 and frames.dtype == np.uint16:
         return np.ascontiguousarray(frames)
-    return np.ascontiguousarray((frames / scale).astype(np.float32))
+    return np.ascontiguousarray(np.clip(frames / scale, 0.0, 1.0).astype(np.float32))
 
 
 def as_unit(arr: np.ndarray) -> np.ndarray:
@@ -164,6 +164,14 @@ class SourceCache:
         if source in self._items:
             return tuple(self._items[source].shape)  # type: ignore[return-value]
         suffix = source.path.suffix.lower()
+        if source.frames_dir:  # frame count and the first frame's size; all frames must match
+            files = _images_in(source.path)
+            if files:
+                from scicli.io import read_array
+
+                first = read_array(files[0])
+                if first.ndim == 2:
+                    return (len(files), int(first.shape[0]), int(first.shape[1]))
         if suffix == ".npy" and not source.frames_dir:
             try:
                 arr = np.load(source.path, mmap_mode="r", allow_pickle=False)

@@ -343,7 +343,7 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
     rep.start(info)
     if ckpt is None:
         _write_log_line(log_path, {"type": "start", "step": 0, **info, "args": args.to_dict(),
-                                   "scicli_version": __version__, "torch_version": torch.__version__})
+                                   "scicli_version": __version__, "torch_version": str(torch.__version__)})
     lo, hi = args.sigma_range
     t_run = time.perf_counter()
     steps_run, train_seconds = 0, 0.0
@@ -396,7 +396,7 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
                 "steps_per_epoch": steps, "train_files": len(train_src), "val_files": len(val_src),
                 "rng": rng_state(), "args": args.to_dict(), "val": val, "val_mean": val_mean,
                 "val_noisy": noisy_val, "loss": mean_loss, "best_score": best_score, "best_epoch": best_epoch,
-                "best_val": best_val, "scicli_version": __version__, "torch_version": torch.__version__,
+                "best_val": best_val, "scicli_version": __version__, "torch_version": str(torch.__version__),
                 "training_data": [str(d) for d in args.data], "command": args.command(),
             }
             save_checkpoint(out / "last.pt", payload)
@@ -416,7 +416,7 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
         "device": describe(device), "threads": torch.get_num_threads(), "args": args.to_dict(),
         "command": args.command(), "training_data": [str(d) for d in args.data],
         "train_files": len(train_src), "val_files": len(val_src),
-        "scicli_version": __version__, "torch_version": torch.__version__,
+        "scicli_version": __version__, "torch_version": str(torch.__version__),
     }
     from scicli.io import write_json
 
