@@ -54,6 +54,7 @@ class LearnedDenoiser(Denoiser):
         self.net = load_learned(self.name, weights)
         self.clip = clip
         self.net.to(memory_format=torch.channels_last)
+        self.net.requires_grad_(False)
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "LearnedDenoiser":
         super().to(device, dtype)
@@ -75,3 +76,18 @@ class DnCNNDenoiser(LearnedDenoiser):
 @register("unet", summary="small U-Net, sigma-conditional, trained by `scicli train --method unet`", trainable=True)
 class UNetDenoiser(LearnedDenoiser):
     name = "unet"
+
+
+@register("video", summary="multi-frame: FFDNet per frame + temporal fusion trained by `scicli train --method video`",
+          trainable=True)
+class VideoDenoiserWrapper(LearnedDenoiser):
+    """``D(x, sigma)`` on (N, B, H, W): each frame denoised with its T-frame window (reflected at
+    the snapshot's ends), FFDNet then the learned fusion, all windows in one forward pass."""
+
+    name = "video"
+
+    def __call__(self, x: Tensor, sigma: float) -> Tensor:
+        with torch.no_grad():
+            inp = x.to(device=self.device, dtype=self.dtype)
+            out = self.net.denoise_video(inp, sigma).to(device=x.device, dtype=x.dtype)
+        return out.clamp_(0, 1) if self.clip else out

@@ -20,19 +20,21 @@ from torch import nn
 from scicli.errors import DataError, UsageError
 from scicli.nn.dncnn import DnCNN
 from scicli.nn.unet import UNet
+from scicli.nn.video import VideoDenoiser
 
 FORMAT = "scicli-checkpoint"
 FORMAT_VERSION = 1
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"dncnn": DnCNN, "unet": UNet}
-"""Trainable image denoisers by ``--method`` name (video and DEQ models come later)."""
+MODELS: dict[str, Callable[..., nn.Module]] = {"dncnn": DnCNN, "unet": UNet, "video": VideoDenoiser}
+"""Trainable denoisers by ``--method`` name (DEQ models come later)."""
 
 MODEL_KEYS: dict[str, dict[str, type]] = {
     "dncnn": {"depth": int, "width": int},
     "unet": {"channels": list, "width": int, "depth": int},
+    "video": {"channels": list, "width": int, "depth": int, "frames": int},
 }
-DEFAULT_WIDTH = {"dncnn": 32, "unet": 16}
-DEFAULT_DEPTH = {"dncnn": 10, "unet": 3}
+DEFAULT_WIDTH = {"dncnn": 32, "unet": 16, "video": 32}
+DEFAULT_DEPTH = {"dncnn": 10, "unet": 3, "video": 2}
 
 
 def check_method(method: str) -> str:
@@ -67,12 +69,22 @@ def model_config(method: str, width: int | None = None, depth: int | None = None
                 raise UsageError(f"-p {name}={params[name]}: expected an integer") from None
         value = (DEFAULT_WIDTH if name == "width" else DEFAULT_DEPTH)[method] if value is None else value
         low = 2 if (name == "depth" and method == "dncnn") else 1
-        if value < low or value > (6 if (name == "depth" and method == "unet") else 4096):
+        if value < low or value > (6 if (name == "depth" and method != "dncnn") else 4096):
             raise UsageError(f"{method} {name} {value} is out of range")
         return int(value)
 
     if method == "dncnn":
         return {"depth": number("depth", depth), "width": number("width", width), "channels": 1}
+    if method == "video":  # U-Net fusion channels from --width/--depth; -p frames=T (odd) window
+        frames = params.pop("frames", "5")
+        try:
+            t = int(frames)
+        except ValueError:
+            raise UsageError(f"-p frames={frames}: expected an odd integer like 5") from None
+        if t < 1 or t % 2 == 0:
+            raise UsageError(f"-p frames={frames}: the temporal window must be odd (3, 5, 7)")
+        w, d = number("width", width), number("depth", depth)
+        return {"frames": t, "channels": [w * 2 ** i for i in range(d)]}
     if "channels" in params:
         if width is not None or depth is not None or "width" in params or "depth" in params:
             raise UsageError("unet: give either -p channels=... or --width/--depth, not both")

@@ -43,7 +43,7 @@ from scicli.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from scicli.train.data import PatchDataset, SourceCache, center_crops, list_sources, split_sources
+from scicli.train.data import ClipDataset, PatchDataset, SourceCache, center_crops, list_sources, split_sources
 
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "run.json")
 RESUME_OVERRIDABLE = ("epochs", "device", "log_every", "workers")
@@ -190,7 +190,8 @@ def validate(model: nn.Module | None, items: Sequence[np.ndarray], sigmas: Seque
                 ])
                 noisy = clean + (s / 255.0) * noise
                 out = noisy if model is None else model(noisy.to(device), s / 255.0).cpu()
-                values.extend(psnr(out, clean).tolist())
+                c = clean.shape[1] // 2  # multi-frame items: score the centre frame
+                values.extend(psnr(out[:, -1:] if out.shape[1] == 1 else out[:, c:c + 1], clean[:, c:c + 1]).tolist())
         scores[_sigma_key(s)] = float(np.mean(values)) if values else float("nan")
     if model is not None and was_training:
         model.train()
@@ -293,10 +294,14 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
     sources = list_sources(args.data)
     train_src, val_src = split_sources(sources, args.val_fraction, args.seed)
     cache = SourceCache()
-    dataset = PatchDataset(train_src, patch=args.patch, seed=args.seed, cache=cache)
+    window = int((args.model or {}).get("frames", 0)) if args.method == "video" else 0
+    if window:  # a video denoiser learns the centre frame of T-frame clips
+        dataset = ClipDataset(train_src, frames=window, patch=args.patch, seed=args.seed, cache=cache)
+    else:
+        dataset = PatchDataset(train_src, patch=args.patch, seed=args.seed, cache=cache)
     steps = args.steps_per_epoch or max(1, math.ceil(dataset.default_length() / args.batch_size))
     dataset.length = steps * args.batch_size
-    val_items = center_crops(val_src, args.val_size, frames=1, cache=cache)
+    val_items = center_crops(val_src, args.val_size, frames=max(window, 1), cache=cache)
 
     model = build_model(args.method, args.model or {}).to(device)
     args.model = dict(model.config)
@@ -360,7 +365,8 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
                 x = x.to(device, non_blocking=True)
                 lr = float(optimizer.param_groups[0]["lr"])  # this step's rate
                 noisy, sigma = noisy_batch(x, lo, hi, args.seed, step)
-                loss = F.mse_loss(model(noisy, sigma), x)
+                target = x[:, window // 2: window // 2 + 1] if window else x
+                loss = F.mse_loss(model(noisy, sigma), target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

