@@ -302,8 +302,8 @@ def test_train_errors_are_one_line(images: Path, tmp_path: Path) -> None:
     empty.mkdir()
     assert "no training data" in one_error(invoke_cli("train", "--method", "dncnn", "--data", empty,
                                                       "--out", tmp_path / "r0"))
-    assert "unknown --method 'video'" in one_error(invoke_cli("train", "--method", "video", "--data", images,
-                                                              "--out", tmp_path / "r1"))
+    assert "unknown --method 'deq-gap'" in one_error(invoke_cli("train", "--method", "deq-gap", "--data", images,
+                                                                "--out", tmp_path / "r1"))
     assert "sigma-range" in one_error(invoke_cli("train", "--method", "dncnn", "--data", images,
                                                  "--out", tmp_path / "r2", "--sigma-range", "50,10"))
     existing = tmp_path / "existing"

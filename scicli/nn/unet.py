@@ -25,35 +25,56 @@ def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
                          nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
 
 
-class UNet(nn.Module):
-    """``D(x, sigma) = x - UNet([x, sigma])`` with ``len(channels)`` scales (default 16/32/64)."""
+class UNetBody(nn.Module):
+    """The encoder-decoder shared by the image U-Net and the video fusion:
+    ``cin`` input channels -> ``len(channels)`` scales -> ``cout`` output channels.
 
-    method = "unet"
+    :meth:`run` pads (edge replication) to a multiple of 2^(scales - 1) and crops back.
+    """
 
-    def __init__(self, channels: Sequence[int] = (16, 32, 64), in_channels: int = 1) -> None:
+    def __init__(self, cin: int, channels: Sequence[int], cout: int) -> None:
         super().__init__()
         chans = [int(c) for c in channels]
-        if not 1 <= len(chans) <= 6 or min(chans) < 1 or in_channels < 1:
-            raise ValueError(f"UNet needs 1 to 6 scales of >= 1 channels, got {chans}")
-        self.config: dict[str, Any] = {"channels": chans, "in_channels": int(in_channels)}
+        if not 1 <= len(chans) <= 6 or min(chans) < 1:
+            raise ValueError(f"a U-Net needs 1 to 6 scales of >= 1 channels, got {chans}")
         self.multiple = 2 ** (len(chans) - 1)
-        self.down = nn.ModuleList([_block(in_channels + 1, chans[0])])
+        self.down = nn.ModuleList([_block(cin, chans[0])])
         self.down.extend(_block(chans[i - 1], chans[i], stride=2) for i in range(1, len(chans)))
         self.up = nn.ModuleList(nn.ConvTranspose2d(chans[i], chans[i - 1], 2, stride=2) for i in range(1, len(chans)))
         self.fuse = nn.ModuleList(_block(chans[i - 1], chans[i - 1]) for i in range(1, len(chans)))
-        self.head = nn.Conv2d(chans[0], in_channels, 3, padding=1)
-        init_relu_net(self, self.head, last_scale=0.0)  # D = identity at the start: learns faster
+        self.head = nn.Conv2d(chans[0], cout, 3, padding=1)
+        init_relu_net(self, self.head, last_scale=0.0)  # the body's output starts at zero
 
-    def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
-        """Denoise (N, C, H, W) images with noise level ``sigma`` ([0, 1] units, scalar or (N,))."""
+    def pad(self, x: Tensor) -> Tensor:
         H, W = x.shape[-2:]
         ph, pw = (-H) % self.multiple, (-W) % self.multiple
-        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-        h = torch.cat([xp, noise_map(xp, sigma)], dim=1)
+        return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+    def run(self, h: Tensor, sigma: Tensor | float) -> Tensor:
+        """``head(decoder(encoder([h, sigma map])))`` on an already padded ``h``."""
+        h = torch.cat([h, noise_map(h, sigma)], dim=1)
         skips = []
         for block in self.down:
             h = block(h)
             skips.append(h)
         for i in range(len(self.up) - 1, -1, -1):
             h = self.fuse[i](skips[i] + self.up[i](h))
-        return (xp - self.head(h))[..., :H, :W]
+        return self.head(h)
+
+
+class UNet(UNetBody):
+    """``D(x, sigma) = x - UNet([x, sigma])`` with ``len(channels)`` scales (default 16/32/64)."""
+
+    method = "unet"
+
+    def __init__(self, channels: Sequence[int] = (16, 32, 64), in_channels: int = 1) -> None:
+        if in_channels < 1:
+            raise ValueError(f"UNet needs >= 1 input channels, got {in_channels}")
+        super().__init__(in_channels + 1, channels, in_channels)  # D = identity at the start
+        self.config: dict[str, Any] = {"channels": [int(c) for c in channels], "in_channels": int(in_channels)}
+
+    def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
+        """Denoise (N, C, H, W) images with noise level ``sigma`` ([0, 1] units, scalar or (N,))."""
+        H, W = x.shape[-2:]
+        xp = self.pad(x)
+        return (xp - self.run(xp, sigma))[..., :H, :W]

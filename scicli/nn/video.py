@@ -16,15 +16,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from scicli.nn.dncnn import init_relu_net, noise_map
-
-
-def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.ReLU(inplace=True),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+from scicli.nn.unet import UNetBody
 
 
 def windows(x: Tensor, frames: int) -> Tensor:
@@ -41,43 +35,24 @@ def windows(x: Tensor, frames: int) -> Tensor:
     return x[:, idx].reshape(N * B, frames, *x.shape[-2:])
 
 
-class TemporalFusion(nn.Module):
+class TemporalFusion(UNetBody):
     """Stage 2: ``U([x window, f window, sigma]) -> correction of the centre frame``."""
 
     method = "video"
 
     def __init__(self, frames: int = 5, channels: Sequence[int] = (32, 64)) -> None:
-        super().__init__()
-        chans = [int(c) for c in channels]
         if frames < 1 or frames % 2 == 0:
             raise ValueError(f"the temporal window must be odd, got {frames}")
-        self.config: dict[str, Any] = {"frames": int(frames), "channels": chans}
+        super().__init__(2 * frames + 1, channels, 1)  # zero output layer: start as plain FFDNet
+        self.config: dict[str, Any] = {"frames": int(frames), "channels": [int(c) for c in channels]}
         self.frames = frames
-        self.multiple = 2 ** (len(chans) - 1)
-        self.down = nn.ModuleList([_block(2 * frames + 1, chans[0])])
-        self.down.extend(_block(chans[i - 1], chans[i], stride=2) for i in range(1, len(chans)))
-        self.up = nn.ModuleList(nn.ConvTranspose2d(chans[i], chans[i - 1], 2, stride=2) for i in range(1, len(chans)))
-        self.fuse = nn.ModuleList(_block(chans[i - 1], chans[i - 1]) for i in range(1, len(chans)))
-        self.head = nn.Conv2d(chans[0], 1, 3, padding=1)
-        init_relu_net(self, self.head)
-        nn.init.zeros_(self.head.weight)  # start as plain FFDNet
 
     def forward(self, noisy: Tensor, base: Tensor, sigma: Tensor | float) -> Tensor:
         """Centre frames (M, 1, H, W) from windows ``noisy`` and ``base`` = FFDNet(noisy), (M, T, H, W)."""
         H, W = noisy.shape[-2:]
-        ph, pw = (-H) % self.multiple, (-W) % self.multiple
-        h = torch.cat([noisy, base], dim=1)
-        if ph or pw:
-            h = F.pad(h, (0, pw, 0, ph), mode="replicate")
-        h = torch.cat([h, noise_map(h, sigma)], dim=1)
-        skips = []
-        for block in self.down:
-            h = block(h)
-            skips.append(h)
-        for i in range(len(self.up) - 1, -1, -1):
-            h = self.fuse[i](skips[i] + self.up[i](h))
-        centre = base[:, self.frames // 2: self.frames // 2 + 1]
-        return centre + self.head(h)[..., :H, :W]
+        correction = self.run(self.pad(torch.cat([noisy, base], dim=1)), sigma)
+        c = self.frames // 2
+        return base[:, c:c + 1] + correction[..., :H, :W]
 
 
 class VideoDenoiser(nn.Module):
