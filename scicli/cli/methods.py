@@ -34,9 +34,11 @@ def methods_cmd(
                 out.print(f"  {n:<12} {format_default(d):<8} {h}", highlight=False)
     dtable = Table(title="denoisers (--denoiser, for pnp-gap, pnp-admm, red)")
     dtable.add_column("denoiser", style="bold")
+    dtable.add_column("trainable")
     dtable.add_column("what it does")
     for entry in DENOISERS.entries():
-        dtable.add_row(entry.name, entry.summary)
+        trainable = "yes" if entry.extra.get("trainable") else "no"
+        dtable.add_row(entry.name, trainable, entry.summary)
     out.print(dtable)
     out.print("Set any parameter with --param NAME=VALUE (or the named options of `scicli reconstruct --help`).",
               highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -193,7 +194,7 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
         "input": str(src),
         "output": str(target),
         "method": method,
-        "parameters": {k: v for k, v, _ in [(n, getattr(solver.params, n), h) for n, _, h in solver.describe()]},
+        "parameters": dataclasses.asdict(solver.params),
         "problem": problem.info,
         "shape": {"measurements": K, "frames": B, "height": frames.shape[1], "width": frames.shape[2]},
         "output_scale": f"[0, 1] intensities ({dtype})",
