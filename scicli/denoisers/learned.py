@@ -63,8 +63,17 @@ class LearnedDenoiser(Denoiser):
 
     @torch.no_grad()
     def denoise_frames(self, x: Tensor, sigma: float) -> Tensor:
-        inp = x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
-        out = self.net(inp, sigma).to(device=x.device, dtype=x.dtype).contiguous()
+        """Frames whose values span more than 1 (early PnP iterates: A^T y reaches B) are mapped
+        to [0, 1] first: ``D(x) = s * D((x - a) / s, sigma / s) + a`` with a = min, s = max - min,
+        the affine equivariance a denoiser trained on [0, 1] images lacks by itself."""
+        lo = x.amin(dim=(-2, -1), keepdim=True)
+        span = x.amax(dim=(-2, -1), keepdim=True) - lo
+        wide = span > 1
+        a = torch.where(wide, lo, torch.zeros_like(lo))
+        s = torch.where(wide, span, torch.ones_like(span))
+        inp = ((x - a) / s).to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+        sig = (sigma / s.reshape(-1)).to(device=self.device, dtype=self.dtype)
+        out = self.net(inp, sig).to(device=x.device, dtype=x.dtype).contiguous() * s + a
         return out.clamp_(0, 1) if self.clip else out
 
 

@@ -47,10 +47,14 @@ def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
     _, val_src = split_sources(list_sources(args.data), args.val_fraction, args.seed)
     window = int(ckpt["config"].get("frames", 1))
     items = center_crops(val_src, args.val_size, frames=window, cache=SourceCache())
-    if name == "ffdnet" and ckpt["method"] == "video":  # an untrained fusion is exactly FFDNet
+    if name != "ffdnet":
+        raise SystemExit(f"baseline '{name}' is not supported (only ffdnet)")
+    if ckpt["method"] == "video":  # an untrained fusion is exactly FFDNet on the centre frame
         model = build_model("video", dict(ckpt["config"])).eval()
     else:
-        raise SystemExit(f"baseline '{name}' is not supported for {ckpt['method']}")
+        from scicli.denoisers.ffdnet import load_ffdnet
+
+        model = load_ffdnet()
     return validate(model, items, args.val_sigmas, torch.device("cpu"))
 
 
