@@ -283,7 +283,10 @@ def test_train_unet_one_step_and_loads(images: Path, tmp_path: Path) -> None:
         DENOISERS.get("dncnn").factory(weights=str(run / "best.pt"))
 
 
-def test_learned_denoiser_weight_errors(tmp_path: Path) -> None:
+def test_learned_denoiser_weight_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scicli.denoisers.learned as learned
+
+    monkeypatch.setattr(learned, "WEIGHTS_DIR", tmp_path / "no_weights")  # as on a checkout without them
     with pytest.raises(ScicliError, match="no shipped dncnn weights yet.*weights=RUN/best.pt"):
         DENOISERS.get("dncnn").factory()
     bad = tmp_path / "bad.pt"
