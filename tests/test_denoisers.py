@@ -314,3 +314,16 @@ if __name__ == "__main__":
         write_reference()
     else:
         print("usage: python tests/test_denoisers.py --write-reference")
+
+
+def test_learned_denoisers_map_wide_frames_to_the_unit_range() -> None:
+    """Early PnP iterates span up to B (A^T y); a denoiser trained on [0, 1] images sees them
+    mapped to [0, 1]: D(x) = s D((x - a) / s, sigma / s) + a, a = min, s = max - min > 1."""
+    D = DENOISERS.get("dncnn").factory()
+    g = torch.Generator().manual_seed(0)
+    unit = torch.rand(1, 1, 24, 32, generator=g)
+    unit = (unit - unit.min()) / (unit.max() - unit.min())  # spans exactly [0, 1]
+    wide = 3.0 + 5.0 * unit  # spans [3, 8]
+    torch.testing.assert_close(D(wide, 0.5), 3.0 + 5.0 * D(unit, 0.1), atol=1e-5, rtol=1e-5)
+    narrow = 0.2 + 0.5 * unit  # within [0, 1]: untouched
+    torch.testing.assert_close(D(narrow, 0.1), D.net(narrow, 0.1), atol=1e-6, rtol=0)
