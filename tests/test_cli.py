@@ -108,14 +108,7 @@ def reconstruct(scene: Scene, out: Path | str, *extra: object) -> Result:
 
 
 # ----------------------------------------------------------------------------- shared runs
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """32 x 40 frames gain nothing from threads, and on a busy 2-core machine two OpenMP threads
-    spin-wait on each other (measured: 2.5 s instead of 0.02 s for 20 GAP-TV iterations)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

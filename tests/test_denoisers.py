@@ -69,13 +69,7 @@ DEVICES = [
 
 
 # ----------------------------------------------------------------------------- helpers
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Stable timings and results on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ from typing import Any
 
 from torch import Tensor
 
-from scicli.denoisers.tv import tv_chambolle
 from scicli.physics import VideoSCI
 from scicli.solvers.base import Solver, param
 from scicli.solvers.pnp import PnPMixin, pnp_params
 from scicli.solvers.registry import register
+from scicli.solvers.tvprior import TVMixin, TVParams
 
 
 class Gap(Solver):
@@ -50,18 +50,11 @@ class Gap(Solver):
 
 
 @register("gap-tv", summary="accelerated GAP with per-frame TV denoising (the field's default baseline)")
-class GapTV(Gap):
+class GapTV(TVMixin, Gap):
     @dataclass
-    class Params:
-        iters: int = param(40, "outer iterations", low=1)
-        tv_weight: float = param(0.3, "TV weight w of the denoising step (data on [0, 1])", positive=True)
-        tv_iters: int = param(5, "Chambolle iterations per denoising step", low=0)
+    class Params(TVParams):
         step: float = param(1.0, "projection step lambda", positive=True)
         accelerate: bool = param(True, "accumulate the residual (accelerated GAP)")
-        tol: float = param(0.0, "stop when ||x_k - x_k-1|| / ||x_k-1|| < tol (0: run all iterations)", low=0)
-
-    def denoise(self, x: Tensor, k: int) -> Tensor:
-        return tv_chambolle(x, self.params.tv_weight, n_iter=self.params.tv_iters)
 
 
 @register("pnp-gap", summary="plug-and-play GAP: any denoiser, annealed sigma schedule",
