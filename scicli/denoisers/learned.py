@@ -14,7 +14,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from scicli.denoisers.base import Denoiser
+from scicli.denoisers.base import NetDenoiser
 from scicli.denoisers.registry import register
 from scicli.errors import ScicliError
 
@@ -41,7 +41,7 @@ def load_learned(name: str, weights: str | Path | None = None) -> nn.Module:
     return model_from_checkpoint(ckpt, label=str(path))
 
 
-class LearnedDenoiser(Denoiser):
+class LearnedDenoiser(NetDenoiser):
     """A scicli-trained residual denoiser, all frames in one forward pass, no gradients.
 
     ``sigma`` is the noise level in [0, 1] units (25/255 ...). No clipping by default (as for
@@ -51,15 +51,7 @@ class LearnedDenoiser(Denoiser):
     name: ClassVar[str] = ""
 
     def __init__(self, weights: str | Path | None = None, clip: bool = False) -> None:
-        self.net = load_learned(self.name, weights)
-        self.clip = clip
-        self.net.to(memory_format=torch.channels_last)
-        self.net.requires_grad_(False)
-
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "LearnedDenoiser":
-        super().to(device, dtype)
-        self.net.to(device=self.device, dtype=self.dtype)
-        return self
+        super().__init__(load_learned(self.name, weights), clip)
 
     @torch.no_grad()
     def denoise_frames(self, x: Tensor, sigma: float) -> Tensor:
@@ -71,10 +63,8 @@ class LearnedDenoiser(Denoiser):
         wide = span > 1
         a = torch.where(wide, lo, torch.zeros_like(lo))
         s = torch.where(wide, span, torch.ones_like(span))
-        inp = ((x - a) / s).to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
         sig = (sigma / s.reshape(-1)).to(device=self.device, dtype=self.dtype)
-        out = self.net(inp, sig).to(device=x.device, dtype=x.dtype).contiguous() * s + a
-        return out.clamp_(0, 1) if self.clip else out
+        return self.finish(self.run((x - a) / s, sig) * s + a)
 
 
 @register("dncnn", summary="DnCNN, sigma-conditional, trained by `scicli train --method dncnn`", trainable=True)
@@ -99,4 +89,4 @@ class VideoDenoiserWrapper(LearnedDenoiser):
         with torch.no_grad():
             inp = x.to(device=self.device, dtype=self.dtype)
             out = self.net.denoise_video(inp, sigma).to(device=x.device, dtype=x.dtype)
-        return out.clamp_(0, 1) if self.clip else out
+        return self.finish(out)
