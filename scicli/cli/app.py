@@ -52,8 +52,16 @@ app.command("methods")(methods_cmd)
 app.command("train")(train_cmd)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Runtime warnings (e.g. a fixed-point solve that stopped early) as one ``warning:`` line."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main() -> None:
     """Entry point: option-parsing mistakes also end in one ``error:`` line (exit 2)."""
+    import warnings
+
+    warnings.showwarning = _one_line_warning
     try:
         code = app(standalone_mode=False)
     except ClickException as exc:

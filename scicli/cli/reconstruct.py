@@ -74,7 +74,8 @@ def reconstruct_cmd(
     inputs: list[Path] = typer.Argument(..., help="Measurement files (.mat .npz .npy .tif) or directories of them."),
     mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="Mask file; default: the 'mask' array inside a .mat/.npz input."),
     gt: Optional[Path] = typer.Option(None, "--gt", help="Ground-truth video for PSNR/SSIM; default: 'orig' inside a .mat/.npz input."),
-    method: str = typer.Option("gap-tv", "--method", help="Solver (see `scicli methods`)."),
+    method: Optional[str] = typer.Option(None, "--method", help="Solver (see `scicli methods`); default gap-tv, or the method of --weights."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Trained weights (scicli train checkpoint or run dir) for deq-gap, deq-rnn, unrolled-gap or a PnP denoiser."),
     iters: Optional[str] = typer.Option(None, "--iters", help="Iterations; for PnP one count per sigma level, e.g. 10,10,10,10."),
     denoiser: Optional[str] = typer.Option(None, "--denoiser", help="PnP denoiser: ffdnet, tv (see `scicli methods`)."),
     sigma: Optional[str] = typer.Option(None, "--sigma", help="PnP noise levels on the 0..255 scale, e.g. 50,25,12,6."),
@@ -108,10 +109,13 @@ def reconstruct_cmd(
     One output per input; with several inputs or a directory, --out is a directory and a bad
     file is reported and skipped (exit code 1 at the end).
     """
+    if method is None:
+        method = _method_of(weights) if weights is not None else "gap-tv"
     entry = SOLVERS.get(method)
     overrides: dict[str, Any] = {
         k: v for k, v in dict(iters=iters, tol=tol, tv_weight=tv_weight, tv_iters=tv_iters, step=step, gamma=gamma,
-                              denoiser=denoiser, sigma=sigma, precision=precision).items()
+                              denoiser=denoiser, sigma=sigma, precision=precision,
+                              weights=None if weights is None else str(weights)).items()
         if v is not None
     }
     overrides.update(parse_params(param))
@@ -155,6 +159,16 @@ def reconstruct_cmd(
     if failures:
         plain(f"{failures} of {len(files)} inputs failed")
         raise typer.Exit(1)
+
+
+def _method_of(weights: Path) -> str:
+    """The reconstruction method a checkpoint was trained for (a denoiser needs --method)."""
+    from scicli.train.checkpoint import is_reconstruction, load_checkpoint
+
+    stored = str(load_checkpoint(weights).get("method"))
+    if not is_reconstruction(stored):
+        raise UsageError(f"{weights} holds a '{stored}' denoiser: pass --method pnp-gap --denoiser {stored}")
+    return stored
 
 
 def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device, batch_size, select, layout,

@@ -86,7 +86,12 @@ def train_cmd(
                              "prefix frames: or images: to force how a folder is read)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory: last.pt, best.pt, log.jsonl, run.json."),
     patch: Optional[int] = typer.Option(None, "--patch", help="Training patch size in pixels (default 64)."),
-    sigma_range: Optional[str] = typer.Option(None, "--sigma-range", help="Noise levels LOW,HIGH on 0..255 (default 0,50)."),
+    sigma_range: Optional[str] = typer.Option(None, "--sigma-range", help="Denoisers: noise levels LOW,HIGH on 0..255 (default 0,50)."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Reconstruction methods: frames per snapshot B (default 8)."),
+    mask: Optional[str] = typer.Option(None, "--mask", help="Reconstruction methods: random, shifted, or a mask file (default random)."),
+    meas_noise: Optional[float] = typer.Option(None, "--meas-noise", help="Reconstruction methods: measurement noise up to this level, 0..255 scale (default 0)."),
+    amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast (CUDA only)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Reconstruction methods: first steps pre-train the map as a denoiser (default 0)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default 10); with --resume, the new total."),
     steps_per_epoch: Optional[int] = typer.Option(
         None, "--steps-per-epoch", help="Steps per epoch (default one pass over the training pixels)."),
@@ -94,7 +99,7 @@ def train_cmd(
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate, decayed by a cosine (default 1e-3)."),
     val_fraction: Optional[float] = typer.Option(
         None, "--val-fraction", help="Share of files held out for validation, at least one (default 0.05); 0: none."),
-    width: Optional[int] = typer.Option(None, "--width", help="Channels: dncnn layers (default 32), unet first scale (default 16)."),
+    width: Optional[int] = typer.Option(None, "--width", help="Channels: dncnn layers (default 32), unet first scale (default 16), reconstruction U-Net first scale (32)."),
     depth: Optional[int] = typer.Option(None, "--depth", help="dncnn layers (default 10) or unet scales (default 3)."),
     param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="Model option NAME=VALUE, e.g. channels=16,32,64."),
     device_name: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:K (default auto)."),
@@ -105,9 +110,13 @@ def train_cmd(
     force: bool = typer.Option(False, "--force", "-f", help="Start over in an existing run directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; epoch lines only."),
 ) -> None:
-    """Train a denoiser D(x, sigma) by minimising ||D(x + sigma n, sigma) - x||^2 on random patches.
+    """Train a denoiser (dncnn, unet, video) or a reconstruction network (deq-gap, deq-rnn, unrolled-gap).
 
-    Use the result with `scicli reconstruct --method pnp-gap --denoiser dncnn -p weights=RUN/best.pt`.
+    Denoisers minimise ||D(x + sigma n, sigma) - x||^2 on random patches; use them with
+    `scicli reconstruct --method pnp-gap --denoiser dncnn -p weights=RUN/best.pt`.
+    Reconstruction networks minimise ||x*(A x + n, A) - x||^2 on random clips and masks; use
+    them with `scicli reconstruct MEAS --weights RUN/best.pt`. Multi-GPU / multi-node:
+    `torchrun --nproc-per-node G -m scicli train ...` (DDP).
     """
     if method is not None:
         check_method(method)
@@ -117,13 +126,15 @@ def train_cmd(
         "sigma_range": parse_sigma_range(sigma_range) if sigma_range is not None else None,
         "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "lr": lr,
         "val_fraction": val_fraction, "device": device_name, "seed": seed, "workers": workers,
-        "log_every": log_every,
+        "log_every": log_every, "frames": frames, "mask": mask, "meas_noise": meas_noise,
+        "amp": amp or None, "warmup": warmup,
     }
     model_given = width is not None or depth is not None or bool(params)
     if resume:
         check_run_dir(out_dir, resume=True, force=force)
         run_method = method or str(load_checkpoint(out_dir / "last.pt")["method"])
-        given["model"] = model_config(run_method, width, depth, params) if model_given else None
+        stored_frames = int(load_checkpoint(out_dir / "last.pt")["args"].get("frames", 8))
+        given["model"] = model_config(run_method, width, depth, params, frames or stored_frames) if model_given else None
         args = resume_args(out_dir, given)
     else:
         if method is None:
@@ -132,7 +143,7 @@ def train_cmd(
             raise UsageError("no training data: pass --data DIR (images, frame folders or videos)")
         check_run_dir(out_dir, resume=False, force=force)
         args = TrainArgs(method=method, data=[str(d) for d in data], out=str(out_dir),
-                         model=model_config(method, width, depth, params),
+                         model=model_config(method, width, depth, params, frames or 8),
                          **{k: v for k, v in given.items() if v is not None and k not in ("method", "data")})
     args.check()
     with progress_bar(interactive(quiet)) as bar:

@@ -50,9 +50,11 @@ class UNetBody(nn.Module):
         ph, pw = (-H) % self.multiple, (-W) % self.multiple
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
-    def run(self, h: Tensor, sigma: Tensor | float) -> Tensor:
-        """``head(decoder(encoder([h, sigma map])))`` on an already padded ``h``."""
-        h = torch.cat([h, noise_map(h, sigma)], dim=1)
+    def run(self, h: Tensor, sigma: Tensor | float | None) -> Tensor:
+        """``head(decoder(encoder([h, sigma map])))`` on an already padded ``h``
+        (no sigma channel when ``sigma`` is None)."""
+        if sigma is not None:
+            h = torch.cat([h, noise_map(h, sigma)], dim=1)
         skips = []
         for block in self.down:
             h = block(h)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from scicli.errors import DataError, UsageError
+from scicli.nn.deq import DEFAULT_SOLVE, RECONSTRUCTORS
 from scicli.nn.dncnn import DnCNN
 from scicli.nn.unet import UNet
 from scicli.nn.video import VideoDenoiser
@@ -25,16 +26,97 @@ from scicli.nn.video import VideoDenoiser
 FORMAT = "scicli-checkpoint"
 FORMAT_VERSION = 1
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"dncnn": DnCNN, "unet": UNet, "video": VideoDenoiser}
-"""Trainable denoisers by ``--method`` name (DEQ models come later)."""
+MODELS: dict[str, Callable[..., nn.Module]] = {"dncnn": DnCNN, "unet": UNet, "video": VideoDenoiser,
+                                               **RECONSTRUCTORS}
+"""Trainable models by ``--method`` name: denoisers and reconstruction networks."""
+
+SOLVE_KEYS: dict[str, type] = {k: type(v) for k, v in DEFAULT_SOLVE.items()} | {"iters": int}
+"""Fixed-point settings a reconstruction network stores (``-p NAME=VALUE`` at training)."""
 
 MODEL_KEYS: dict[str, dict[str, type]] = {
     "dncnn": {"depth": int, "width": int},
     "unet": {"channels": list, "width": int, "depth": int},
     "video": {"channels": list, "width": int, "depth": int, "frames": int},
+    **{m: {"channels": list, "width": int, "depth": int, "spectral_norm": bool, **SOLVE_KEYS,
+           **({"hidden": int} if m == "deq-rnn" else {})} for m in RECONSTRUCTORS},
 }
-DEFAULT_WIDTH = {"dncnn": 32, "unet": 16, "video": 32}
-DEFAULT_DEPTH = {"dncnn": 10, "unet": 3, "video": 2}
+DEFAULT_WIDTH = {"dncnn": 32, "unet": 16, "video": 32, **{m: 32 for m in RECONSTRUCTORS}}
+DEFAULT_DEPTH = {"dncnn": 10, "unet": 3, "video": 2, **{m: 3 for m in RECONSTRUCTORS}}
+
+
+def is_reconstruction(method: str) -> bool:
+    """True for the methods that learn a whole reconstruction (deq-gap, deq-rnn, unrolled-gap)."""
+    return method in RECONSTRUCTORS
+
+
+def _parse_value(method: str, name: str, text: str, kind: type) -> Any:
+    try:
+        if kind is bool:
+            if str(text).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(text).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        return kind(text)
+    except ValueError:
+        raise UsageError(f"{method}: -p {name}={text} is not a valid {kind.__name__}") from None
+
+
+def reconstruction_config(method: str, frames: int, width: int | None, depth: int | None,
+                          params: dict[str, str]) -> dict[str, Any]:
+    """Config of a reconstruction network: U-Net channels, spectral norm, fixed-point settings."""
+    from scicli.deq import Backward, make_options
+
+    channels = None
+    if "channels" in params:
+        try:
+            channels = [int(c) for c in params.pop("channels").split(",") if c.strip()]
+        except ValueError:
+            raise UsageError(f"{method}: -p channels= expects integers like 32,64,128") from None
+    if "width" in params:
+        width = _parse_value(method, "width", params.pop("width"), int)
+    if "depth" in params:
+        depth = _parse_value(method, "depth", params.pop("depth"), int)
+    if channels is None:
+        w, d = width or DEFAULT_WIDTH[method], depth or DEFAULT_DEPTH[method]
+        if not (1 <= d <= 6 and 1 <= w <= 1024):
+            raise UsageError(f"{method}: width {w} / depth {d} out of range (depth 1..6)")
+        channels = [w * 2 ** i for i in range(d)]
+    elif width is not None or depth is not None:
+        raise UsageError(f"{method}: give either -p channels=... or --width/--depth, not both")
+    if not 1 <= len(channels) <= 6 or min(channels) < 1:
+        raise UsageError(f"{method}: channels {channels}: 1 to 6 positive counts")
+    config: dict[str, Any] = {"frames": int(frames), "channels": channels,
+                              "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "1"), bool)}
+    if method == "deq-rnn":
+        config["hidden"] = _parse_value(method, "hidden", params.pop("hidden", "8"), int)
+        if config["hidden"] < 1:
+            raise UsageError(f"{method}: hidden must be >= 1")
+    solve = {k: _parse_value(method, k, v, SOLVE_KEYS[k]) for k, v in params.items()}
+    if "iters" in solve and method != "unrolled-gap":
+        raise UsageError(f"{method}: -p iters applies to unrolled-gap (a DEQ runs to its tolerance: max_iter, tol)")
+    full = {**DEFAULT_SOLVE, **solve}
+    Backward.parse(full["backward"])
+    make_options(full["solver"], tol=full["tol"], max_iter=full["max_iter"], beta=full["beta"],
+                 **({"m": full["m"], "lam": full["lam"]} if full["solver"] == "anderson" else {}))
+    if method == "unrolled-gap" and solve.get("iters", 10) < 1:
+        raise UsageError("unrolled-gap: iters must be >= 1")
+    config["solve"] = solve
+    return config
+
+
+def model_options(method: str, config: dict[str, Any]) -> list[str]:
+    """The ``scicli train`` options that rebuild ``config`` (for the reproducing command)."""
+    parts = ["-p", "channels=" + ",".join(str(c) for c in config["channels"])]
+    if not config.get("spectral_norm", True):
+        parts += ["-p", "spectral_norm=0"]
+    if method == "deq-rnn":
+        parts += ["-p", f"hidden={config.get('hidden', 8)}"]
+    for key, value in (config.get("solve") or {}).items():
+        if key in DEFAULT_SOLVE and DEFAULT_SOLVE[key] == value:
+            continue
+        parts += ["-p", f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"]
+    return parts
 
 
 def check_method(method: str) -> str:
@@ -45,7 +127,7 @@ def check_method(method: str) -> str:
 
 
 def model_config(method: str, width: int | None = None, depth: int | None = None,
-                 params: dict[str, str] | None = None) -> dict[str, Any]:
+                 params: dict[str, str] | None = None, frames: int = 8) -> dict[str, Any]:
     """The model config from ``--width``, ``--depth`` and ``-p NAME=VALUE``; unknown names are errors.
 
     dncnn: ``depth`` conv layers of ``width`` channels. unet: ``depth`` scales with
@@ -57,6 +139,8 @@ def model_config(method: str, width: int | None = None, depth: int | None = None
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise UsageError(f"unknown {method} option(s) {', '.join(unknown)} (known: {', '.join(sorted(allowed))})")
+    if is_reconstruction(method):
+        return reconstruction_config(method, frames, width, depth, params)
 
     def number(name: str, given: int | None) -> int:
         value: Any = given

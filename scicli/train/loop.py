@@ -38,15 +38,19 @@ from scicli.train.checkpoint import (
     FORMAT_VERSION,
     build_model,
     check_method,
+    is_reconstruction,
     load_checkpoint,
+    model_options,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from scicli.train.data import ClipDataset, PatchDataset, SourceCache, center_crops, list_sources, split_sources
+from scicli.train.distributed import Distributed
+from scicli.train.sci import MASK_KINDS, SCITask
 
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "run.json")
-RESUME_OVERRIDABLE = ("epochs", "device", "log_every", "workers")
+RESUME_OVERRIDABLE = ("epochs", "device", "log_every", "workers", "amp")
 """What ``--resume`` may change; every other setting is the run's own."""
 
 
@@ -71,6 +75,11 @@ class TrainArgs:
     log_every: int = 10
     workers: int = 0
     device: str = "auto"
+    frames: int = 8  # reconstruction methods: frames per snapshot B
+    mask: str = "random"  # random | shifted | a mask file
+    meas_noise: float = 0.0  # measurement noise level, up to this (0..255 scale)
+    amp: bool = False  # bfloat16 autocast (CUDA)
+    warmup: int = 0  # reconstruction methods: steps of denoising pre-training of the map
 
     def check(self) -> "TrainArgs":
         """Range checks: one UsageError naming the option."""
@@ -87,6 +96,15 @@ class TrainArgs:
             raise UsageError(f"--lr must be a positive number, got {self.lr}")
         if self.workers < 0:
             raise UsageError(f"--workers must be >= 0, got {self.workers}")
+        if self.warmup < 0:
+            raise UsageError(f"--warmup must be >= 0, got {self.warmup}")
+        if is_reconstruction(self.method):
+            if self.frames < 1:
+                raise UsageError(f"--frames must be at least 1, got {self.frames}")
+            if self.mask not in MASK_KINDS and not Path(self.mask).is_file():
+                raise UsageError(f"--mask {self.mask}: not random, shifted or an existing mask file")
+            if not (0.0 <= self.meas_noise <= 255.0):
+                raise UsageError(f"--meas-noise must be in [0, 255], got {self.meas_noise}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,9 +115,13 @@ class TrainArgs:
         parts = ["scicli", "train", "--method", self.method]
         for d in self.data:
             parts += ["--data", d]
-        parts += ["--out", self.out, "--patch", str(self.patch),
-                  "--sigma-range", f"{self.sigma_range[0]:g},{self.sigma_range[1]:g}",
-                  "--epochs", str(self.epochs)]
+        parts += ["--out", self.out, "--patch", str(self.patch)]
+        if is_reconstruction(self.method):
+            parts += ["--frames", str(self.frames), "--mask", self.mask, "--meas-noise", f"{self.meas_noise:g}",
+                      "--warmup", str(self.warmup), "--sigma-range", f"{self.sigma_range[0]:g},{self.sigma_range[1]:g}"]
+        else:
+            parts += ["--sigma-range", f"{self.sigma_range[0]:g},{self.sigma_range[1]:g}"]
+        parts += ["--epochs", str(self.epochs)]
         if self.steps_per_epoch is not None:
             parts += ["--steps-per-epoch", str(self.steps_per_epoch)]
         parts += ["--batch-size", str(self.batch_size), "--lr", f"{self.lr:g}",
@@ -108,6 +130,10 @@ class TrainArgs:
             parts += ["--depth", str(self.model["depth"]), "--width", str(self.model["width"])]
         elif self.method == "unet" and self.model:
             parts += ["-p", "channels=" + ",".join(str(c) for c in self.model["channels"])]
+        elif is_reconstruction(self.method) and self.model:
+            parts += model_options(self.method, self.model)
+        if self.amp:
+            parts.append("--amp")
         return " ".join(parts)
 
 
@@ -196,6 +222,43 @@ def validate(model: nn.Module | None, items: Sequence[np.ndarray], sigmas: Seque
     if model is not None and was_training:
         model.train()
     return scores
+
+
+class DenoiseTask:
+    """Clean patches (or clips, for a video denoiser: its centre frame is the target) plus
+    Gaussian noise; validation PSNR per noise level."""
+
+    def __init__(self, args: TrainArgs) -> None:
+        self.args = args
+        self.window = int((args.model or {}).get("frames", 0)) if args.method == "video" else 0
+
+    def dataset(self, sources: Sequence[Any], patch: int, cache: SourceCache) -> Any:
+        if self.window:
+            return ClipDataset(sources, frames=self.window, patch=patch, seed=self.args.seed, cache=cache)
+        return PatchDataset(sources, patch=patch, seed=self.args.seed, cache=cache)
+
+    def val_items(self, sources: Sequence[Any], size: int, cache: SourceCache) -> list[np.ndarray]:
+        return center_crops(sources, size, frames=max(self.window, 1), cache=cache)
+
+    def loss(self, model: nn.Module, x: Tensor, step: int, key: int | None = None) -> Tensor:
+        lo, hi = self.args.sigma_range
+        noisy, sigma = noisy_batch(x, lo, hi, self.args.seed, step if key is None else key)
+        w = self.window
+        target = x[:, w // 2: w // 2 + 1] if w else x
+        return F.mse_loss(model(noisy, sigma), target)
+
+    def baseline(self, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
+        return validate(None, items, self.args.val_sigmas, device)
+
+    def validate(self, model: nn.Module, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
+        return validate(model, items, self.args.val_sigmas, device)
+
+
+def make_task(args: TrainArgs) -> Any:
+    """The training task of ``args.method``: denoising or SCI reconstruction."""
+    if is_reconstruction(args.method):
+        return SCITask(args.frames, args.mask, args.meas_noise, args.seed, args.warmup, args.sigma_range)
+    return DenoiseTask(args)
 
 
 def _write_log_line(path: Path, record: dict[str, Any]) -> None:
@@ -291,20 +354,23 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
     device = resolve_device(args.device)
     seed_everything(args.seed)
 
+    dist = Distributed.from_env(device)
+    device = dist.device
     sources = list_sources(args.data)
     train_src, val_src = split_sources(sources, args.val_fraction, args.seed)
     cache = SourceCache()
-    window = int((args.model or {}).get("frames", 0)) if args.method == "video" else 0
-    if window:  # a video denoiser learns the centre frame of T-frame clips
-        dataset = ClipDataset(train_src, frames=window, patch=args.patch, seed=args.seed, cache=cache)
-    else:
-        dataset = PatchDataset(train_src, patch=args.patch, seed=args.seed, cache=cache)
+    task = make_task(args)
+    dataset = task.dataset(train_src, args.patch, cache)
     steps = args.steps_per_epoch or max(1, math.ceil(dataset.default_length() / args.batch_size))
     dataset.length = steps * args.batch_size
-    val_items = center_crops(val_src, args.val_size, frames=max(window, 1), cache=cache)
+    val_items = task.val_items(val_src, args.val_size, cache) if dist.is_main else []
+    local_batch = dist.local_batch(args.batch_size)
+    if args.amp and device.type != "cuda":
+        raise UsageError("--amp (bfloat16 autocast) needs a CUDA device")
 
     model = build_model(args.method, args.model or {}).to(device)
     args.model = dict(model.config)
+    runner = dist.wrap(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     total_steps = args.epochs * steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: cosine_factor(k, total_steps))
@@ -330,33 +396,36 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
                 (out / name).unlink()
             except FileNotFoundError:
                 pass
-    out.mkdir(parents=True, exist_ok=True)
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
-    if ckpt is not None:  # drop records written after the checkpoint (an interrupted epoch)
+    if ckpt is not None and dist.is_main:  # drop records written after the checkpoint (an interrupted epoch)
         from scicli.io import write_text
 
         kept = [r for r in read_log(log_path) if int(r.get("step", 0)) <= step]
         write_text(log_path, "".join(json.dumps(r) + "\n" for r in kept), force=True)
 
-    noisy_val = validate(None, val_items, args.val_sigmas, device)
+    noisy_val = task.baseline(val_items, device) if val_items else {}
     info = {
         "method": args.method, "config": args.model, "device": describe(device), "epochs": args.epochs,
         "start_epoch": start_epoch, "steps_per_epoch": steps, "batch_size": args.batch_size,
         "train_files": len(train_src), "val_files": len(val_src),
         "parameters": sum(p.numel() for p in model.parameters()), "val_noisy": noisy_val,
+        "world_size": dist.world_size,
     }
+    if not dist.is_main:
+        rep = Reporter()
     rep.start(info)
-    if ckpt is None:
+    if ckpt is None and dist.is_main:
         _write_log_line(log_path, {"type": "start", "step": 0, **info, "args": args.to_dict(),
                                    "scicli_version": __version__, "torch_version": str(torch.__version__)})
-    lo, hi = args.sigma_range
     t_run = time.perf_counter()
     steps_run, train_seconds = 0, 0.0
     last_record: dict[str, Any] = {}
     try:
         for epoch in range(start_epoch, args.epochs):
             dataset.set_epoch(epoch)
-            loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, drop_last=True,
+            loader = DataLoader(dist.shard(dataset), batch_size=local_batch, shuffle=False, drop_last=True,
                                 num_workers=args.workers, pin_memory=device.type == "cuda")
             model.train()
             losses: list[float] = []
@@ -364,26 +433,25 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
             for i, x in enumerate(loader):
                 x = x.to(device, non_blocking=True)
                 lr = float(optimizer.param_groups[0]["lr"])  # this step's rate
-                noisy, sigma = noisy_batch(x, lo, hi, args.seed, step)
-                target = x[:, window // 2: window // 2 + 1] if window else x
-                loss = F.mse_loss(model(noisy, sigma), target)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.amp):
+                    loss = task.loss(runner, x, step, dist.step_key(step))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
                 step += 1
                 steps_run += 1
-                value = float(loss.item())
+                value = dist.mean(float(loss.item()))
                 if not math.isfinite(value):
                     raise ScicliError(f"the loss became {value} at step {step}; lower --lr")
                 losses.append(value)
-                if step % args.log_every == 0:
+                if step % args.log_every == 0 and dist.is_main:
                     _write_log_line(log_path, {"type": "step", "epoch": epoch + 1, "step": step, "loss": value,
                                                "lr": lr})
                 rep.step(epoch + 1, i + 1, steps, value, lr)
             seconds = time.perf_counter() - t0
             train_seconds += seconds
-            val = validate(model, val_items, args.val_sigmas, device) if val_items else {}
+            val = task.validate(model, val_items, device) if val_items else {}
             val_mean = float(np.mean(list(val.values()))) if val else None
             mean_loss = float(np.mean(losses))
             score = val_mean if val_mean is not None else -mean_loss
@@ -405,26 +473,31 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
                 "best_val": best_val, "scicli_version": __version__, "torch_version": str(torch.__version__),
                 "training_data": [str(d) for d in args.data], "command": args.command(),
             }
-            save_checkpoint(out / "last.pt", payload)
-            if improved:
-                save_checkpoint(out / "best.pt", payload)
-            _write_log_line(log_path, record)
+            if dist.is_main:
+                save_checkpoint(out / "last.pt", payload)
+                if improved:
+                    save_checkpoint(out / "best.pt", payload)
+                _write_log_line(log_path, record)
+            dist.barrier()
             last_record = record
             rep.epoch(record)
     finally:
         rep.finish()
+        dist.close()
     seconds = time.perf_counter() - t_run
     summary = {
         "method": args.method, "config": dict(model.config), "run_dir": str(out), "epochs": args.epochs,
         "steps": step, "steps_per_epoch": steps, "best_epoch": best_epoch, "best_val": best_val,
         "last": last_record, "val_noisy": noisy_val, "val_sigmas": args.val_sigmas,
         "seconds": round(seconds, 2), "seconds_per_step": round(train_seconds / max(steps_run, 1), 4),
-        "device": describe(device), "threads": torch.get_num_threads(), "args": args.to_dict(),
+        "device": describe(device), "threads": torch.get_num_threads(), "world_size": dist.world_size,
+        "args": args.to_dict(),
         "command": args.command(), "training_data": [str(d) for d in args.data],
         "train_files": len(train_src), "val_files": len(val_src),
         "scicli_version": __version__, "torch_version": str(torch.__version__),
     }
     from scicli.io import write_json
 
-    write_json(out / "run.json", summary, force=True)
+    if dist.is_main:
+        write_json(out / "run.json", summary, force=True)
     return summary

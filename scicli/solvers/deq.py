@@ -1,0 +1,131 @@
+"""Learned reconstruction: deep-equilibrium and unrolled GAP networks trained by ``scicli train``.
+
+    deq-gap       x* = D(P(x*)),  P(x) = x + A^T((y - A x) / R)       fixed point (Anderson)
+    deq-rnn       (x*, h*) = RNN(x*, h*; y, A)                         fixed point (Anderson)
+    unrolled-gap  K steps of the deq-gap map                           (GAP-net style)
+
+The weights file (``--weights RUN/best.pt``, or ``scicli/weights/<method>.pt`` when scicli ships
+one) holds the method, the network and the number of frames B it was trained for; the
+fixed-point settings below override the ones stored with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from scicli.errors import ScicliError, UsageError
+from scicli.physics import VideoSCI
+from scicli.solvers.base import Callback, Result, Solver, frame_psnr, param
+from scicli.solvers.registry import register
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def load_reconstructor(method: str, weights: str | Path | None) -> torch.nn.Module:
+    """The eval-mode network of ``weights`` (a checkpoint file or run directory) for ``method``."""
+    from scicli.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+    if weights in (None, ""):
+        path = WEIGHTS_DIR / f"{method}.pt"
+        if not path.is_file():
+            raise ScicliError(f"no shipped {method} weights yet: pass --weights RUN/best.pt "
+                              f"(train one with: scicli train --method {method} --data DIR --out RUN)")
+    else:
+        path = Path(weights)
+    ckpt = load_checkpoint(path, method=method)
+    return model_from_checkpoint(ckpt, label=str(path))
+
+
+class LearnedSolver(Solver):
+    """Runs a trained reconstruction network; no per-iteration callback granularity beyond the
+    solver's record (the history lists the fixed-point residual per evaluation)."""
+
+    method: ClassVar[str] = ""
+    trainable = True
+
+    def __init__(self, **overrides: Any) -> None:
+        super().__init__(**overrides)
+        self.model = load_reconstructor(self.method, self.params.weights)
+
+    def settings(self) -> dict[str, Any]:
+        p = self.params
+        out = {k: getattr(p, k) for k in ("solver", "max_iter", "tol", "m", "lam", "beta") if hasattr(p, k)}
+        if getattr(p, "iters", 0):
+            out["iters"] = int(p.iters)
+        return out
+
+    def total_iters(self) -> int:
+        p = self.params
+        return int(p.iters or self.model.config["solve"].get("iters", 10)) if hasattr(p, "iters") else int(p.max_iter)
+
+    @torch.no_grad()
+    def solve(self, op: VideoSCI, y: Tensor, *, x0: Tensor | None = None, gt: Tensor | None = None,
+              callback: Callback | None = None) -> Result:
+        if op.frames != self.model.frames:
+            raise UsageError(f"{self.method} weights are for B={self.model.frames} frames per snapshot; "
+                             f"this mask has B={op.frames} (train weights for it with --frames {op.frames})")
+        model = self.model.to(device=y.device, dtype=y.dtype)
+        z0 = None if x0 is None else model.lift(x0.to(y.dtype))
+        x, info = model(y, op, solve=self.settings(), z0=z0)
+        history = []
+        for k, r in enumerate(info.residuals, start=1):
+            history.append({"iter": k, "fixed_point_residual": r})
+        if gt is not None and history:
+            history[-1]["psnr"] = float(frame_psnr(x, gt).mean())
+        if callback is not None:
+            total = max(len(history), 1)
+            for k, rec in enumerate(history, start=1):
+                callback(k, total, rec)
+        if info.diverged:
+            warnings.warn(f"{self.method}: the fixed-point solve stopped early ({info.diverged}); "
+                          f"returning the best iterate (step {info.best_step})", RuntimeWarning, stacklevel=2)
+        return Result(x=x, history=history, iterations=info.steps, converged=info.converged)
+
+
+def deq_params(most: int) -> type:
+    @dataclass
+    class DEQParams:
+        weights: str = param("", "trained weights (a scicli train checkpoint; default: the shipped file)")
+        solver: str = param("anderson", "fixed-point solver: anderson or fixed-point")
+        max_iter: int = param(most, "most evaluations of the map", low=1)
+        tol: float = param(1e-3, "stop at relative residual ||f(z) - z|| / ||f(z)|| <= tol", low=0)
+        m: int = param(5, "Anderson history size", low=1)
+        lam: float = param(1e-4, "Anderson regularisation (relative)", low=0)
+        beta: float = param(1.0, "damping: z <- (1 - beta) z + beta f(z) (mixed, for Anderson)", positive=True)
+
+    return DEQParams
+
+
+@register("deq-gap", summary="deep-equilibrium GAP: x = D(P(x)) with a trained denoiser (scicli train)",
+          trainable=True)
+class DEQGapSolver(LearnedSolver):
+    method = "deq-gap"
+    Params = deq_params(40)
+
+
+@register("deq-rnn", summary="deep-equilibrium recurrent cell seeing x, y and the masks (scicli train)",
+          trainable=True)
+class DEQRnnSolver(LearnedSolver):
+    method = "deq-rnn"
+    Params = deq_params(40)
+
+
+@register("unrolled-gap", summary="K unrolled GAP steps with a trained denoiser (GAP-net style, scicli train)",
+          trainable=True)
+class UnrolledGapSolver(LearnedSolver):
+    method = "unrolled-gap"
+
+    @dataclass
+    class Params:
+        weights: str = param("", "trained weights (a scicli train checkpoint; default: the shipped file)")
+        iters: int = param(0, "unrolled steps (0: as trained)", low=0)
+
+
+SOLVER_FIELDS = [f.name for f in dataclasses.fields(deq_params(1))]

@@ -1,0 +1,155 @@
+"""Training task for reconstruction networks (deq-gap, deq-rnn, unrolled-gap).
+
+Each step draws clips x (N, B, P, P) from the dataset (videos, frame folders, or still images
+panned by a smooth synthetic camera motion), masks M (N, B, P, P) like the target camera's
+(``random``: Bernoulli(1/2) per pixel and frame; ``shifted``: one pattern moved one pixel per
+frame; a mask file: random P x P windows of it), and measurement noise of level
+``sigma_n ~ U(0, meas_noise) / 255``:
+
+    y = sum_t M_t x_t + sigma_n n,     L(theta) = mean || x*_theta(y, M) - x ||^2
+
+Masks and noise of step k depend only on (seed, k), drawn on the CPU: identical on every
+device, every rank layout and on resume. Validation: the held-out files' centre crops, each with
+its own fixed mask and noise; the score is the mean PSNR of the reconstructions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from scicli.errors import UsageError
+from scicli.physics import VideoSCI
+from scicli.physics.masks import make_mask
+from scicli.train.data import ClipDataset, SourceCache, Source, center_crops
+
+MASK_KINDS = ("random", "shifted")
+
+
+def _seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1, np.uint64)[0])
+
+
+def load_mask_file(path: str, frames: int) -> np.ndarray:
+    """A (B, H, W) float32 mask from a file (any format scicli reads), B must match --frames."""
+    from scicli.io import read_array
+
+    arr = np.asarray(read_array(Path(path), None, "mask"), dtype=np.float32)
+    if arr.ndim != 3:
+        raise UsageError(f"--mask {path}: expected a (B, H, W) mask array, got shape {arr.shape}")
+    if arr.shape[0] != frames and arr.shape[-1] == frames:
+        arr = np.moveaxis(arr, -1, 0)
+    if arr.shape[0] != frames:
+        raise UsageError(f"--mask {path}: shape {arr.shape} has no axis of --frames {frames}")
+    peak = float(arr.max())
+    if peak <= 0:
+        raise UsageError(f"--mask {path}: all zero")
+    return np.ascontiguousarray(arr / peak if peak > 1 else arr)
+
+
+class MaskSampler:
+    """Masks (N, B, P, P) for a step, drawn from (seed, step, sample)."""
+
+    def __init__(self, kind: str, frames: int, seed: int) -> None:
+        self.kind, self.frames, self.seed = kind, int(frames), int(seed)
+        self.file: np.ndarray | None = None
+        if kind not in MASK_KINDS:
+            self.file = load_mask_file(kind, frames)
+
+    def check_patch(self, patch: int) -> None:
+        if self.file is not None and min(self.file.shape[1:]) < patch:
+            raise UsageError(f"--mask {self.kind}: {self.file.shape[1]}x{self.file.shape[2]} is smaller "
+                             f"than --patch {patch}")
+
+    def one(self, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+        if self.file is None:
+            return make_mask(self.kind, self.frames, h, w, rng=rng).astype(np.float32)
+        H, W = self.file.shape[1:]
+        if H < h or W < w:  # validation crops larger than the file: tile it
+            reps = (1, -(-h // H), -(-w // W))
+            tiled = np.tile(self.file, reps)
+            return np.ascontiguousarray(tiled[:, :h, :w])
+        top, left = int(rng.integers(H - h + 1)), int(rng.integers(W - w + 1))
+        return np.ascontiguousarray(self.file[:, top:top + h, left:left + w])
+
+    def batch(self, n: int, h: int, w: int, step: int, tag: int = 0x5C1) -> Tensor:
+        return torch.from_numpy(np.stack([
+            self.one(np.random.default_rng(_seed(self.seed, tag, step, i)), h, w) for i in range(n)]))
+
+
+def measure(x: Tensor, mask: Tensor, sigma: Tensor, noise: Tensor) -> tuple[VideoSCI, Tensor]:
+    """``(A, y = A x + sigma n)`` for clips x and masks (N, B, H, W), noise levels (N,)."""
+    op = VideoSCI(mask)
+    return op, op.A(x) + sigma.reshape(-1, 1, 1) * noise
+
+
+class SCITask:
+    """Clips -> coded snapshots -> reconstruction loss; validation PSNR of the reconstructions."""
+
+    def __init__(self, frames: int, mask: str, meas_noise: float, seed: int, warmup: int = 0,
+                 sigma_range: Sequence[float] = (0.0, 50.0)) -> None:
+        self.frames = int(frames)
+        self.warmup = int(warmup)
+        self.sigma_range = tuple(float(s) for s in sigma_range)
+        self.masks = MaskSampler(mask, frames, seed)
+        self.meas_noise = float(meas_noise)
+        self.seed = int(seed)
+
+    def dataset(self, sources: Sequence[Source], patch: int, cache: SourceCache) -> ClipDataset:
+        self.masks.check_patch(patch)
+        return ClipDataset(sources, frames=self.frames, patch=patch, seed=self.seed, cache=cache)
+
+    def val_items(self, sources: Sequence[Source], size: int, cache: SourceCache) -> list[np.ndarray]:
+        return center_crops(sources, size, frames=self.frames, cache=cache)
+
+    def problem(self, x: Tensor, step: int, tag: int = 0x5C1) -> tuple[VideoSCI, Tensor]:
+        """The coded snapshots of step ``step`` (masks and noise from (seed, step)), on x's device."""
+        N, B, H, W = x.shape
+        mask = self.masks.batch(N, H, W, step, tag)
+        gen = torch.Generator().manual_seed(_seed(self.seed, tag + 1, step))
+        sigma = torch.rand(N, generator=gen) * (self.meas_noise / 255.0)
+        noise = torch.randn((N, H, W), generator=gen)
+        return measure(x, mask.to(x.device), sigma.to(x.device), noise.to(x.device))
+
+    def loss(self, model: nn.Module, x: Tensor, step: int, key: int | None = None) -> Tensor:
+        """Step ``step`` (random streams from ``key``, default ``step``): during the first
+        ``warmup`` steps the map is pre-trained as a denoiser, ``||f(x + sigma n) - x||^2``
+        with ``sigma ~ U(sigma_range) / 255`` (a learned map that starts as a real denoiser
+        is a near-contraction, which the fixed-point solve needs); then the fixed point."""
+        key = step if key is None else key
+        op, y = self.problem(x, key)
+        if step < self.warmup:
+            gen = torch.Generator().manual_seed(_seed(self.seed, 0xD0, key))
+            lo, hi = self.sigma_range
+            sigma = (lo + (hi - lo) * torch.rand((x.shape[0], 1, 1, 1), generator=gen)) / 255.0
+            noisy = x + (sigma * torch.randn(x.shape, generator=gen)).to(x.device)
+            out, _ = model(y, op, one_step=noisy)
+        else:
+            out, _ = model(y, op)
+        return F.mse_loss(out, x)
+
+    def baseline(self, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
+        """The start ``x_t = y / R`` scored like the model (what the network improves on)."""
+        return self.validate(None, items, device)
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module | None, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
+        from scicli.train.loop import psnr
+
+        if model is not None:
+            was = model.training
+            model.eval()
+        values = []
+        for j, item in enumerate(items):
+            x = torch.from_numpy(item)[None].to(device)
+            op, y = self.problem(x, j, tag=0x7A1)
+            out = (y / op.R).unsqueeze(1).expand_as(x) if model is None else model(y, op)[0]
+            values.extend(psnr(out, x).tolist())
+        if model is not None and was:
+            model.train()
+        return {"psnr": float(np.mean(values)) if values else float("nan")}

@@ -1,0 +1,254 @@
+"""The fixed-point engine and the DEQ layer: solvers, divergence, gradients, constant memory."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from scicli.deq import FIXED_POINT, Backward, attach_gradient, make_options, make_solver, solve_fixed_point
+from scicli.errors import UsageError
+from scicli.nn.deq import DEQGap, DEQRnn, UnrolledGap
+from scicli.physics import VideoSCI
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+D = torch.float64
+
+
+def tanh_map(n: int = 6, batch: int = 2, scale: float = 0.6, seed: int = 0):
+    """``f(z) = tanh(W z + b + x)``: a contraction when ||W|| < 1 (here about ``scale``)."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(n, n, generator=g, dtype=D)
+    W = (scale * W / torch.linalg.matrix_norm(W, ord=2)).requires_grad_()
+    b = torch.randn(n, generator=g, dtype=D).requires_grad_()
+    x = torch.randn(batch, n, generator=g, dtype=D)
+    return W, b, x
+
+
+def exact(tol: float = 1e-13) -> object:
+    return make_solver("anderson", tol=tol, max_iter=300)
+
+
+# ----------------------------------------------------------------------------- forward solvers
+def test_registry_lists_the_solvers():
+    assert {"fixed-point", "anderson"} <= set(FIXED_POINT.names())
+
+
+@pytest.mark.parametrize("name", ["fixed-point", "anderson"])
+def test_solvers_find_the_fixed_point(name):
+    W, b, x = tanh_map()
+    f = lambda z: torch.tanh(z @ W.detach().T + b.detach() + x)  # noqa: E731
+    z, info = make_solver(name, tol=1e-10, max_iter=500)(f, torch.zeros_like(x))
+    assert info.converged and not info.diverged
+    assert torch.allclose(f(z), z, atol=1e-9)
+    assert info.steps == len(info.residuals) and info.residuals[-1] <= 1e-10
+
+
+def test_anderson_needs_fewer_evaluations_than_plain_iteration():
+    g = torch.Generator().manual_seed(3)
+    Q, _ = torch.linalg.qr(torch.randn(40, 40, generator=g, dtype=D))
+    W = Q @ torch.diag(torch.linspace(0.0, 0.95, 40, dtype=D)) @ Q.T  # slow linear contraction
+    x = torch.randn(2, 40, generator=g, dtype=D)
+    f = lambda z: z @ W.T + x  # noqa: E731
+    _, plain = make_solver("fixed-point", tol=1e-8, max_iter=1000)(f, torch.zeros_like(x))
+    _, accel = make_solver("anderson", tol=1e-8, max_iter=1000)(f, torch.zeros_like(x))
+    _, no_history = make_solver("anderson", tol=1e-8, max_iter=1000, m=1)(f, torch.zeros_like(x))
+    assert plain.converged and accel.converged
+    assert accel.steps < plain.steps / 2
+    assert no_history.steps == plain.steps  # m = 1 is no acceleration: the test sees the difference
+
+
+def test_divergence_stops_with_the_best_iterate():
+    f = lambda z: 2.0 * z + 1.0  # noqa: E731 - expanding: the residual grows for ever
+    z0 = torch.zeros(1, 3, dtype=D)
+    z, info = make_solver("fixed-point", tol=1e-6, max_iter=100, patience=3)(f, z0)
+    assert info.diverged and not info.converged and info.steps < 100
+    assert info.best_step == 1 and torch.equal(z, f(z0))
+
+
+def test_non_finite_values_stop_the_solve():
+    calls = []
+
+    def f(z):
+        calls.append(1)
+        return z * float("nan") if len(calls) > 2 else 0.5 * z + 1
+
+    z, info = make_solver("anderson", tol=1e-12, max_iter=50)(f, torch.zeros(1, 2, dtype=D))
+    assert "non-finite" in info.diverged and torch.isfinite(z).all()
+
+
+@pytest.mark.parametrize("name, options, text", [
+    ("anderson", {"depth": 3}, "unknown option(s) depth"),
+    ("fixed-point", {"m": 5}, "unknown option(s) m"),
+    ("anderson", {"m": 0}, "m (history size)"),
+    ("anderson", {"tol": -1}, "tol"),
+    ("fixed-point", {"beta": 0}, "beta"),
+    ("broyden-x", {}, "unknown fixed-point solver"),
+])
+def test_bad_solver_options_are_errors(name, options, text):
+    with pytest.raises(UsageError, match=text.replace("(", r"\(").replace(")", r"\)")):
+        make_options(name, **options)
+
+
+@pytest.mark.parametrize("text, kind, terms", [("implicit", "implicit", 0), ("jfb", "jfb", 0),
+                                               ("neumann:7", "neumann", 7), ("neumann", "neumann", 5)])
+def test_backward_modes_parse(text, kind, terms):
+    mode = Backward.parse(text)
+    assert (mode.kind, mode.terms) == (kind, terms)
+
+
+@pytest.mark.parametrize("text", ["exact", "neumann:0", "neumann:x"])
+def test_bad_backward_modes_are_errors(text):
+    with pytest.raises(UsageError):
+        Backward.parse(text)
+
+
+# ----------------------------------------------------------------------------- gradients
+def test_implicit_gradient_equals_the_gradient_of_a_long_unrolled_run():
+    W, b, x = tanh_map()
+    f = lambda z: torch.tanh(z @ W.T + b + x)  # noqa: E731
+    z, _ = solve_fixed_point(f, torch.zeros_like(x), exact(), "implicit", exact())
+    gW, gb = torch.autograd.grad((z ** 2).sum(), (W, b))
+    zu = torch.zeros_like(x)
+    for _ in range(400):
+        zu = f(zu)
+    uW, ub = torch.autograd.grad((zu ** 2).sum(), (W, b))
+    assert (gW - uW).norm() / uW.norm() < 1e-4
+    assert (gb - ub).norm() / ub.norm() < 1e-4
+
+
+def test_neumann_series_approaches_the_implicit_gradient_and_jfb_differs():
+    W, b, x = tanh_map(scale=0.5)
+    f = lambda z: torch.tanh(z @ W.T + b + x)  # noqa: E731
+
+    def grad(mode):
+        z, _ = solve_fixed_point(f, torch.zeros_like(x), exact(), mode, exact())
+        return torch.autograd.grad((z ** 2).sum(), W)[0]
+
+    ref = grad("implicit")
+    errs = [float((grad(f"neumann:{k}") - ref).norm() / ref.norm()) for k in (1, 4, 30)]
+    assert errs[0] > errs[1] > errs[2] and errs[2] < 1e-6
+    assert float((grad("jfb") - ref).norm() / ref.norm()) > 1e-3
+
+
+def test_gradcheck_on_the_backward_hook():
+    W, b, x = tanh_map(n=4)
+
+    def layer(W, b):
+        z, _ = solve_fixed_point(lambda z: torch.tanh(z @ W.T + b + x), torch.zeros_like(x), exact(),
+                                 "implicit", exact())
+        return z
+
+    assert torch.autograd.gradcheck(layer, (W, b), eps=1e-6, atol=1e-6)
+
+
+def test_no_gradient_mode_is_one_plain_step():
+    W, b, x = tanh_map()
+    with torch.no_grad():
+        z = attach_gradient(lambda z: torch.tanh(z @ W.T + b + x), torch.zeros_like(x))
+    assert not z.requires_grad
+
+
+# ----------------------------------------------------------------------------- SCI models
+def _sci(N: int = 2, B: int = 4, P: int = 16, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    mask = (torch.rand(N, B, P, P, generator=g) < 0.5).float()
+    x = torch.rand(N, B, P, P, generator=g)
+    op = VideoSCI(mask)
+    return op, op.A(x), x
+
+
+def _perturbed(model, scale: float = 0.01, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+    return model
+
+
+@pytest.mark.parametrize("cls", [DEQGap, DEQRnn, UnrolledGap])
+def test_an_untrained_map_is_the_projection_and_returns_a_consistent_start(cls):
+    op, y, _ = _sci()
+    model = cls(frames=4, channels=(8, 16), spectral_norm=False)
+    x, info = model(y, op)
+    assert x.shape == (2, 4, 16, 16)
+    assert torch.allclose(op.A(x), y, atol=1e-5)  # y/R start is consistent; the zero head keeps it
+    assert info.steps >= 1
+
+
+@pytest.mark.filterwarnings("ignore:implicit backward did not converge")
+@pytest.mark.parametrize("cls", [DEQGap, DEQRnn])
+def test_models_backpropagate_to_every_parameter(cls):
+    op, y, x = _sci()
+    model = _perturbed(cls(frames=4, channels=(8, 16), spectral_norm=True, solve={"max_iter": 5}))
+    out, _ = model(y, op)
+    ((out - x) ** 2).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+
+
+def test_deq_rnn_sees_the_mask_and_keeps_a_hidden_state():
+    op, y, _ = _sci()
+    model = _perturbed(DEQRnn(frames=4, channels=(8, 16), spectral_norm=False, hidden=3))
+    z = model.start(op, y)
+    assert z.shape[1] == 4 + 3
+    fz = model.f(z, op, y)
+    other = VideoSCI(1 - op.mask)
+    assert not torch.allclose(model.f(z, other, y)[:, 4:], fz[:, 4:])
+
+
+def test_frames_must_match_the_weights():
+    op, y, _ = _sci(B=4)
+    with pytest.raises(ValueError, match="B=6"):
+        DEQGap(frames=6, channels=(8,))(y, op)
+
+
+def test_fully_convolutional_at_odd_sizes():
+    g = torch.Generator().manual_seed(1)
+    mask = (torch.rand(1, 4, 21, 13, generator=g) < 0.5).float()
+    op = VideoSCI(mask)
+    y = op.A(torch.rand(1, 4, 21, 13, generator=g))
+    x, _ = _perturbed(DEQGap(frames=4, channels=(8, 16)))(y, op)
+    assert x.shape == (1, 4, 21, 13) and torch.isfinite(x).all()
+
+
+def _step_graph_size(model, op, y, x) -> int:
+    """Number of saved-tensor bytes autograd keeps for one training step."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out, _ = model(y, op)
+        loss = ((out - x) ** 2).mean()
+    loss.backward()
+    return total
+
+
+def test_deq_training_memory_does_not_grow_with_iterations_but_unrolled_does():
+    op, y, x = _sci(N=1, B=4, P=16)
+    deq = [_step_graph_size(_perturbed(DEQGap(frames=4, channels=(8, 16), spectral_norm=False,
+                                              solve={"max_iter": k, "tol": 0})), op, y, x) for k in (5, 20)]
+    unrolled = [_step_graph_size(_perturbed(UnrolledGap(frames=4, channels=(8, 16), spectral_norm=False,
+                                                       solve={"iters": k})), op, y, x) for k in (5, 20)]
+    assert deq[0] == deq[1]
+    assert unrolled[1] > 3 * unrolled[0]
+
+
+def test_implicit_backward_warns_when_it_cannot_converge():
+    x = torch.ones(1, 3, dtype=D)
+    w = torch.tensor(3.0, dtype=D, requires_grad=True)
+    f = lambda z: w * z + x  # noqa: E731 - J = 3: the backward equation a = 3 a + g has no convergent iteration
+    z = attach_gradient(f, torch.zeros(1, 3, dtype=D), "implicit",
+                        make_solver("fixed-point", tol=1e-12, max_iter=30, patience=3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        z.sum().backward()
+    assert any("did not converge" in str(c.message) for c in caught)
+    assert math.isfinite(float(w.grad))
