@@ -23,7 +23,7 @@ from scicli.solvers import SOLVERS, Result, Solver
 from scicli.solvers.base import frame_psnr
 
 B, H, W = 8, 32, 40
-METHODS = SOLVERS.names()
+METHODS = [n for n in SOLVERS.names() if not SOLVERS.get(n).factory.trainable]  # learned ones: test_train_sci.py
 TV_METHODS = ["gap-tv", "admm-tv", "gd-tv"]
 # minimum mean PSNR (dB) with default parameters on the default problem
 PSNR_MIN = {"gap-tv": 32.5, "admm-tv": 32.5, "gd-tv": 26.5}

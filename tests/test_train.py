@@ -206,7 +206,7 @@ def test_model_options() -> None:
     with pytest.raises(UsageError, match="unknown dncnn option"):
         model_config("dncnn", params={"chanels": "3"})
     with pytest.raises(UsageError, match="unknown --method"):
-        model_config("deq-gap")
+        model_config("deq-ista")
 
 
 # ----------------------------------------------------------------------------- CLI and loop
@@ -305,7 +305,7 @@ def test_train_errors_are_one_line(images: Path, tmp_path: Path) -> None:
     empty.mkdir()
     assert "no training data" in one_error(invoke_cli("train", "--method", "dncnn", "--data", empty,
                                                       "--out", tmp_path / "r0"))
-    assert "unknown --method 'deq-gap'" in one_error(invoke_cli("train", "--method", "deq-gap", "--data", images,
+    assert "unknown --method 'deq-ista'" in one_error(invoke_cli("train", "--method", "deq-ista", "--data", images,
                                                                 "--out", tmp_path / "r1"))
     assert "sigma-range" in one_error(invoke_cli("train", "--method", "dncnn", "--data", images,
                                                  "--out", tmp_path / "r2", "--sigma-range", "50,10"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -148,6 +149,8 @@ def train_cmd(
     args.check()
     with progress_bar(interactive(quiet)) as bar:
         summary = train(args, resume=resume, force=force, reporter=CliReporter(bar, quiet, args.log_every))
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return
     best = summary["best_epoch"]
     files = ", ".join(str(out_dir / f) for f in ("best.pt", "last.pt", "log.jsonl", "run.json"))
     out.print(f"{args.method}: {summary['steps']} steps ({summary['seconds_per_step']:.3f} s/step on "

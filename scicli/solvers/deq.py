@@ -52,6 +52,12 @@ class LearnedSolver(Solver):
 
     def __init__(self, **overrides: Any) -> None:
         super().__init__(**overrides)
+        if hasattr(self.params, "solver"):  # fixed-point options checked before any data is read
+            from scicli.deq import make_options
+
+            st = self.settings()
+            make_options(st["solver"], tol=st["tol"], max_iter=st["max_iter"], beta=st["beta"],
+                         **({"m": st["m"], "lam": st["lam"]} if st["solver"] == "anderson" else {}))
         self.model = load_reconstructor(self.method, self.params.weights)
 
     def settings(self) -> dict[str, Any]:

@@ -1,0 +1,161 @@
+"""``scicli train`` for reconstruction networks (deq-gap, deq-rnn, unrolled-gap) and their use.
+
+Tiny runs on generated stills panned into clips: B = 4 frames, 16 x 16 patches, 2 steps per
+epoch, U-Net channels 4,8; seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from conftest import invoke_cli
+from scicli.train.checkpoint import model_config
+from scicli.train.loop import Reporter, TrainArgs, read_log, train
+from scicli.train.sci import MaskSampler, SCITask
+
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
+              pytest.mark.filterwarnings("ignore::RuntimeWarning")]  # untrained tiny maps need not converge
+
+TINY = ["--frames", "4", "--patch", "16", "--batch-size", "2", "--steps-per-epoch", "2", "--log-every", "1",
+        "-p", "channels=4,8", "-p", "max_iter=4", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def stills(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sci_stills")
+    for i in range(4):
+        rng = np.random.default_rng(i)
+        yy, xx = np.mgrid[0:40, 0:40]
+        img = 128 + 60 * np.sin(xx / (3 + i)) + 50 * np.cos(yy / (4 + i)) + rng.normal(0, 8, (40, 40))
+        iio.imwrite(folder / f"img_{i}.png", np.clip(img, 0, 255).astype(np.uint8))
+    return folder
+
+
+def ok(result):
+    assert result.exit_code == 0, result.stderr + result.stdout
+    return result
+
+
+def one_error(result, code: int = 2) -> str:
+    assert result.exit_code == code, result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_masks_are_drawn_like_the_camera(tmp_path: Path):
+    random = MaskSampler("random", 4, seed=0).batch(3, 16, 16, step=5)
+    assert random.shape == (3, 4, 16, 16) and set(random.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(random, MaskSampler("random", 4, seed=0).batch(3, 16, 16, step=5))  # (seed, step)
+    assert not torch.equal(random, MaskSampler("random", 4, seed=0).batch(3, 16, 16, step=6))
+    shifted = MaskSampler("shifted", 4, seed=0).batch(1, 16, 16, step=0)[0]
+    assert torch.equal(shifted[1, :, 1:], shifted[0, :, :-1])  # one pixel to the right per frame
+    np.save(tmp_path / "mask.npy", (np.random.default_rng(0).random((4, 20, 20)) < 0.5).astype(np.uint8))
+    from_file = MaskSampler(str(tmp_path / "mask.npy"), 4, seed=0).batch(2, 8, 8, step=0)
+    assert from_file.shape == (2, 4, 8, 8)
+
+
+def test_measurements_follow_the_forward_model():
+    task = SCITask(frames=4, mask="random", meas_noise=0.0, seed=0)
+    x = torch.rand(2, 4, 8, 8)
+    op, y = task.problem(x, step=3)
+    assert torch.allclose(y, (op.mask * x).sum(dim=1))
+    noisy = SCITask(frames=4, mask="random", meas_noise=25.0, seed=0)
+    _, yn = noisy.problem(x, step=3)
+    assert 0 < float((yn - y).std()) < 25 / 255
+
+
+@pytest.mark.parametrize("method", ["deq-gap", "deq-rnn", "unrolled-gap"])
+def test_train_then_reconstruct_with_the_checkpoint_alone(method: str, stills: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    extra = ["-p", "iters=3"] if method == "unrolled-gap" else []
+    result = ok(invoke_cli("train", "--method", method, "--data", stills, "--out", run, "--epochs", "2",
+                           "--warmup", "1", *TINY, *extra))
+    assert "best epoch" in result.stdout
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    assert ckpt["method"] == method and ckpt["config"]["frames"] == 4
+    assert ckpt["args"]["mask"] == "random" and ckpt["args"]["frames"] == 4
+    epochs = [r for r in read_log(run / "log.jsonl") if r["type"] == "epoch"]
+    assert len(epochs) == 2 and np.isfinite(epochs[-1]["val"]["psnr"])
+    summary = json.loads((run / "run.json").read_text())
+    assert summary["command"].startswith(f"scicli train --method {method}") and "--frames 4" in summary["command"]
+
+    # the checkpoint alone drives reconstruct: method, frames, network, settings
+    video = np.random.default_rng(0).random((4, 24, 20)).astype(np.float32)
+    mask = (np.random.default_rng(1).random((4, 24, 20)) < 0.5).astype(np.float32)
+    np.save(tmp_path / "meas.npy", (mask * video).sum(axis=0))
+    np.save(tmp_path / "mask.npy", mask)
+    ok(invoke_cli("reconstruct", tmp_path / "meas.npy", "--mask", tmp_path / "mask.npy", "--weights", run / "best.pt",
+                  "--out", tmp_path / "recon.npy", "-q"))
+    recon = np.load(tmp_path / "recon.npy")
+    assert recon.shape == (4, 24, 20) and np.isfinite(recon).all()
+    report = json.loads((tmp_path / "recon.json").read_text())
+    assert report["method"] == method
+
+
+class _StopAfterFirstEpoch(Reporter):
+    def epoch(self, record: dict) -> None:
+        raise KeyboardInterrupt
+
+
+def test_resume_continues_bit_for_bit(stills: Path, tmp_path: Path):
+    common = ["--method", "deq-gap", "--data", stills, "--epochs", "2", "--warmup", "2", *TINY]
+    ok(invoke_cli("train", *common, "--out", tmp_path / "whole"))
+    args = TrainArgs(method="deq-gap", data=[str(stills)], out=str(tmp_path / "cut"),
+                     model=model_config("deq-gap", params={"channels": "4,8", "max_iter": "4"}, frames=4),
+                     frames=4, patch=16, batch_size=2, steps_per_epoch=2, epochs=2, log_every=1, warmup=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(args, reporter=_StopAfterFirstEpoch())
+    ok(invoke_cli("train", "--resume", "--out", tmp_path / "cut", "--quiet"))
+    losses = lambda run: [(r["type"], r["step"], r["loss"]) for r in read_log(run / "log.jsonl")  # noqa: E731
+                          if r["type"] in ("step", "epoch")]
+    assert losses(tmp_path / "cut") == losses(tmp_path / "whole")
+    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
+    base = ["train", "--method", "deq-gap", "--data", stills, "--out", tmp_path / "r"]
+    assert "--mask" in one_error(invoke_cli(*base, "--mask", "nonsense"))
+    assert "--frames" in one_error(invoke_cli(*base, "--frames", "0"))
+    assert "unknown deq-gap option(s) depthx" in one_error(invoke_cli(*base, "-p", "depthx=3"))
+    assert "backward mode" in one_error(invoke_cli(*base, "-p", "backward=exact"))
+    assert "iters applies to unrolled-gap" in one_error(invoke_cli(*base, "-p", "iters=3"))
+
+
+def test_reconstruct_errors(stills: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    ok(invoke_cli("train", "--method", "deq-gap", "--data", stills, "--out", run, "--epochs", "1", *TINY))
+    mask = (np.random.default_rng(1).random((6, 16, 16)) < 0.5).astype(np.float32)
+    np.save(tmp_path / "meas.npy", mask.sum(axis=0))
+    np.save(tmp_path / "mask.npy", mask)
+    err = one_error(invoke_cli("reconstruct", tmp_path / "meas.npy", "--mask", tmp_path / "mask.npy",
+                               "--weights", run, "--out", tmp_path / "o.npy"))
+    assert "B=4" in err and "B=6" in err
+    err = one_error(invoke_cli("reconstruct", tmp_path / "meas.npy", "--mask", tmp_path / "mask.npy",
+                               "--method", "deq-gap", "--weights", run, "-p", "solver=newton", "--out", tmp_path / "o.npy"))
+    assert "unknown fixed-point solver 'newton'" in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo on POSIX")
+def test_two_process_torchrun_gloo(stills: Path, tmp_path: Path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "scicli", "train", "--method", "deq-gap", "--data", str(stills), "--out", str(run),
+           "--epochs", "1", "--device", "cpu", *[str(t) for t in TINY]]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((run / "run.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 2
+    assert torch.load(run / "last.pt", weights_only=True)["method"] == "deq-gap"
