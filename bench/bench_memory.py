@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
+from common import sync
 from scicli.nn.deq import DEQGap, SCIEquilibrium, UnrolledGap
 from scicli.train.sci import SCITask
 
@@ -51,11 +52,6 @@ def build(method: str, backward: str, iters: int, frames: int) -> SCIEquilibrium
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure_one(method: str, backward: str, iters: int, args: argparse.Namespace) -> dict[str, Any]:

@@ -133,8 +133,9 @@ def train_cmd(
     model_given = width is not None or depth is not None or bool(params)
     if resume:
         check_run_dir(out_dir, resume=True, force=force)
-        run_method = method or str(load_checkpoint(out_dir / "last.pt")["method"])
-        stored_frames = int(load_checkpoint(out_dir / "last.pt")["args"].get("frames", 8))
+        stored = load_checkpoint(out_dir / "last.pt")
+        run_method = method or str(stored["method"])
+        stored_frames = int(stored["args"].get("frames", 8))
         given["model"] = model_config(run_method, width, depth, params, frames or stored_frames) if model_given else None
         args = resume_args(out_dir, given)
     else:

@@ -84,7 +84,7 @@ class AndersonOptions(Options):
             raise UsageError(f"{name}: lam (regularisation) must be >= 0, got {self.lam}")
 
 
-def _residual(fz: Tensor, z: Tensor) -> Tensor:
+def relative_residual(fz: Tensor, z: Tensor) -> Tensor:
     """Per-sample relative residual ``||f(z) - z|| / (||f(z)|| + eps)``, shape (N,)."""
     diff = torch.linalg.vector_norm((fz - z).flatten(1), dim=1)
     return diff / (torch.linalg.vector_norm(fz.flatten(1), dim=1) + 1e-9)
@@ -109,7 +109,7 @@ class _Monitor:
             info.diverged = f"non-finite values at evaluation {info.steps}"
             info.residuals.append(math.nan)
             return True
-        r = float(_residual(fz.detach(), z.detach()).max())
+        r = float(relative_residual(fz.detach(), z.detach()).max())
         size = float(torch.linalg.vector_norm((fz - z).detach()))  # growth is judged on ||f(z) - z||
         self.grew = self.grew + 1 if size > self.last_size else 0
         self.last_size = size
@@ -126,10 +126,7 @@ class _Monitor:
         return False
 
     def result(self, z: Tensor) -> tuple[Tensor, Info]:
-        if self.info.converged and self.best is not None:
-            return self.best, self.info
-        if self.info.diverged and self.best is not None:
-            return self.best, self.info
+        """f(z) of the smallest step seen (z itself if no finite evaluation happened)."""
         return (self.best if self.best is not None else z), self.info
 
 
@@ -188,10 +185,6 @@ def anderson(f: Map, z0: Tensor, opts: AndersonOptions | None = None) -> tuple[T
     return mon.result(z)
 
 
-def option_names(name: str) -> list[str]:
-    return [f.name for f in dataclasses.fields(FIXED_POINT.get(name).extra["options"])]
-
-
 def make_options(name: str, **options: Any) -> Options:
     """Options of solver ``name``; unknown names or bad values are one-line UsageErrors."""
     cls = FIXED_POINT.get(name).extra["options"]
@@ -222,6 +215,13 @@ def make_solver(name: str = "anderson", **options: Any) -> FixedPointSolver:
     def solve(f: Map, z0: Tensor) -> tuple[Tensor, Info]:
         return entry.factory(f, z0, opts)
 
-    solve.options = opts  # type: ignore[attr-defined]
-    solve.name = entry.name  # type: ignore[attr-defined]
     return solve
+
+
+def settings_options(settings: dict[str, Any], tol: float, max_iter: int) -> dict[str, Any]:
+    """Options for the solver named ``settings['solver']``: ``tol`` and ``max_iter`` as given,
+    every other option it has (beta, m, lam, ...) taken from ``settings`` when present there."""
+    cls = FIXED_POINT.get(settings["solver"]).extra["options"]
+    shared = {f.name: settings[f.name] for f in dataclasses.fields(cls)
+              if f.name in settings and f.name not in ("tol", "max_iter")}
+    return {**shared, "tol": tol, "max_iter": max_iter}

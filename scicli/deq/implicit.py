@@ -52,9 +52,6 @@ class Backward:
             return cls("neumann", terms)
         raise UsageError(f"unknown backward mode '{text}' (known: {', '.join(BACKWARD_MODES)})")
 
-    def __str__(self) -> str:
-        return f"neumann:{self.terms}" if self.kind == "neumann" else self.kind
-
 
 def attach_gradient(f: Callable[[Tensor], Tensor], z_star: Tensor, backward: Backward | str = "implicit",
                     solver: FixedPointSolver | None = None) -> Tensor:
@@ -86,7 +83,6 @@ def attach_gradient(f: Callable[[Tensor], Tensor], z_star: Tensor, backward: Bac
                 total = total + term
             return total
         a, info = solve(lambda a: vjp(a) + g, g)
-        hook.info = info  # type: ignore[attr-defined]
         if info.diverged or not math.isfinite(info.residual):
             warnings.warn(f"implicit backward did not converge ({info.diverged or 'no finite residual'}); "
                           "using its best iterate", RuntimeWarning, stacklevel=2)

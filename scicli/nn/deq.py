@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from scicli.deq import Backward, Info, make_solver, solve_fixed_point
+from scicli.deq import Info, make_solver, relative_residual, settings_options, solve_fixed_point
 from scicli.nn.unet import UNetBody
 from scicli.physics import VideoSCI
 
@@ -121,12 +121,9 @@ class SCIEquilibrium(nn.Module):
         return x
 
     def run(self, f, z0: Tensor, s: dict[str, Any]) -> tuple[Tensor, Info]:
-        solver = make_solver(s["solver"], tol=s["tol"], max_iter=s["max_iter"], beta=s["beta"],
-                             **({"m": s["m"], "lam": s["lam"]} if s["solver"] == "anderson" else {}))
-        backward = Backward.parse(s["backward"])
-        back = make_solver(s["solver"], tol=s["backward_tol"], max_iter=s["backward_max_iter"], beta=s["beta"],
-                           **({"m": s["m"], "lam": s["lam"]} if s["solver"] == "anderson" else {}))
-        return solve_fixed_point(f, z0, solver, backward, back)
+        solver = make_solver(s["solver"], **settings_options(s, s["tol"], s["max_iter"]))
+        back = make_solver(s["solver"], **settings_options(s, s["backward_tol"], s["backward_max_iter"]))
+        return solve_fixed_point(f, z0, solver, s["backward"], back)
 
 
 class DEQGap(SCIEquilibrium):
@@ -159,10 +156,7 @@ class UnrolledGap(DEQGap):
         z = z0
         for _ in range(int(s["iters"])):
             fz = f(z)
-            with torch.no_grad():
-                r = torch.linalg.vector_norm((fz - z).flatten(1), dim=1) / (
-                    torch.linalg.vector_norm(fz.flatten(1), dim=1) + 1e-9)
-            info.residuals.append(float(r.max()))
+            info.residuals.append(float(relative_residual(fz.detach(), z.detach()).max()))
             info.steps += 1
             z = fz
         info.best_step = info.steps
@@ -195,11 +189,11 @@ class DEQRnn(SCIEquilibrium):
     def f(self, z: Tensor, op: VideoSCI, y: Tensor) -> Tensor:
         B = self.frames
         x, h = z[:, :B], z[:, B:]
-        c = op.A_adjoint((y - op.A(x)) / op.R)
+        p = op.project(x, y)
         mask = op.mask.expand(x.shape[0], -1, -1, -1)
-        s = torch.cat([x, c, mask.to(x.dtype), (y / op.R).unsqueeze(1), h], dim=1)
+        s = torch.cat([x, p - x, mask.to(x.dtype), (y / op.R).unsqueeze(1), h], dim=1)
         out = self.net(s)
-        return torch.cat([x + c - out[:, :B], torch.tanh(out[:, B:])], dim=1)
+        return torch.cat([p - out[:, :B], torch.tanh(out[:, B:])], dim=1)
 
 
 RECONSTRUCTORS: dict[str, type[SCIEquilibrium]] = {m.method: m for m in (DEQGap, DEQRnn, UnrolledGap)}

@@ -11,7 +11,6 @@ fixed-point settings below override the ones stored with it.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +52,10 @@ class LearnedSolver(Solver):
     def __init__(self, **overrides: Any) -> None:
         super().__init__(**overrides)
         if hasattr(self.params, "solver"):  # fixed-point options checked before any data is read
-            from scicli.deq import make_options
+            from scicli.deq import make_options, settings_options
 
             st = self.settings()
-            make_options(st["solver"], tol=st["tol"], max_iter=st["max_iter"], beta=st["beta"],
-                         **({"m": st["m"], "lam": st["lam"]} if st["solver"] == "anderson" else {}))
+            make_options(st["solver"], **settings_options(st, st["tol"], st["max_iter"]))
         self.model = load_reconstructor(self.method, self.params.weights)
 
     def settings(self) -> dict[str, Any]:
@@ -133,5 +131,3 @@ class UnrolledGapSolver(LearnedSolver):
         weights: str = param("", "trained weights (a scicli train checkpoint; default: the shipped file)")
         iters: int = param(0, "unrolled steps (0: as trained)", low=0)
 
-
-SOLVER_FIELDS = [f.name for f in dataclasses.fields(deq_params(1))]

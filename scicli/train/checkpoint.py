@@ -62,30 +62,11 @@ def _parse_value(method: str, name: str, text: str, kind: type) -> Any:
         raise UsageError(f"{method}: -p {name}={text} is not a valid {kind.__name__}") from None
 
 
-def reconstruction_config(method: str, frames: int, width: int | None, depth: int | None,
-                          params: dict[str, str]) -> dict[str, Any]:
-    """Config of a reconstruction network: U-Net channels, spectral norm, fixed-point settings."""
-    from scicli.deq import Backward, make_options
+def reconstruction_config(method: str, frames: int, channels: list[int], params: dict[str, str]) -> dict[str, Any]:
+    """Config of a reconstruction network: U-Net ``channels`` (from :func:`model_config`),
+    spectral norm, hidden channels (deq-rnn) and the fixed-point settings in ``params``."""
+    from scicli.deq import Backward, make_options, settings_options
 
-    channels = None
-    if "channels" in params:
-        try:
-            channels = [int(c) for c in params.pop("channels").split(",") if c.strip()]
-        except ValueError:
-            raise UsageError(f"{method}: -p channels= expects integers like 32,64,128") from None
-    if "width" in params:
-        width = _parse_value(method, "width", params.pop("width"), int)
-    if "depth" in params:
-        depth = _parse_value(method, "depth", params.pop("depth"), int)
-    if channels is None:
-        w, d = width or DEFAULT_WIDTH[method], depth or DEFAULT_DEPTH[method]
-        if not (1 <= d <= 6 and 1 <= w <= 1024):
-            raise UsageError(f"{method}: width {w} / depth {d} out of range (depth 1..6)")
-        channels = [w * 2 ** i for i in range(d)]
-    elif width is not None or depth is not None:
-        raise UsageError(f"{method}: give either -p channels=... or --width/--depth, not both")
-    if not 1 <= len(channels) <= 6 or min(channels) < 1:
-        raise UsageError(f"{method}: channels {channels}: 1 to 6 positive counts")
     config: dict[str, Any] = {"frames": int(frames), "channels": channels,
                               "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "1"), bool)}
     if method == "deq-rnn":
@@ -97,8 +78,7 @@ def reconstruction_config(method: str, frames: int, width: int | None, depth: in
         raise UsageError(f"{method}: -p iters applies to unrolled-gap (a DEQ runs to its tolerance: max_iter, tol)")
     full = {**DEFAULT_SOLVE, **solve}
     Backward.parse(full["backward"])
-    make_options(full["solver"], tol=full["tol"], max_iter=full["max_iter"], beta=full["beta"],
-                 **({"m": full["m"], "lam": full["lam"]} if full["solver"] == "anderson" else {}))
+    make_options(full["solver"], **settings_options(full, full["tol"], full["max_iter"]))
     if method == "unrolled-gap" and solve.get("iters", 10) < 1:
         raise UsageError("unrolled-gap: iters must be >= 1")
     config["solve"] = solve
@@ -130,8 +110,8 @@ def model_config(method: str, width: int | None = None, depth: int | None = None
                  params: dict[str, str] | None = None, frames: int = 8) -> dict[str, Any]:
     """The model config from ``--width``, ``--depth`` and ``-p NAME=VALUE``; unknown names are errors.
 
-    dncnn: ``depth`` conv layers of ``width`` channels. unet: ``depth`` scales with
-    ``width * 2^l`` channels at scale l, or an explicit ``channels=16,32,64``.
+    dncnn: ``depth`` conv layers of ``width`` channels. unet and the reconstruction networks:
+    ``depth`` scales with ``width * 2^l`` channels at scale l, or an explicit ``channels=16,32,64``.
     """
     check_method(method)
     params = dict(params or {})
@@ -139,8 +119,6 @@ def model_config(method: str, width: int | None = None, depth: int | None = None
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise UsageError(f"unknown {method} option(s) {', '.join(unknown)} (known: {', '.join(sorted(allowed))})")
-    if is_reconstruction(method):
-        return reconstruction_config(method, frames, width, depth, params)
 
     def number(name: str, given: int | None) -> int:
         value: Any = given
@@ -153,7 +131,8 @@ def model_config(method: str, width: int | None = None, depth: int | None = None
                 raise UsageError(f"-p {name}={params[name]}: expected an integer") from None
         value = (DEFAULT_WIDTH if name == "width" else DEFAULT_DEPTH)[method] if value is None else value
         low = 2 if (name == "depth" and method == "dncnn") else 1
-        if value < low or value > (6 if (name == "depth" and method != "dncnn") else 4096):
+        high = 6 if (name == "depth" and method != "dncnn") else (1024 if is_reconstruction(method) else 4096)
+        if value < low or value > high:
             raise UsageError(f"{method} {name} {value} is out of range")
         return int(value)
 
@@ -169,18 +148,23 @@ def model_config(method: str, width: int | None = None, depth: int | None = None
             raise UsageError(f"-p frames={frames}: the temporal window must be odd (3, 5, 7)")
         w, d = number("width", width), number("depth", depth)
         return {"frames": t, "channels": [w * 2 ** i for i in range(d)]}
+    # U-Nets (unet and the reconstruction networks): explicit channels, or --width/--depth
     if "channels" in params:
         if width is not None or depth is not None or "width" in params or "depth" in params:
-            raise UsageError("unet: give either -p channels=... or --width/--depth, not both")
+            raise UsageError(f"{method}: give either -p channels=... or --width/--depth, not both")
         try:
             chans = [int(c) for c in params["channels"].split(",") if c.strip()]
         except ValueError:
             raise UsageError(f"-p channels={params['channels']}: expected integers like 16,32,64") from None
         if not 1 <= len(chans) <= 6 or min(chans) < 1:
             raise UsageError(f"-p channels={params['channels']}: 1 to 6 positive channel counts")
-        return {"channels": chans, "in_channels": 1}
-    w, d = number("width", width), number("depth", depth)
-    return {"channels": [w * 2 ** i for i in range(d)], "in_channels": 1}
+    else:
+        w, d = number("width", width), number("depth", depth)
+        chans = [w * 2 ** i for i in range(d)]
+    if is_reconstruction(method):
+        rest = {k: v for k, v in params.items() if k not in ("channels", "width", "depth")}
+        return reconstruction_config(method, frames, chans, rest)
+    return {"channels": chans, "in_channels": 1}
 
 
 def build_model(method: str, config: dict[str, Any]) -> nn.Module:

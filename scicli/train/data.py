@@ -55,6 +55,12 @@ EIGHT_BIT_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".bmp", ".gif", ".mp4", 
 KIND_PREFIXES: tuple[str, ...] = ("images", "frames")
 
 
+def derive_seed(*parts: float) -> int:
+    """A 64-bit seed from integers (and noise levels, by their milli-units)."""
+    entropy = [int(round(p * 1000)) if isinstance(p, float) else int(p) for p in parts]
+    return int(np.random.SeedSequence([e & 0xFFFFFFFF for e in entropy]).generate_state(1, np.uint64)[0])
+
+
 def _natural_key(text: str) -> list[object]:
     return [(0, int(p)) if p.isdigit() else (1, p.lower()) for p in re.split(r"(\d+)", text) if p]
 

@@ -46,6 +46,7 @@ from scicli.train.checkpoint import (
     set_rng_state,
 )
 from scicli.train.data import ClipDataset, PatchDataset, SourceCache, center_crops, list_sources, split_sources
+from scicli.train.data import derive_seed as _seed
 from scicli.train.distributed import Distributed
 from scicli.train.sci import MASK_KINDS, SCITask
 
@@ -150,12 +151,6 @@ class Reporter:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _seed(*parts: float) -> int:
-    """A 64-bit seed from integers (and noise levels, by their milli-units)."""
-    entropy = [int(round(p * 1000)) if isinstance(p, float) else int(p) for p in parts]
-    return int(np.random.SeedSequence([e & 0xFFFFFFFF for e in entropy]).generate_state(1, np.uint64)[0])
-
-
 def seed_everything(seed: int) -> None:
     """Seed the global torch / numpy / python generators (model initialisation uses torch's)."""
     torch.manual_seed(seed)

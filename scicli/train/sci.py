@@ -26,13 +26,10 @@ from torch import Tensor, nn
 from scicli.errors import UsageError
 from scicli.physics import VideoSCI
 from scicli.physics.masks import make_mask
-from scicli.train.data import ClipDataset, SourceCache, Source, center_crops
+from scicli.train.data import ClipDataset, Source, SourceCache, center_crops
+from scicli.train.data import derive_seed as _seed
 
 MASK_KINDS = ("random", "shifted")
-
-
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1, np.uint64)[0])
 
 
 def load_mask_file(path: str, frames: int) -> np.ndarray:
