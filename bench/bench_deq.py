@@ -8,7 +8,7 @@ First measurement of the scene (default: Drop), x = orig / 255, PSNR / SSIM per 
 (scicli.metrics.frame_metrics). Rows: gap-tv (defaults), pnp-gap with ffdnet (default schedule;
 ``--skip-pnp`` leaves it out, ~25 s on a 2-core CPU), and each learned method with the weights
 given (default: the shipped scicli/weights/<method>.pt); a method without weights is listed as
-"no weights" and skipped. Learned solvers run with their solver defaults (max_iter 40, tol 1e-3;
+"no weights" and skipped. Learned solvers run with the budget stored with their weights (max_iter; tol 1e-3;
 unrolled-gap: the trained number of steps). The last column is each time / pnp-gap's time.
 """
 

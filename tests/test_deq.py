@@ -69,6 +69,14 @@ def test_divergence_stops_with_the_best_iterate():
     assert info.best_step == 1 and torch.equal(z, f(z0))
 
 
+def test_an_unconverged_solve_returns_its_last_evaluation():
+    f = lambda z: 0.99 * z + 1.0  # noqa: E731 - slow contraction: 3 steps are far from the fixed point
+    z0 = torch.zeros(1, 3, dtype=D)
+    z, info = make_solver("fixed-point", tol=1e-12, max_iter=3)(f, z0)
+    assert not info.converged and not info.diverged and info.steps == 3
+    assert torch.equal(z, f(f(f(z0))))
+
+
 def test_non_finite_values_stop_the_solve():
     calls = []
 
@@ -169,14 +177,40 @@ def _perturbed(model, scale: float = 0.01, seed: int = 0):
     return model
 
 
-@pytest.mark.parametrize("cls", [DEQGap, DEQRnn, UnrolledGap])
-def test_an_untrained_map_is_the_projection_and_returns_a_consistent_start(cls):
+@pytest.mark.parametrize("cls,options", [(DEQGap, {"prior": "none", "start": "mean"}), (DEQRnn, {}),
+                                         (UnrolledGap, {"prior": "none", "start": "mean"})])
+def test_an_untrained_map_without_prior_is_the_projection_and_returns_a_consistent_start(cls, options):
     op, y, _ = _sci()
-    model = cls(frames=4, channels=(8, 16), spectral_norm=False)
+    model = cls(frames=4, channels=(8, 16), spectral_norm=False, **options)
     x, info = model(y, op)
     assert x.shape == (2, 4, 16, 16)
     assert torch.allclose(op.A(x), y, atol=1e-5)  # y/R start is consistent; the zero head keeps it
     assert info.steps >= 1
+
+
+def test_an_untrained_deq_gap_is_pnp_gap_with_ffdnet_at_its_sigma_from_the_gap_tv_start():
+    from scicli.solvers.gap import GapTV, PnPGap
+
+    op, y, _ = _sci(P=32)
+    model = DEQGap(frames=4, channels=(8, 16), sigma=12.0)
+    with torch.no_grad():  # (with autograd on, one more recorded application carries the gradient)
+        x, info = model(y, op, solve={"solver": "fixed-point", "max_iter": 5, "tol": 0})
+    x0 = GapTV().solve(op, y).x
+    ref = PnPGap(denoiser="ffdnet", sigma=[12.0], iters=[5]).solve(op, y, x0=x0).x
+    assert info.steps == 5
+    assert torch.allclose(x, ref, atol=1e-4)
+
+
+def test_the_ffdnet_prior_is_package_data_not_part_of_the_weights():
+    model = DEQGap(frames=4, channels=(8, 16))
+    state = model.state_dict()
+    assert state and not any(k.startswith("prior.") for k in state)
+    assert "log_sigma" in state
+    assert not any(p.requires_grad for p in model.prior.parameters())
+    other = DEQGap(frames=4, channels=(8, 16))
+    other.load_state_dict(state)  # strict: the prior is filled in from the package
+    model.train()
+    assert not model.prior.training  # frozen statistics in training mode too
 
 
 @pytest.mark.filterwarnings("ignore:implicit backward did not converge")
@@ -186,7 +220,8 @@ def test_models_backpropagate_to_every_parameter(cls):
     model = _perturbed(cls(frames=4, channels=(8, 16), spectral_norm=True, solve={"max_iter": 5}))
     out, _ = model(y, op)
     ((out - x) ** 2).mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
     assert not missing
 
 

@@ -131,6 +131,10 @@ def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
     assert "unknown deq-gap option(s) depthx" in one_error(invoke_cli(*base, "-p", "depthx=3"))
     assert "backward mode" in one_error(invoke_cli(*base, "-p", "backward=exact"))
     assert "iters applies to unrolled-gap" in one_error(invoke_cli(*base, "-p", "iters=3"))
+    assert "prior must be one of ffdnet, none" in one_error(invoke_cli(*base, "-p", "prior=bm3d"))
+    assert "start must be one of gap-tv, mean" in one_error(invoke_cli(*base, "-p", "start=zeros"))
+    assert "sigma must be in (0, 255]" in one_error(invoke_cli(*base, "-p", "sigma=0"))
+    assert "accelerate=maybe is not a valid bool" in one_error(invoke_cli(*base, "-p", "accelerate=maybe"))
 
 
 def test_reconstruct_errors(stills: Path, tmp_path: Path):

@@ -98,6 +98,7 @@ class _Monitor:
         self.info = Info()
         self.best: Tensor | None = None
         self.best_value = math.inf
+        self.last: Tensor | None = None
         self.grew = 0
         self.last_size = math.inf
 
@@ -114,6 +115,7 @@ class _Monitor:
         self.grew = self.grew + 1 if size > self.last_size else 0
         self.last_size = size
         info.residuals.append(r)
+        self.last = fz
         if size < self.best_value:  # keep f(z) of the smallest step: one more application of the map
             self.best_value, info.best_step = size, info.steps
             self.best = fz.detach().clone()
@@ -126,8 +128,11 @@ class _Monitor:
         return False
 
     def result(self, z: Tensor) -> tuple[Tensor, Info]:
-        """f(z) of the smallest step seen (z itself if no finite evaluation happened)."""
-        return (self.best if self.best is not None else z), self.info
+        """The last f(z); after a divergence f(z) of the smallest step seen (z itself if no
+        finite evaluation happened)."""
+        if self.info.diverged or self.last is None:
+            return (self.best if self.best is not None else z), self.info
+        return self.last, self.info
 
 
 @FIXED_POINT.register("fixed-point", summary="damped Picard iteration z <- (1 - beta) z + beta f(z)",

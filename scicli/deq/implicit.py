@@ -95,7 +95,11 @@ def attach_gradient(f: Callable[[Tensor], Tensor], z_star: Tensor, backward: Bac
 def solve_fixed_point(f: Callable[[Tensor], Tensor], z0: Tensor, solver: FixedPointSolver,
                       backward: Backward | str = "implicit",
                       backward_solver: FixedPointSolver | None = None) -> tuple[Tensor, Info]:
-    """The DEQ layer: forward solve without autograd, then :func:`attach_gradient`."""
+    """The DEQ layer: forward solve without autograd, then :func:`attach_gradient` (one more
+    recorded application of f). Without grad mode the solver's last evaluation is the output:
+    inference costs exactly the evaluations the solver made."""
     with torch.no_grad():
         z_star, info = solver(f, z0)
+    if not torch.is_grad_enabled():
+        return z_star, info
     return attach_gradient(f, z_star, backward, backward_solver), info

@@ -1,8 +1,8 @@
 """Learned reconstruction: deep-equilibrium and unrolled GAP networks trained by ``scicli train``.
 
-    deq-gap       x* = D(P(x*)),  P(x) = x + A^T((y - A x) / R)       fixed point (Anderson)
-    deq-rnn       (x*, h*) = RNN(x*, h*; y, A)                         fixed point (Anderson)
-    unrolled-gap  K steps of the deq-gap map                           (GAP-net style)
+    deq-gap       (x*, e*) = accelerated GAP step with D = FFDNet(., sigma) - N   fixed point (Anderson)
+    deq-rnn       (x*, h*) = RNN(x*, h*; y, A)                                     fixed point (Anderson)
+    unrolled-gap  K steps of the deq-gap map                                       (GAP-net style)
 
 The weights file (``--weights RUN/best.pt``, or ``scicli/weights/<method>.pt`` when scicli ships
 one) holds the method, the network and the number of frames B it was trained for; the
@@ -61,13 +61,16 @@ class LearnedSolver(Solver):
     def settings(self) -> dict[str, Any]:
         p = self.params
         out = {k: getattr(p, k) for k in ("solver", "max_iter", "tol", "m", "lam", "beta") if hasattr(p, k)}
+        if not out.get("max_iter", 1):  # 0: the budget stored with the weights (1 while checking options)
+            model = getattr(self, "model", None)
+            out["max_iter"] = int(model.config["solve"]["max_iter"]) if model is not None else 1
         if getattr(p, "iters", 0):
             out["iters"] = int(p.iters)
         return out
 
     def total_iters(self) -> int:
         p = self.params
-        return int(p.iters or self.model.config["solve"].get("iters", 10)) if hasattr(p, "iters") else int(p.max_iter)
+        return int(p.iters or self.model.config["solve"].get("iters", 10)) if hasattr(p, "iters") else int(self.settings()["max_iter"])
 
     @torch.no_grad()
     def solve(self, op: VideoSCI, y: Tensor, *, x0: Tensor | None = None, gt: Tensor | None = None,
@@ -93,12 +96,12 @@ class LearnedSolver(Solver):
         return Result(x=x, history=history, iterations=info.steps, converged=info.converged)
 
 
-def deq_params(most: int) -> type:
+def deq_params() -> type:
     @dataclass
     class DEQParams:
         weights: str = param("", "trained weights (a scicli train checkpoint; default: the shipped file)")
         solver: str = param("anderson", "fixed-point solver: anderson or fixed-point")
-        max_iter: int = param(most, "most evaluations of the map", low=1)
+        max_iter: int = param(0, "most evaluations of the map (0: the number stored with the weights)", low=0)
         tol: float = param(1e-3, "stop at relative residual ||f(z) - z|| / ||f(z)|| <= tol", low=0)
         m: int = param(5, "Anderson history size", low=1)
         lam: float = param(1e-4, "Anderson regularisation (relative)", low=0)
@@ -107,18 +110,18 @@ def deq_params(most: int) -> type:
     return DEQParams
 
 
-@register("deq-gap", summary="deep-equilibrium GAP: x = D(P(x)) with a trained denoiser (scicli train)",
+@register("deq-gap", summary="deep-equilibrium accelerated GAP with FFDNet and a trained joint-frame correction",
           trainable=True)
 class DEQGapSolver(LearnedSolver):
     method = "deq-gap"
-    Params = deq_params(40)
+    Params = deq_params()
 
 
 @register("deq-rnn", summary="deep-equilibrium recurrent cell seeing x, y and the masks (scicli train)",
           trainable=True)
 class DEQRnnSolver(LearnedSolver):
     method = "deq-rnn"
-    Params = deq_params(40)
+    Params = deq_params()
 
 
 @register("unrolled-gap", summary="K unrolled GAP steps with a trained denoiser (GAP-net style, scicli train)",

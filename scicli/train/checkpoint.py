@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from scicli.errors import DataError, UsageError
-from scicli.nn.deq import DEFAULT_SOLVE, RECONSTRUCTORS
+from scicli.nn.deq import DEFAULT_SOLVE, PRIORS, RECONSTRUCTORS, STARTS
 from scicli.nn.dncnn import DnCNN
 from scicli.nn.unet import UNet
 from scicli.nn.video import VideoDenoiser
@@ -30,6 +30,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {"dncnn": DnCNN, "unet": UNet, "vi
                                                **RECONSTRUCTORS}
 """Trainable models by ``--method`` name: denoisers and reconstruction networks."""
 
+GAP_KEYS: dict[str, type] = {"prior": str, "sigma": float, "accelerate": bool, "start": str}
+"""Options of the GAP map of deq-gap and unrolled-gap (see :class:`scicli.nn.deq.DEQGap`)."""
+GAP_DEFAULTS: dict[str, Any] = {"prior": "ffdnet", "sigma": 10.0, "accelerate": True, "start": "gap-tv"}
+
 SOLVE_KEYS: dict[str, type] = {k: type(v) for k, v in DEFAULT_SOLVE.items()} | {"iters": int}
 """Fixed-point settings a reconstruction network stores (``-p NAME=VALUE`` at training)."""
 
@@ -38,7 +42,7 @@ MODEL_KEYS: dict[str, dict[str, type]] = {
     "unet": {"channels": list, "width": int, "depth": int},
     "video": {"channels": list, "width": int, "depth": int, "frames": int},
     **{m: {"channels": list, "width": int, "depth": int, "spectral_norm": bool, **SOLVE_KEYS,
-           **({"hidden": int} if m == "deq-rnn" else {})} for m in RECONSTRUCTORS},
+           **({"hidden": int} if m == "deq-rnn" else GAP_KEYS)} for m in RECONSTRUCTORS},
 }
 DEFAULT_WIDTH = {"dncnn": 32, "unet": 16, "video": 32, **{m: 32 for m in RECONSTRUCTORS}}
 DEFAULT_DEPTH = {"dncnn": 10, "unet": 3, "video": 2, **{m: 3 for m in RECONSTRUCTORS}}
@@ -68,11 +72,20 @@ def reconstruction_config(method: str, frames: int, channels: list[int], params:
     from scicli.deq import Backward, make_options, settings_options
 
     config: dict[str, Any] = {"frames": int(frames), "channels": channels,
-                              "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "1"), bool)}
+                              "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "0"), bool)}
     if method == "deq-rnn":
         config["hidden"] = _parse_value(method, "hidden", params.pop("hidden", "8"), int)
         if config["hidden"] < 1:
             raise UsageError(f"{method}: hidden must be >= 1")
+    else:
+        for key, kind in GAP_KEYS.items():
+            config[key] = _parse_value(method, key, params.pop(key), kind) if key in params else GAP_DEFAULTS[key]
+        if config["prior"] not in PRIORS:
+            raise UsageError(f"{method}: prior must be one of {', '.join(PRIORS)}, got '{config['prior']}'")
+        if config["start"] not in STARTS:
+            raise UsageError(f"{method}: start must be one of {', '.join(STARTS)}, got '{config['start']}'")
+        if not 0 < config["sigma"] <= 255:
+            raise UsageError(f"{method}: sigma must be in (0, 255], got {config['sigma']:g}")
     solve = {k: _parse_value(method, k, v, SOLVE_KEYS[k]) for k, v in params.items()}
     if "iters" in solve and method != "unrolled-gap":
         raise UsageError(f"{method}: -p iters applies to unrolled-gap (a DEQ runs to its tolerance: max_iter, tol)")
@@ -88,10 +101,15 @@ def reconstruction_config(method: str, frames: int, channels: list[int], params:
 def model_options(method: str, config: dict[str, Any]) -> list[str]:
     """The ``scicli train`` options that rebuild ``config`` (for the reproducing command)."""
     parts = ["-p", "channels=" + ",".join(str(c) for c in config["channels"])]
-    if not config.get("spectral_norm", True):
-        parts += ["-p", "spectral_norm=0"]
+    if config.get("spectral_norm", False):
+        parts += ["-p", "spectral_norm=1"]
     if method == "deq-rnn":
         parts += ["-p", f"hidden={config.get('hidden', 8)}"]
+    for key, default in GAP_DEFAULTS.items():
+        if key in config and config[key] != default:
+            value = config[key]
+            parts += ["-p", f"{key}={int(value) if isinstance(value, bool) else value:g}"
+                      if isinstance(value, (float, bool)) else f"{key}={value}"]
     for key, value in (config.get("solve") or {}).items():
         if key in DEFAULT_SOLVE and DEFAULT_SOLVE[key] == value:
             continue

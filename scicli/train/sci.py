@@ -121,14 +121,23 @@ class SCITask:
         key = step if key is None else key
         op, y = self.problem(x, key)
         if step < self.warmup:
-            gen = torch.Generator().manual_seed(_seed(self.seed, 0xD0, key))
-            lo, hi = self.sigma_range
-            sigma = (lo + (hi - lo) * torch.rand((x.shape[0], 1, 1, 1), generator=gen)) / 255.0
-            noisy = x + (sigma * torch.randn(x.shape, generator=gen)).to(x.device)
-            out, _ = model(y, op, one_step=noisy)
+            out, _ = model(y, op, one_step=self.perturb(x, op, y, key))
         else:
             out, _ = model(y, op)
         return F.mse_loss(out, x)
+
+    def perturb(self, x: Tensor, op: VideoSCI, y: Tensor, key: int) -> Tensor:
+        """An iterate-like estimate of x: ``x + a (x0 - x) + sigma n`` with the solver's start
+        x0, ``a ~ U(0, 1)`` and ``sigma ~ U(sigma_range) / 255`` per clip; the fixed-point
+        iterates travel from x0 towards x, and the map learns to move every point of that path
+        closer to x (which makes x an attracting fixed point)."""
+        gen = torch.Generator().manual_seed(_seed(self.seed, 0xD0, key))
+        N = x.shape[0]
+        lo, hi = self.sigma_range
+        a = torch.rand((N, 1, 1, 1), generator=gen).to(x.device)
+        sigma = ((lo + (hi - lo) * torch.rand((N, 1, 1, 1), generator=gen)) / 255.0).to(x.device)
+        x0 = (y / op.R).unsqueeze(1)  # the start x_t = y / R of every model
+        return x + a * (x0 - x) + sigma * torch.randn(x.shape, generator=gen).to(x.device)
 
     def baseline(self, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
         """The start ``x_t = y / R`` scored like the model (what the network improves on)."""
