@@ -103,7 +103,9 @@ def orig_scale(orig: np.ndarray) -> float:
     return next((s for s in SCALES[1:] if top <= s), SCALES[-1])
 
 
-def _mask_values(mask: np.ndarray, label: str) -> np.ndarray:
+def mask_values(mask: np.ndarray, label: str) -> np.ndarray:
+    """Float32 mask values: integer masks scaled by their maximum (8-bit 0/255 masks become 0/1),
+    float masks taken as given (calibrated gains may exceed 1); negative or all-zero: DataError."""
     if mask.dtype.kind in "iu" and mask.max() > 1:
         mask = mask / mask.max()
     mask = mask.astype(np.float32)
@@ -169,7 +171,7 @@ def load_problem(
             f"{mask_label}: {mask_f.shape[0]} mask sets for {K} measurements in {meas_label}"
         )
     info["layout"] = {"meas": layouts[meas_label], "mask": layouts[mask_label]}
-    mask_f = _mask_values(mask_f, mask_label)
+    mask_f = mask_values(mask_f, mask_label)
 
     idx = parse_selection(select, K)
     meas_f = meas_f[idx]

@@ -64,6 +64,19 @@ def test_masks_are_drawn_like_the_camera(tmp_path: Path):
     assert from_file.shape == (2, 4, 8, 8)
 
 
+def test_a_mask_file_has_the_same_values_in_train_and_reconstruct(tmp_path: Path):
+    from scicli.problem import mask_values
+    from scicli.train.sci import load_mask_file
+
+    binary = (np.random.default_rng(0).random((4, 8, 8)) < 0.5).astype(np.uint8) * 255  # 8-bit file
+    gains = np.random.default_rng(1).uniform(0.0, 2.0, (4, 8, 8)).astype(np.float32)  # calibrated, > 1
+    for name, arr in (("binary.npy", binary), ("gains.npy", gains)):
+        np.save(tmp_path / name, arr)
+        assert np.array_equal(load_mask_file(str(tmp_path / name), 4), mask_values(arr, name))
+    assert set(np.unique(load_mask_file(str(tmp_path / "binary.npy"), 4))) == {0.0, 1.0}
+    assert load_mask_file(str(tmp_path / "gains.npy"), 4).max() > 1
+
+
 def test_measurements_follow_the_forward_model():
     task = SCITask(frames=4, mask="random", meas_noise=0.0, seed=0)
     x = torch.rand(2, 4, 8, 8)

