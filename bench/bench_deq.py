@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -34,6 +35,20 @@ def weights_for(method: str, given: Path | None) -> Path | None:
     return path if path.exists() else None
 
 
+def untrained_copy(path: Path, folder: Path) -> Path:
+    """A checkpoint of the same method and config as ``path`` with freshly initialised weights."""
+    import torch
+
+    from scicli.train.checkpoint import build_model, load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    fresh = build_model(ckpt["method"], dict(ckpt["config"]))
+    out = folder / "untrained.pt"
+    torch.save({**{k: ckpt[k] for k in ("format", "format_version", "method", "config") if k in ckpt},
+                "model": fresh.state_dict()}, out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mat", type=Path, default=DEFAULT_MAT, help="MATLAB v5 benchmark file (default: %(default)s)")
@@ -42,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="timed solves per row (median reported)")
     ap.add_argument("--no-warmup", action="store_true", help="skip the warm-up solve of each row")
     ap.add_argument("--skip-pnp", action="store_true", help="leave out pnp-gap / ffdnet (the slow row)")
+    ap.add_argument("--untrained", action="store_true",
+                    help="add a row: the deq-gap map of the same config before training (for deq-gap with "
+                         "the FFDNet prior, PnP-GAP with FFDNet at the initial sigma), same budget")
     for method in LEARNED:
         ap.add_argument(f"--{method}", type=Path, default=None, metavar="PATH",
                         help=f"{method} weights (checkpoint or run directory; default: scicli/weights/{method}.pt)")
@@ -64,14 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rows.append((method, {"weights": str(path)}, str(path)))
 
+    tmp = tempfile.TemporaryDirectory()
+    trained = weights_for("deq-gap", args.deq_gap)
+    if args.untrained and trained is not None:
+        rows.append(("deq-gap", {"weights": str(untrained_copy(trained, Path(tmp.name)))}, "untrained"))
+
     results: dict[str, dict | str] = {}
-    for method, params, _ in rows:
+    for method, params, note in rows:
         if params is None:
             continue
         try:
-            results[method] = run(scene, method, params, args.repeat, warmup=warm)
+            results[method + note] = run(scene, method, params, args.repeat, warmup=warm)
         except ScicliError as exc:  # e.g. weights for another B, or a checkpoint of another method
-            results[method] = f"error: {exc}"
+            results[method + note] = f"error: {exc}"
     pnp = results.get("pnp-gap")
     pnp_s = pnp["median"] if isinstance(pnp, dict) else None
 
@@ -79,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     for col in ("method", "iterations", "PSNR (dB)", "SSIM", "median s", "min s", "/ pnp-gap", "weights / parameters"):
         table.add_column(col, justify="left" if col in ("method", "weights / parameters") else "right")
     for method, params, note in rows:
-        r = results.get(method, note)
-        label = "pnp-gap / ffdnet" if method == "pnp-gap" else method
+        r = results.get(method + note, note)
+        label = "pnp-gap / ffdnet" if method == "pnp-gap" else method + (" (untrained)" if note == "untrained" else "")
         if isinstance(r, str):
             table.add_row(label, "-", "-", "-", "-", "-", "-", r)
             continue

@@ -201,6 +201,17 @@ def test_an_untrained_deq_gap_is_pnp_gap_with_ffdnet_at_its_sigma_from_the_gap_t
     assert torch.allclose(x, ref, atol=1e-4)
 
 
+def test_a_zero_budget_trains_the_first_evaluation_from_the_start():
+    op, y, x = _sci(P=16)
+    model = _perturbed(DEQGap(frames=4, channels=(8, 16)))
+    out, info = model(y, op, solve={"max_iter": 0})
+    with torch.no_grad():
+        first = model.f(model.start(op, y), op, y)[:, :4]
+    assert info.steps == 1 and torch.allclose(out, first, atol=1e-6)
+    ((out - x) ** 2).mean().backward()
+    assert model.log_sigma.grad is not None and model.net.body.head.weight.grad.abs().sum() > 0
+
+
 def test_the_ffdnet_prior_is_package_data_not_part_of_the_weights():
     model = DEQGap(frames=4, channels=(8, 16))
     state = model.state_dict()

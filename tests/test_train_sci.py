@@ -137,6 +137,28 @@ def test_resume_continues_bit_for_bit(stills: Path, tmp_path: Path):
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
 
+def test_supervising_every_iterate_trains_random_depths(stills: Path, tmp_path: Path, monkeypatch):
+    """--supervise all: each step's loss is on the iterate after k + 1 evaluations, k drawn from
+    (seed, step) in 0..max_iter-1, with the gradient of that last evaluation only."""
+    from scicli.nn.deq import DEQGap
+
+    budgets = []
+    original = DEQGap.run
+
+    def spy(self, f, z0, s):
+        budgets.append((int(s["max_iter"]), s["backward"]))
+        return original(self, f, z0, s)
+
+    monkeypatch.setattr(DEQGap, "run", spy)
+    run = tmp_path / "run"
+    ok(invoke_cli("train", "--method", "deq-gap", "--data", stills, "--out", run, "--epochs", "1",
+                  "--supervise", "all", *TINY, "--steps-per-epoch", "12"))
+    training = budgets[:12]  # then validation solves with the stored budget
+    assert all(b == "jfb" and 0 <= k < 4 for k, b in training)
+    assert len({k for k, _ in training}) > 1  # depths vary from step to step
+    assert "--supervise all" in json.loads((run / "run.json").read_text())["command"]
+
+
 def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
     base = ["train", "--method", "deq-gap", "--data", stills, "--out", tmp_path / "r"]
     assert "--mask" in one_error(invoke_cli(*base, "--mask", "nonsense"))
@@ -148,6 +170,7 @@ def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
     assert "start must be one of gap-tv, mean" in one_error(invoke_cli(*base, "-p", "start=zeros"))
     assert "sigma must be in (0, 255]" in one_error(invoke_cli(*base, "-p", "sigma=0"))
     assert "accelerate=maybe is not a valid bool" in one_error(invoke_cli(*base, "-p", "accelerate=maybe"))
+    assert "--supervise must be one of last, all" in one_error(invoke_cli(*base, "--supervise", "some"))
 
 
 def test_reconstruct_errors(stills: Path, tmp_path: Path):

@@ -93,6 +93,7 @@ def train_cmd(
     meas_noise: Optional[float] = typer.Option(None, "--meas-noise", help="Reconstruction methods: measurement noise up to this level, 0..255 scale (default 0)."),
     amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast (CUDA only)."),
     warmup: Optional[int] = typer.Option(None, "--warmup", help="Reconstruction methods: first steps pre-train the map as a denoiser (default 0)."),
+    supervise: Optional[str] = typer.Option(None, "--supervise", help="Reconstruction methods: last (the fixed point) or all (each step a random iterate, 1..max_iter evaluations: teaches fast convergence); default last."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default 10); with --resume, the new total."),
     steps_per_epoch: Optional[int] = typer.Option(
         None, "--steps-per-epoch", help="Steps per epoch (default one pass over the training pixels)."),
@@ -128,7 +129,7 @@ def train_cmd(
         "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "lr": lr,
         "val_fraction": val_fraction, "device": device_name, "seed": seed, "workers": workers,
         "log_every": log_every, "frames": frames, "mask": mask, "meas_noise": meas_noise,
-        "amp": amp or None, "warmup": warmup,
+        "amp": amp or None, "warmup": warmup, "supervise": supervise,
     }
     model_given = width is not None or depth is not None or bool(params)
     if resume:

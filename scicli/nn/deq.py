@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from scicli.deq import Info, make_solver, relative_residual, settings_options, solve_fixed_point
+from scicli.deq import Info, attach_gradient, make_solver, relative_residual, settings_options, solve_fixed_point
 from scicli.nn.unet import UNetBody
 from scicli.physics import VideoSCI
 
@@ -125,6 +125,8 @@ class SCIEquilibrium(nn.Module):
         return x
 
     def run(self, f, z0: Tensor, s: dict[str, Any]) -> tuple[Tensor, Info]:
+        if int(s["max_iter"]) == 0:  # training on the first iterate: only the recorded application
+            return attach_gradient(f, z0, "jfb"), Info(steps=1)
         solver = make_solver(s["solver"], **settings_options(s, s["tol"], s["max_iter"]))
         back = make_solver(s["solver"], **settings_options(s, s["backward_tol"], s["backward_max_iter"]))
         return solve_fixed_point(f, z0, solver, s["backward"], back)

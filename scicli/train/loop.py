@@ -49,7 +49,7 @@ from scicli.train.checkpoint import (
 from scicli.train.data import ClipDataset, PatchDataset, SourceCache, center_crops, list_sources, split_sources
 from scicli.train.data import derive_seed as _seed
 from scicli.train.distributed import Distributed
-from scicli.train.sci import MASK_KINDS, SCITask
+from scicli.train.sci import MASK_KINDS, SUPERVISE, SCITask
 
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "run.json")
 RESUME_OVERRIDABLE = ("epochs", "device", "log_every", "workers", "amp")
@@ -82,6 +82,7 @@ class TrainArgs:
     meas_noise: float = 0.0  # measurement noise level, up to this (0..255 scale)
     amp: bool = False  # bfloat16 autocast (CUDA)
     warmup: int = 0  # reconstruction methods: steps of denoising pre-training of the map
+    supervise: str = "last"  # reconstruction methods: last (the solution) | all (a random iterate per step)
 
     def check(self) -> "TrainArgs":
         """Range checks: one UsageError naming the option."""
@@ -107,6 +108,8 @@ class TrainArgs:
                 raise UsageError(f"--mask {self.mask}: not random, shifted or an existing mask file")
             if not (0.0 <= self.meas_noise <= 255.0):
                 raise UsageError(f"--meas-noise must be in [0, 255], got {self.meas_noise}")
+            if self.supervise not in SUPERVISE:
+                raise UsageError(f"--supervise must be one of {', '.join(SUPERVISE)}, got '{self.supervise}'")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,7 +123,7 @@ class TrainArgs:
         parts += ["--out", self.out, "--patch", str(self.patch)]
         if is_reconstruction(self.method):
             parts += ["--frames", str(self.frames), "--mask", self.mask, "--meas-noise", f"{self.meas_noise:g}",
-                      "--warmup", str(self.warmup), "--sigma-range", f"{self.sigma_range[0]:g},{self.sigma_range[1]:g}"]
+                      "--warmup", str(self.warmup), "--supervise", self.supervise, "--sigma-range", f"{self.sigma_range[0]:g},{self.sigma_range[1]:g}"]
         else:
             parts += ["--sigma-range", f"{self.sigma_range[0]:g},{self.sigma_range[1]:g}"]
         parts += ["--epochs", str(self.epochs)]
@@ -247,7 +250,8 @@ class DenoiseTask:
 def make_task(args: TrainArgs) -> Any:
     """The training task of ``args.method``: denoising or SCI reconstruction."""
     if is_reconstruction(args.method):
-        return SCITask(args.frames, args.mask, args.meas_noise, args.seed, args.warmup, args.sigma_range)
+        return SCITask(args.frames, args.mask, args.meas_noise, args.seed, args.warmup, args.sigma_range,
+                       args.supervise)
     return DenoiseTask(args)
 
 

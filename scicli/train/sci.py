@@ -31,6 +31,7 @@ from scicli.train.data import ClipDataset, Source, SourceCache, center_crops
 from scicli.train.data import derive_seed as _seed
 
 MASK_KINDS = ("random", "shifted")
+SUPERVISE = ("last", "all")
 
 
 def load_mask_file(path: str, frames: int) -> np.ndarray:
@@ -89,13 +90,14 @@ class SCITask:
     """Clips -> coded snapshots -> reconstruction loss; validation PSNR of the reconstructions."""
 
     def __init__(self, frames: int, mask: str, meas_noise: float, seed: int, warmup: int = 0,
-                 sigma_range: Sequence[float] = (0.0, 50.0)) -> None:
+                 sigma_range: Sequence[float] = (0.0, 50.0), supervise: str = "last") -> None:
         self.frames = int(frames)
         self.warmup = int(warmup)
         self.sigma_range = tuple(float(s) for s in sigma_range)
         self.masks = MaskSampler(mask, frames, seed)
         self.meas_noise = float(meas_noise)
         self.seed = int(seed)
+        self.supervise = supervise
 
     def dataset(self, sources: Sequence[Source], patch: int, cache: SourceCache) -> ClipDataset:
         self.masks.check_patch(patch)
@@ -117,11 +119,18 @@ class SCITask:
         """Step ``step`` (random streams from ``key``, default ``step``): during the first
         ``warmup`` steps the map is pre-trained as a denoiser, ``||f(x + sigma n) - x||^2``
         with ``sigma ~ U(sigma_range) / 255`` (a learned map that starts as a real denoiser
-        is a near-contraction, which the fixed-point solve needs); then the fixed point."""
+        is a near-contraction, which the fixed-point solve needs); then the fixed point, or with
+        ``supervise="all"`` the iterate after a random number of evaluations (every iterate on
+        the way is trained to be close to x: a map that converges in few evaluations)."""
         key = step if key is None else key
         op, y = self.problem(x, key)
         if step < self.warmup:
             out, _ = model(y, op, one_step=self.perturb(x, op, y, key))
+        elif self.supervise == "all" and "max_iter" in getattr(model, "module", model).config["solve"]:
+            # the iterate after k + 1 evaluations, k ~ U{0..max_iter - 1}, gradient of the last one
+            most = int(getattr(model, "module", model).config["solve"]["max_iter"])
+            k = int(np.random.default_rng(_seed(self.seed, 0xA11, key)).integers(most))
+            out, _ = model(y, op, solve={"max_iter": k, "backward": "jfb"})
         else:
             out, _ = model(y, op)
         return F.mse_loss(out, x)
