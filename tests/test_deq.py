@@ -212,6 +212,20 @@ def test_a_zero_budget_trains_the_first_evaluation_from_the_start():
     assert model.log_sigma.grad is not None and model.net.body.head.weight.grad.abs().sum() > 0
 
 
+def test_a_learned_start_begins_as_gap_tv_and_learns_from_its_own_loss():
+    from scicli.solvers.gap import GapTV
+
+    op, y, x = _sci(P=16)
+    model = DEQGap(frames=4, channels=(8, 16), learned_start=True)
+    with torch.no_grad():
+        assert torch.allclose(model.start(op, y)[:, :4], GapTV().solve(op, y).x, atol=1e-6)  # zero head
+    _perturbed(model)
+    out, _, start = model(y, op, solve={"max_iter": 2}, with_start=True)
+    ((start - x) ** 2).mean().backward()
+    assert model.refine.body.head.weight.grad.abs().sum() > 0
+    assert model.net.body.head.weight.grad is None  # the start's loss reaches the start only
+
+
 def test_the_ffdnet_prior_is_package_data_not_part_of_the_weights():
     model = DEQGap(frames=4, channels=(8, 16))
     state = model.state_dict()

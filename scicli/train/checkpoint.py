@@ -30,9 +30,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {"dncnn": DnCNN, "unet": UNet, "vi
                                                **RECONSTRUCTORS}
 """Trainable models by ``--method`` name: denoisers and reconstruction networks."""
 
-GAP_KEYS: dict[str, type] = {"prior": str, "sigma": float, "accelerate": bool, "start": str}
+GAP_KEYS: dict[str, type] = {"prior": str, "sigma": float, "accelerate": bool, "start": str, "learned_start": bool}
 """Options of the GAP map of deq-gap and unrolled-gap (see :class:`scicli.nn.deq.DEQGap`)."""
-GAP_DEFAULTS: dict[str, Any] = {"prior": "ffdnet", "sigma": 10.0, "accelerate": True, "start": "gap-tv"}
+GAP_DEFAULTS: dict[str, Any] = {"prior": "ffdnet", "sigma": 10.0, "accelerate": True, "start": "gap-tv",
+                                "learned_start": True}
 
 SOLVE_KEYS: dict[str, type] = {k: type(v) for k, v in DEFAULT_SOLVE.items()} | {"iters": int}
 """Fixed-point settings a reconstruction network stores (``-p NAME=VALUE`` at training)."""

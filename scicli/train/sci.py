@@ -126,13 +126,17 @@ class SCITask:
         op, y = self.problem(x, key)
         if step < self.warmup:
             out, _ = model(y, op, one_step=self.perturb(x, op, y, key))
-        elif self.supervise == "all" and "max_iter" in getattr(model, "module", model).config["solve"]:
+            return F.mse_loss(out, x)
+        config = getattr(model, "module", model).config
+        solve = None
+        if self.supervise == "all" and "iters" not in config["solve"]:
             # the iterate after k + 1 evaluations, k ~ U{0..max_iter - 1}, gradient of the last one
-            most = int(getattr(model, "module", model).config["solve"]["max_iter"])
-            k = int(np.random.default_rng(_seed(self.seed, 0xA11, key)).integers(most))
-            out, _ = model(y, op, solve={"max_iter": k, "backward": "jfb"})
-        else:
-            out, _ = model(y, op)
+            k = int(np.random.default_rng(_seed(self.seed, 0xA11, key)).integers(int(config["solve"]["max_iter"])))
+            solve = {"max_iter": k, "backward": "jfb"}
+        if config.get("learned_start"):  # the start's refinement learns to be close to x too
+            out, _, start = model(y, op, solve=solve, with_start=True)
+            return F.mse_loss(out, x) + F.mse_loss(start, x)
+        out, _ = model(y, op, solve=solve)
         return F.mse_loss(out, x)
 
     def perturb(self, x: Tensor, op: VideoSCI, y: Tensor, key: int) -> Tensor:
