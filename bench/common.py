@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 import platform
 import statistics
@@ -79,6 +81,17 @@ def setup(mat: Path, device_name: str, threads: int | None, repeat: int) -> tupl
     return console, Scene(op, y, orig_np, device)
 
 
+def effective_params(solver: Any) -> dict[str, Any]:
+    """The settings a solve really uses: a learned solver's stored fixed-point settings with the
+    user's overrides, a classical solver's parameters."""
+    model = getattr(solver, "model", None)
+    if model is not None and hasattr(solver, "settings"):
+        keys = ("iters",) if hasattr(solver.params, "iters") else ("solver", "max_iter", "tol", "m", "beta")
+        merged = {**model.config["solve"], **solver.settings()}
+        return {k: merged[k] for k in keys if k in merged}
+    return vars(solver.params)
+
+
 def run(scene: Scene, method: str, params: dict, repeat: int, warmup: bool = True,
         x0: torch.Tensor | None = None) -> dict:
     """Time ``repeat`` solves (after an optional warm-up) and score the last one."""
@@ -101,5 +114,5 @@ def run(scene: Scene, method: str, params: dict, repeat: int, warmup: bool = Tru
         "ssim": m["ssim_mean"],
         "median": statistics.median(times),
         "min": min(times),
-        "params": ", ".join(f"{k}={v}" for k, v in vars(solver.params).items() if k not in ("tol", "weights")),
+        "params": ", ".join(f"{k}={v}" for k, v in effective_params(solver).items() if k not in ("tol", "weights")),
     }

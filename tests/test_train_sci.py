@@ -199,3 +199,23 @@ def test_two_process_torchrun_gloo(stills: Path, tmp_path: Path):
     summary = json.loads((run / "run.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 2
     assert torch.load(run / "last.pt", weights_only=True)["method"] == "deq-gap"
+
+
+def test_ship_stores_inference_settings_and_the_untrained_baseline(stills: Path, tmp_path: Path, monkeypatch):
+    from scicli.weights import ship
+
+    run = tmp_path / "run"
+    ok(invoke_cli("train", "--method", "deq-gap", "--data", stills, "--out", run, "--epochs", "1", *TINY))
+    (run / "run.json").unlink()  # a run stopped early: time and device come from the log
+    monkeypatch.setattr(ship, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(ship, "MANIFEST", tmp_path / "manifest.json")
+    assert ship.main([str(run), "deq-gap", "--baseline", "untrained", "--solve", "max_iter=3",
+                      "--solve", "beta=1.5"]) == 0
+    entry = json.loads((tmp_path / "manifest.json").read_text())["deq-gap"]
+    shipped = torch.load(tmp_path / "deq-gap.pt", weights_only=True)
+    assert shipped["config"]["solve"]["max_iter"] == 3 and shipped["config"]["solve"]["beta"] == 1.5
+    assert entry["config"] == shipped["config"] and entry["trained_with_solve"]["max_iter"] == 4
+    assert np.isfinite(entry["validation_psnr_untrained"]["psnr"]) and entry["hardware"].startswith("cpu")
+    assert "depends_on" in entry and not any(k.startswith("prior.") for k in shipped["model"])
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        ship.main([str(run), "x", "--solve", "backward=implicit"])

@@ -51,26 +51,30 @@ class LearnedSolver(Solver):
 
     def __init__(self, **overrides: Any) -> None:
         super().__init__(**overrides)
+        self.given = set(overrides)  # what the user set; the rest comes from the weights' settings
         if hasattr(self.params, "solver"):  # fixed-point options checked before any data is read
             from scicli.deq import make_options, settings_options
+            from scicli.nn.deq import DEFAULT_SOLVE
 
-            st = self.settings()
+            st = {**DEFAULT_SOLVE, "max_iter": 1, **self.settings()}
             make_options(st["solver"], **settings_options(st, st["tol"], st["max_iter"]))
         self.model = load_reconstructor(self.method, self.params.weights)
 
     def settings(self) -> dict[str, Any]:
+        """The fixed-point settings the user gave (-p solver= max_iter= tol= m= lam= beta=,
+        iters=); everything else is what was stored with the weights."""
         p = self.params
-        out = {k: getattr(p, k) for k in ("solver", "max_iter", "tol", "m", "lam", "beta") if hasattr(p, k)}
-        if not out.get("max_iter", 1):  # 0: the budget stored with the weights (1 while checking options)
-            model = getattr(self, "model", None)
-            out["max_iter"] = int(model.config["solve"]["max_iter"]) if model is not None else 1
-        if getattr(p, "iters", 0):
-            out["iters"] = int(p.iters)
+        out = {k: getattr(p, k) for k in ("solver", "max_iter", "tol", "m", "lam", "beta", "iters")
+               if k in self.given and hasattr(p, k)}
+        if not out.get("max_iter", 1):  # max_iter=0: the stored budget
+            del out["max_iter"]
+        if not out.get("iters", 1):
+            del out["iters"]
         return out
 
     def total_iters(self) -> int:
-        p = self.params
-        return int(p.iters or self.model.config["solve"].get("iters", 10)) if hasattr(p, "iters") else int(self.settings()["max_iter"])
+        stored = {**self.model.config["solve"], **self.settings()}
+        return int(stored.get("iters", 10)) if hasattr(self.params, "iters") else int(stored["max_iter"])
 
     @torch.no_grad()
     def solve(self, op: VideoSCI, y: Tensor, *, x0: Tensor | None = None, gt: Tensor | None = None,
@@ -97,15 +101,18 @@ class LearnedSolver(Solver):
 
 
 def deq_params() -> type:
+    stored = "; default: as stored with the weights"
+
     @dataclass
     class DEQParams:
         weights: str = param("", "trained weights (a scicli train checkpoint; default: the shipped file)")
-        solver: str = param("anderson", "fixed-point solver: anderson or fixed-point")
-        max_iter: int = param(0, "most evaluations of the map (0: the number stored with the weights)", low=0)
-        tol: float = param(1e-3, "stop at relative residual ||f(z) - z|| / ||f(z)|| <= tol", low=0)
-        m: int = param(5, "Anderson history size", low=1)
-        lam: float = param(1e-4, "Anderson regularisation (relative)", low=0)
-        beta: float = param(1.0, "damping: z <- (1 - beta) z + beta f(z) (mixed, for Anderson)", positive=True)
+        solver: str = param("anderson", "fixed-point solver: anderson or fixed-point" + stored)
+        max_iter: int = param(0, "most evaluations of the map (0: the budget stored with the weights)", low=0)
+        tol: float = param(1e-3, "stop at relative residual ||f(z) - z|| / ||f(z)|| <= tol" + stored, low=0)
+        m: int = param(5, "Anderson history size" + stored, low=1)
+        lam: float = param(1e-4, "Anderson regularisation (relative)" + stored, low=0)
+        beta: float = param(1.0, "relaxation: z <- (1 - beta) z + beta f(z) (mixed, for Anderson)" + stored,
+                            positive=True)
 
     return DEQParams
 

