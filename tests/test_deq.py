@@ -226,6 +226,18 @@ def test_a_learned_start_begins_as_gap_tv_and_learns_from_its_own_loss():
     assert model.net.body.head.weight.grad is None  # the start's loss reaches the start only
 
 
+def test_a_centred_correction_ignores_the_input_brightness_and_old_configs_stay_uncentred():
+    from scicli.nn.deq import JointUNet
+    from scicli.train.checkpoint import build_model
+
+    net = _perturbed(JointUNet(4, 4, (8, 16), False, centre=True), scale=0.1)
+    h = torch.rand(2, 4, 16, 16)
+    assert torch.allclose(net(h + 0.3), net(h), atol=1e-5)
+    assert not torch.allclose(net(h), torch.zeros_like(net(h)))
+    model = build_model("deq-gap", {"frames": 4, "channels": [8, 16], "spectral_norm": False, "solve": {}})
+    assert model.config["centre"] is False and model.net.centre is False  # weights trained before centring
+
+
 def test_the_ffdnet_prior_is_package_data_not_part_of_the_weights():
     model = DEQGap(frames=4, channels=(8, 16))
     state = model.state_dict()

@@ -2,19 +2,25 @@
 
 With the projection ``P(x) = x + A^T((y - A x) / R)`` onto ``{A x = y}``:
 
-    deq-gap       f(x) = D(P(x)),  D(z) = z - N(z)                    (DE-GAP, Zhao et al. 2023)
+    deq-gap       the accelerated GAP step on z = (x, e) with a denoiser initialised from
+                  FFDNet (DE-GAP, Zhao et al. 2023, with the residual accumulation of
+                  accelerated GAP in the state):
+                      e' = e + y - A x,  v = x + A^T((y + e' - A x) / R),
+                      u = FFDNet(v, sigma),  x' = u - N([u, v])
+                  (``prior="none"``: x' = v - N(v); ``accelerate=False``: v = P(x))
     deq-rnn       f(x, h) = (P(x) - N_x(s), tanh(N_h(s))),  s = [x, P(x) - x, M, y / R, h]
                   a recurrent convolutional cell that sees the estimate, the data residual,
                   the masks and the normalised snapshot; its hidden state h is part of the
                   fixed point
     unrolled-gap  K steps of the deq-gap map from the same start, ordinary backprop (GAP-net)
 
-All B frames are one joint input (temporal correlations are what SCI lives on): a 2x2
+All B frames are one joint input of N (temporal correlations are what SCI lives on): a 2x2
 pixel-unshuffle, a U-Net over ``channels`` scales, a pixel-shuffle back. The U-Net's output
-layer starts at zero, so an untrained map is the projection itself. ``spectral_norm``
-constrains every hidden convolution to unit spectral norm (Miyato et al. 2018), which keeps
-the map close to non-expansive and the fixed point well defined. Fully convolutional: any
-H x W; B is fixed by the weights. The start is ``x_t = y / R`` for every frame.
+layer starts at zero, so an untrained map is the projection itself (deq-rnn, ``prior="none"``)
+or PnP-GAP with FFDNet at a fixed sigma (deq-gap). ``spectral_norm`` constrains every hidden
+convolution to unit spectral norm (Miyato et al. 2018). Fully convolutional: any H x W; B is
+fixed by the weights. The start is the GAP-TV estimate (deq-gap, optionally refined by a
+learned U-Net) or ``x_t = y / R`` for every frame.
 """
 
 from __future__ import annotations
@@ -44,8 +50,9 @@ DEFAULT_SOLVE: dict[str, Any] = {"solver": "anderson", "max_iter": 30, "tol": 1e
 class JointUNet(nn.Module):
     """``cin`` -> ``cout`` channels at full resolution through a U-Net at half resolution."""
 
-    def __init__(self, cin: int, cout: int, channels: Sequence[int], spectral: bool) -> None:
+    def __init__(self, cin: int, cout: int, channels: Sequence[int], spectral: bool, centre: bool = False) -> None:
         super().__init__()
+        self.centre = bool(centre)
         self.body = UNetBody(4 * cin, channels, 4 * cout)
         self.multiple = 2 * self.body.multiple
         if spectral:
@@ -54,6 +61,10 @@ class JointUNet(nn.Module):
                     _spectral_norm(m)
 
     def forward(self, h: Tensor) -> Tensor:
+        """``centre``: the input's per-sample mean is removed first (the output is a correction
+        that needs no DC; a DC-free input trains several times faster)."""
+        if self.centre:
+            h = h - h.mean(dim=(1, 2, 3), keepdim=True)
         H, W = h.shape[-2:]
         ph, pw = (-H) % self.multiple, (-W) % self.multiple
         if ph or pw:
@@ -68,7 +79,7 @@ class SCIEquilibrium(nn.Module):
     method = ""
 
     def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
-                 solve: dict[str, Any] | None = None) -> None:
+                 solve: dict[str, Any] | None = None, centre: bool = False) -> None:
         super().__init__()
         if frames < 1:
             raise ValueError(f"frames must be >= 1, got {frames}")
@@ -79,7 +90,9 @@ class SCIEquilibrium(nn.Module):
         settings.update(solve or {})
         self.frames = int(frames)
         self.config: dict[str, Any] = {"frames": self.frames, "channels": [int(c) for c in channels],
-                                       "spectral_norm": bool(spectral_norm), "solve": settings}
+                                       "spectral_norm": bool(spectral_norm), "solve": settings,
+                                       "centre": bool(centre)}
+        self.centre = bool(centre)
 
     # -- the map ------------------------------------------------------------------------
     def start(self, op: VideoSCI, y: Tensor) -> Tensor:
@@ -157,8 +170,9 @@ class DEQGap(SCIEquilibrium):
 
     def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
                  solve: dict[str, Any] | None = None, prior: str = "ffdnet", sigma: float = 10.0,
-                 accelerate: bool = True, start: str = "gap-tv", learned_start: bool = False) -> None:
-        super().__init__(frames, channels, spectral_norm, solve)
+                 accelerate: bool = True, start: str = "gap-tv", learned_start: bool = False,
+                 centre: bool = False) -> None:
+        super().__init__(frames, channels, spectral_norm, solve, centre)
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
         if start not in STARTS:
@@ -176,9 +190,9 @@ class DEQGap(SCIEquilibrium):
             self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma / 255.0)))
         else:
             self.prior = None
-        self.net = JointUNet(2 * B if self.prior is not None else B, B, channels, spectral_norm)
+        self.net = JointUNet(2 * B if self.prior is not None else B, B, channels, spectral_norm, centre)
         # a learned refinement of the start (sees it, the masks and y / R); zero head: the start itself
-        self.refine = JointUNet(2 * B + 1, B, channels, spectral_norm) if learned_start else None
+        self.refine = JointUNet(2 * B + 1, B, channels, spectral_norm, centre) if learned_start else None
 
     # the frozen prior is package data: neither saved nor loaded with the learned weights
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -274,14 +288,14 @@ class DEQRnn(SCIEquilibrium):
     method = "deq-rnn"
 
     def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
-                 solve: dict[str, Any] | None = None, hidden: int = 8) -> None:
-        super().__init__(frames, channels, spectral_norm, solve)
+                 solve: dict[str, Any] | None = None, hidden: int = 8, centre: bool = False) -> None:
+        super().__init__(frames, channels, spectral_norm, solve, centre)
         if hidden < 1:
             raise ValueError(f"hidden must be >= 1, got {hidden}")
         self.hidden = int(hidden)
         self.config["hidden"] = self.hidden
         B = self.frames
-        self.net = JointUNet(3 * B + 1 + self.hidden, B + self.hidden, channels, spectral_norm)
+        self.net = JointUNet(3 * B + 1 + self.hidden, B + self.hidden, channels, spectral_norm, centre)
 
     def start(self, op: VideoSCI, y: Tensor) -> Tensor:
         return self.lift(super().start(op, y))

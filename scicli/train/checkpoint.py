@@ -42,7 +42,7 @@ MODEL_KEYS: dict[str, dict[str, type]] = {
     "dncnn": {"depth": int, "width": int},
     "unet": {"channels": list, "width": int, "depth": int},
     "video": {"channels": list, "width": int, "depth": int, "frames": int},
-    **{m: {"channels": list, "width": int, "depth": int, "spectral_norm": bool, **SOLVE_KEYS,
+    **{m: {"channels": list, "width": int, "depth": int, "spectral_norm": bool, "centre": bool, **SOLVE_KEYS,
            **({"hidden": int} if m == "deq-rnn" else GAP_KEYS)} for m in RECONSTRUCTORS},
 }
 DEFAULT_WIDTH = {"dncnn": 32, "unet": 16, "video": 32, **{m: 32 for m in RECONSTRUCTORS}}
@@ -73,7 +73,8 @@ def reconstruction_config(method: str, frames: int, channels: list[int], params:
     from scicli.deq import Backward, make_options, settings_options
 
     config: dict[str, Any] = {"frames": int(frames), "channels": channels,
-                              "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "0"), bool)}
+                              "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "0"), bool),
+                              "centre": _parse_value(method, "centre", params.pop("centre", "1"), bool)}
     if method == "deq-rnn":
         config["hidden"] = _parse_value(method, "hidden", params.pop("hidden", "8"), int)
         if config["hidden"] < 1:
@@ -104,6 +105,8 @@ def model_options(method: str, config: dict[str, Any]) -> list[str]:
     parts = ["-p", "channels=" + ",".join(str(c) for c in config["channels"])]
     if config.get("spectral_norm", False):
         parts += ["-p", "spectral_norm=1"]
+    if "centre" in config and not config["centre"]:
+        parts += ["-p", "centre=0"]
     if method == "deq-rnn":
         parts += ["-p", f"hidden={config.get('hidden', 8)}"]
     for key, default in GAP_DEFAULTS.items():
