@@ -84,11 +84,10 @@ def setup(mat: Path, device_name: str, threads: int | None, repeat: int) -> tupl
 def effective_params(solver: Any) -> dict[str, Any]:
     """The settings a solve really uses: a learned solver's stored fixed-point settings with the
     user's overrides, a classical solver's parameters."""
-    model = getattr(solver, "model", None)
-    if model is not None and hasattr(solver, "settings"):
+    if hasattr(solver, "effective_settings"):
         keys = ("iters",) if hasattr(solver.params, "iters") else ("solver", "max_iter", "tol", "m", "beta")
-        merged = {**model.config["solve"], **solver.settings()}
-        return {k: merged[k] for k in keys if k in merged}
+        used = solver.effective_settings()
+        return {k: used[k] for k in keys if k in used}
     return vars(solver.params)
 
 

@@ -75,6 +75,7 @@ def test_an_unconverged_solve_returns_its_last_evaluation():
     z, info = make_solver("fixed-point", tol=1e-12, max_iter=3)(f, z0)
     assert not info.converged and not info.diverged and info.steps == 3
     assert torch.equal(z, f(f(f(z0))))
+    assert info.residual == info.residuals[-1]  # the residual of the returned iterate
 
 
 def test_non_finite_values_stop_the_solve():

@@ -219,3 +219,5 @@ def test_ship_stores_inference_settings_and_the_untrained_baseline(stills: Path,
     assert "depends_on" in entry and not any(k.startswith("prior.") for k in shipped["model"])
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         ship.main([str(run), "x", "--solve", "backward=implicit"])
+    with pytest.raises(SystemExit, match="'many' is not a valid int"):
+        ship.main([str(run), "x", "--solve", "max_iter=many"])

@@ -48,7 +48,11 @@ class Info:
 
     @property
     def residual(self) -> float:
-        return self.residuals[self.best_step - 1] if self.best_step else math.inf
+        """The residual of the iterate the solver returned: the last evaluation, or after a
+        divergence the one of smallest step."""
+        if self.diverged:
+            return self.residuals[self.best_step - 1] if self.best_step else math.inf
+        return self.residuals[-1] if self.residuals else math.inf
 
 
 @dataclass

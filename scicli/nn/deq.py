@@ -45,6 +45,8 @@ DEFAULT_SOLVE: dict[str, Any] = {"solver": "anderson", "max_iter": 30, "tol": 1e
                                  "beta": 1.0, "backward": "implicit", "backward_max_iter": 30,
                                  "backward_tol": 1e-4}
 """Fixed-point settings of a DEQ (training defaults; stored in the config)."""
+INFERENCE_KEYS = ("solver", "max_iter", "tol", "m", "lam", "beta")
+"""The settings that shape a forward solve (what ``reconstruct -p`` and ``ship --solve`` may set)."""
 
 
 class JointUNet(nn.Module):

@@ -63,18 +63,23 @@ class LearnedSolver(Solver):
     def settings(self) -> dict[str, Any]:
         """The fixed-point settings the user gave (-p solver= max_iter= tol= m= lam= beta=,
         iters=); everything else is what was stored with the weights."""
+        from scicli.nn.deq import INFERENCE_KEYS  # (the networks load only when a learned method runs)
+
         p = self.params
-        out = {k: getattr(p, k) for k in ("solver", "max_iter", "tol", "m", "lam", "beta", "iters")
-               if k in self.given and hasattr(p, k)}
+        out = {k: getattr(p, k) for k in (*INFERENCE_KEYS, "iters") if k in self.given and hasattr(p, k)}
         if not out.get("max_iter", 1):  # max_iter=0: the stored budget
             del out["max_iter"]
         if not out.get("iters", 1):
             del out["iters"]
         return out
 
+    def effective_settings(self) -> dict[str, Any]:
+        """The settings a solve uses: those stored with the weights, updated by the user's."""
+        return {**self.model.config["solve"], **self.settings()}
+
     def total_iters(self) -> int:
-        stored = {**self.model.config["solve"], **self.settings()}
-        return int(stored.get("iters", 10)) if hasattr(self.params, "iters") else int(stored["max_iter"])
+        used = self.effective_settings()
+        return int(used.get("iters", 10)) if hasattr(self.params, "iters") else int(used["max_iter"])
 
     @torch.no_grad()
     def solve(self, op: VideoSCI, y: Tensor, *, x0: Tensor | None = None, gt: Tensor | None = None,

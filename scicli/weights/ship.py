@@ -67,6 +67,25 @@ def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
     return validate(model, items, args.val_sigmas, torch.device("cpu"))
 
 
+def inference_settings(items: list[str], method: str) -> dict[str, Any]:
+    """``--solve KEY=VALUE`` items as typed fixed-point settings (SystemExit with one line otherwise)."""
+    from scicli.nn.deq import DEFAULT_SOLVE, INFERENCE_KEYS
+    from scicli.train.checkpoint import is_reconstruction
+
+    if not is_reconstruction(method):
+        raise SystemExit(f"--solve applies to reconstruction networks, not to a {method} checkpoint")
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in INFERENCE_KEYS or not value:
+            raise SystemExit(f"--solve {item}: expected KEY=VALUE with KEY one of {', '.join(INFERENCE_KEYS)}")
+        try:
+            out[key] = type(DEFAULT_SOLVE[key])(value)
+        except ValueError:
+            raise SystemExit(f"--solve {item}: {value!r} is not a valid {type(DEFAULT_SOLVE[key]).__name__}") from None
+    return out
+
+
 def log_summary(log: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     """Device and training time up to the checkpoint's epoch from the JSONL log, for a run
     stopped before it wrote run.json."""
@@ -103,13 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             "val_noisy", "scicli_version", "torch_version", "training_data", "command", "args")
     slim = {k: ckpt[k] for k in keep if k in ckpt}
     trained_solve = dict(slim["config"].get("solve", {}))
-    for item in args.solve:
-        key, _, value = item.partition("=")
-        if key not in ("solver", "max_iter", "tol", "m", "lam", "beta") or not value:
-            raise SystemExit(f"--solve {item}: expected KEY=VALUE with KEY one of solver, max_iter, tol, m, lam, beta")
-        from scicli.nn.deq import DEFAULT_SOLVE
-
-        slim["config"] = {**slim["config"], "solve": {**slim["config"]["solve"], key: type(DEFAULT_SOLVE[key])(value)}}
+    if args.solve:
+        slim["config"] = {**slim["config"], "solve": {**trained_solve, **inference_settings(args.solve, ckpt["method"])}}
     target = WEIGHTS_DIR / f"{args.name}.pt"
     torch.save(slim, target)
     entry: dict[str, Any] = {
