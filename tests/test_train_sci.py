@@ -90,7 +90,7 @@ def test_measurements_follow_the_forward_model():
 @pytest.mark.parametrize("method", ["deq-gap", "deq-rnn", "unrolled-gap"])
 def test_train_then_reconstruct_with_the_checkpoint_alone(method: str, stills: Path, tmp_path: Path):
     run = tmp_path / "run"
-    extra = ["-p", "iters=3"] if method == "unrolled-gap" else []
+    extra = {"unrolled-gap": ["-p", "iters=3"], "deq-rnn": ["-p", "tv_weight=0.05", "-p", "hidden=2"]}.get(method, [])
     result = ok(invoke_cli("train", "--method", method, "--data", stills, "--out", run, "--epochs", "2",
                            "--warmup", "1", *TINY, *extra))
     assert "best epoch" in result.stdout
@@ -101,6 +101,8 @@ def test_train_then_reconstruct_with_the_checkpoint_alone(method: str, stills: P
     assert len(epochs) == 2 and np.isfinite(epochs[-1]["val"]["psnr"])
     summary = json.loads((run / "run.json").read_text())
     assert summary["command"].startswith(f"scicli train --method {method}") and "--frames 4" in summary["command"]
+    for option in extra[1::2]:  # the reproducing command rebuilds the same model
+        assert f"-p {option}" in summary["command"]
 
     # the checkpoint alone drives reconstruct: method, frames, network, settings
     video = np.random.default_rng(0).random((4, 24, 20)).astype(np.float32)
@@ -171,6 +173,9 @@ def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
     assert "sigma must be in (0, 255]" in one_error(invoke_cli(*base, "-p", "sigma=0"))
     assert "accelerate=maybe is not a valid bool" in one_error(invoke_cli(*base, "-p", "accelerate=maybe"))
     assert "--supervise must be one of last, all" in one_error(invoke_cli(*base, "--supervise", "some"))
+    rnn = ["train", "--method", "deq-rnn", "--data", stills, "--out", tmp_path / "r"]
+    assert "tv_weight >= 0" in one_error(invoke_cli(*rnn, "-p", "tv_weight=-1"))
+    assert "unknown deq-rnn option(s) prior" in one_error(invoke_cli(*rnn, "-p", "prior=ffdnet"))
 
 
 def test_reconstruct_errors(stills: Path, tmp_path: Path):

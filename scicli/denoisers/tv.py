@@ -16,6 +16,7 @@ same energy-based stopping rule, checked per frame), without a Python loop over 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from scicli.denoisers.base import Denoiser
@@ -34,6 +35,8 @@ def tv_chambolle(f: Tensor, weight: float, n_iter: int = 5, eps: float = 2e-4) -
         return f.clone()
     if weight <= 0:
         raise ValueError(f"TV weight must be positive, got {weight}")
+    if torch.is_grad_enabled() and f.requires_grad:
+        return _tv_chambolle_graph(f, weight, n_iter)
     tau = 0.25
     npix = f.shape[-1] * f.shape[-2]
     p = torch.zeros((2,) + f.shape, dtype=f.dtype, device=f.device)  # dual field (p_h, p_w)
@@ -68,6 +71,30 @@ def tv_chambolle(f: Tensor, weight: float, n_iter: int = 5, eps: float = 2e-4) -
             norm.mul_(active)
             g.mul_(active)
         p.sub_(g, alpha=tau).div_(norm.add_(1.0))
+    return out
+
+
+def _grad(u: Tensor) -> tuple[Tensor, Tensor]:
+    """Forward differences of u, zero at the far border."""
+    return (torch.cat([u[..., 1:, :] - u[..., :-1, :], torch.zeros_like(u[..., :1, :])], dim=-2),
+            torch.cat([u[..., :, 1:] - u[..., :, :-1], torch.zeros_like(u[..., :, :1])], dim=-1))
+
+
+def _tv_chambolle_graph(f: Tensor, weight: float, n_iter: int) -> Tensor:
+    """The same ``n_iter`` Chambolle steps without in-place updates or early stop, recorded by
+    autograd (a learned map with a TV step backpropagates through it)."""
+    tau = 0.25
+    ph = pw = torch.zeros_like(f)
+    out = f
+    for i in range(n_iter):
+        if i > 0:  # out = f - div p
+            out = f - ph - pw
+            out = out + F.pad(ph[..., :-1, :], (0, 0, 1, 0)) + F.pad(pw[..., :, :-1], (1, 0))
+        if i == n_iter - 1:
+            break
+        gh, gw = _grad(out)
+        scale = 1.0 + (tau / weight) * torch.sqrt(gh * gh + gw * gw + 1e-20)  # (finite gradient at 0)
+        ph, pw = (ph - tau * gh) / scale, (pw - tau * gw) / scale
     return out
 
 

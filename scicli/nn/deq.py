@@ -8,19 +8,20 @@ With the projection ``P(x) = x + A^T((y - A x) / R)`` onto ``{A x = y}``:
                       e' = e + y - A x,  v = x + A^T((y + e' - A x) / R),
                       u = FFDNet(v, sigma),  x' = u - N([u, v])
                   (``prior="none"``: x' = v - N(v); ``accelerate=False``: v = P(x))
-    deq-rnn       f(x, h) = (P(x) - N_x(s), tanh(N_h(s))),  s = [x, P(x) - x, M, y / R, h]
-                  a recurrent convolutional cell that sees the estimate, the data residual,
-                  the masks and the normalised snapshot; its hidden state h is part of the
-                  fixed point
+    deq-rnn       the same GAP step (state z = (x, e, h)), a TV step u = TV(v) and a recurrent
+                  cell: x' = u - N_x(s), h' = tanh(N_h(s)),
+                  s = [u, v - u, M, y / R, h]; the cell sees the estimate, the data step,
+                  the masks and the normalised snapshot, and its hidden state h is part of
+                  the fixed point (no pretrained prior: every weight is scicli's own)
     unrolled-gap  K steps of the deq-gap map from the same start, ordinary backprop (GAP-net)
 
 All B frames are one joint input of N (temporal correlations are what SCI lives on): a 2x2
 pixel-unshuffle, a U-Net over ``channels`` scales, a pixel-shuffle back. The U-Net's output
-layer starts at zero, so an untrained map is the projection itself (deq-rnn, ``prior="none"``)
-or PnP-GAP with FFDNet at a fixed sigma (deq-gap). ``spectral_norm`` constrains every hidden
+layer starts at zero, so an untrained map is the GAP step itself (``prior="none"``), GAP-TV
+(deq-rnn) or PnP-GAP with FFDNet at a fixed sigma (deq-gap). ``spectral_norm`` constrains every hidden
 convolution to unit spectral norm (Miyato et al. 2018). Fully convolutional: any H x W; B is
-fixed by the weights. The start is the GAP-TV estimate (deq-gap, optionally refined by a
-learned U-Net) or ``x_t = y / R`` for every frame.
+fixed by the weights. The start is the GAP-TV estimate (optionally refined by a learned U-Net,
+deq-gap) or ``x_t = y / R`` for every frame.
 """
 
 from __future__ import annotations
@@ -192,9 +193,14 @@ class DEQGap(SCIEquilibrium):
             self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma / 255.0)))
         else:
             self.prior = None
-        self.net = JointUNet(2 * B if self.prior is not None else B, B, channels, spectral_norm, centre)
+        self.net = self.correction(channels, spectral_norm, centre)
         # a learned refinement of the start (sees it, the masks and y / R); zero head: the start itself
         self.refine = JointUNet(2 * B + 1, B, channels, spectral_norm, centre) if learned_start else None
+
+    def correction(self, channels: Sequence[int], spectral_norm: bool, centre: bool) -> nn.Module:
+        """N: [u, v] (with the prior) or v -> the B-frame correction."""
+        B = self.frames
+        return JointUNet(2 * B if self.prior is not None else B, B, channels, spectral_norm, centre)
 
     # the frozen prior is package data: neither saved nor loaded with the learned weights
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -235,7 +241,7 @@ class DEQGap(SCIEquilibrium):
         return self.lift(x)
 
     def lift(self, x: Tensor) -> Tensor:
-        return torch.cat([x, x.new_zeros((x.shape[0], 1, *x.shape[-2:]))], dim=1) if self.accelerate else x
+        return self.state(x, x.new_zeros((x.shape[0], *x.shape[-2:])) if self.accelerate else None)
 
     def denoise(self, v: Tensor) -> Tensor:
         """``u = FFDNet(v, sigma)`` frame by frame (v itself without a prior)."""
@@ -246,18 +252,27 @@ class DEQGap(SCIEquilibrium):
         u = self.prior(frames, self.sigma.to(v.dtype))
         return u.reshape(N, B, H, W).contiguous()
 
-    def f(self, z: Tensor, op: VideoSCI, y: Tensor) -> Tensor:
+    def gap_step(self, z: Tensor, op: VideoSCI, y: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(x, v, e')``: the estimate of state z, its GAP step v and the accumulated residual
+        (``e' = e + y - A x``, ``v = x + A^T((y + e' - A x) / R)``; without ``accelerate``
+        ``v = P(x)`` and e' is None)."""
         B = self.frames
         x = z[:, :B]
-        if self.accelerate:
-            r = y - op.A(x)
-            e = z[:, B] + r
-            v = x + op.A_adjoint((r + e) / op.R)
-        else:
-            v = op.project(x, y)
+        if not self.accelerate:
+            return x, op.project(x, y), None
+        r = y - op.A(x)
+        e = z[:, B] + r
+        return x, x + op.A_adjoint((r + e) / op.R), e
+
+    def state(self, x: Tensor, e: Tensor | None, *rest: Tensor) -> Tensor:
+        """The state ``(x, e, rest...)`` as one tensor of channels."""
+        return torch.cat([x, *(() if e is None else (e.unsqueeze(1),)), *rest], dim=1)
+
+    def f(self, z: Tensor, op: VideoSCI, y: Tensor) -> Tensor:
+        _, v, e = self.gap_step(z, op, y)
         u = self.denoise(v)
         x = u - self.net(torch.cat([u, v], dim=1) if self.prior is not None else v)
-        return torch.cat([x, e.unsqueeze(1)], dim=1) if self.accelerate else x
+        return self.state(x, e)
 
 
 class UnrolledGap(DEQGap):
@@ -283,36 +298,61 @@ class UnrolledGap(DEQGap):
         return z, info
 
 
-class DEQRnn(SCIEquilibrium):
-    """A recurrent convolutional cell with hidden state h (``hidden`` channels) solved to
-    equilibrium: ``x' = P(x) - N_x(s)``, ``h' = tanh(N_h(s))``, s = [x, P(x) - x, M, y/R, h]."""
+class DEQRnn(DEQGap):
+    """A recurrent convolutional cell with hidden state h (``hidden`` channels) in the GAP-TV
+    step, solved to equilibrium on ``z = (x, e, h)``:
+
+        e' = e + (y - A x),   v = x + A^T((y + e' - A x) / R),   u = TV(v)
+        s  = [u - mu, v - u, M, y / R - mu, h]          (mu: the mean of u; the image inputs centred)
+        x' = u - N_x(s),      h' = tanh(N_h(s))
+
+    It sees the estimate, the data step, the masks and the normalised snapshot; the start is the
+    GAP-TV estimate (or ``y / R``), e = 0, h = 0. No pretrained network: a light map (a few TV
+    steps and one U-Net per evaluation), all its weights trained by ``scicli train``; untrained it
+    is GAP-TV itself."""
 
     method = "deq-rnn"
 
     def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
-                 solve: dict[str, Any] | None = None, hidden: int = 8, centre: bool = False) -> None:
-        super().__init__(frames, channels, spectral_norm, solve, centre)
+                 solve: dict[str, Any] | None = None, hidden: int = 8, start: str = "gap-tv",
+                 accelerate: bool = True, centre: bool = True, tv_weight: float = 0.1, tv_iters: int = 5) -> None:
         if hidden < 1:
             raise ValueError(f"hidden must be >= 1, got {hidden}")
-        self.hidden = int(hidden)
-        self.config["hidden"] = self.hidden
-        B = self.frames
-        self.net = JointUNet(3 * B + 1 + self.hidden, B + self.hidden, channels, spectral_norm, centre)
+        if tv_weight < 0 or tv_iters < 1:
+            raise ValueError(f"need tv_weight >= 0 and tv_iters >= 1, got {tv_weight}, {tv_iters}")
+        self.hidden, self.tv_weight, self.tv_iters = int(hidden), float(tv_weight), int(tv_iters)
+        super().__init__(frames, channels, spectral_norm, solve, prior="none", start=start, accelerate=accelerate,
+                         centre=centre)
+        for key in ("prior", "sigma", "learned_start"):
+            del self.config[key]
+        self.config.update(hidden=self.hidden, tv_weight=self.tv_weight, tv_iters=self.tv_iters)
 
-    def start(self, op: VideoSCI, y: Tensor) -> Tensor:
-        return self.lift(super().start(op, y))
+    def correction(self, channels: Sequence[int], spectral_norm: bool, centre: bool) -> nn.Module:
+        B = self.frames  # centring is done on the image inputs in f, not on the masks and h
+        return JointUNet(3 * B + 1 + self.hidden, B + self.hidden, channels, spectral_norm, centre=False)
 
     def lift(self, x: Tensor) -> Tensor:
-        return torch.cat([x, x.new_zeros((x.shape[0], self.hidden, *x.shape[-2:]))], dim=1)
+        return torch.cat([super().lift(x), x.new_zeros((x.shape[0], self.hidden, *x.shape[-2:]))], dim=1)
+
+    def denoise(self, v: Tensor) -> Tensor:
+        """``u = TV(v)``: Chambolle TV per frame (``tv_iters`` dual steps, weight ``tv_weight``);
+        v itself with ``tv_weight=0``. It makes the base iteration GAP-TV, a contraction on the
+        null space of A where the plain GAP step is neutral (a bias of the cell would drift)."""
+        if self.tv_weight <= 0:
+            return v
+        from scicli.denoisers.tv import tv_chambolle
+
+        return tv_chambolle(v, self.tv_weight, n_iter=self.tv_iters, eps=0.0)
 
     def f(self, z: Tensor, op: VideoSCI, y: Tensor) -> Tensor:
         B = self.frames
-        x, h = z[:, :B], z[:, B:]
-        p = op.project(x, y)
-        mask = op.mask.expand(x.shape[0], -1, -1, -1)
-        s = torch.cat([x, p - x, mask.to(x.dtype), (y / op.R).unsqueeze(1), h], dim=1)
-        out = self.net(s)
-        return torch.cat([p - out[:, :B], torch.tanh(out[:, B:])], dim=1)
+        x, v, e = self.gap_step(z, op, y)
+        u = self.denoise(v)
+        h = z[:, z.shape[1] - self.hidden:]
+        mu = u.mean(dim=(1, 2, 3), keepdim=True) if self.centre else u.new_zeros(())
+        mask = op.mask.expand(x.shape[0], -1, -1, -1).to(x.dtype)
+        out = self.net(torch.cat([u - mu, v - u, mask, (y / op.R).unsqueeze(1) - mu, h], dim=1))
+        return self.state(u - out[:, :B], e, torch.tanh(out[:, B:]))
 
 
 RECONSTRUCTORS: dict[str, type[SCIEquilibrium]] = {m.method: m for m in (DEQGap, DEQRnn, UnrolledGap)}

@@ -35,6 +35,10 @@ GAP_KEYS: dict[str, type] = {"prior": str, "sigma": float, "accelerate": bool, "
 GAP_DEFAULTS: dict[str, Any] = {"prior": "ffdnet", "sigma": 10.0, "accelerate": True, "start": "gap-tv",
                                 "learned_start": True}
 
+RNN_KEYS: dict[str, type] = {"hidden": int, "start": str, "accelerate": bool, "tv_weight": float, "tv_iters": int}
+"""Options of the deq-rnn cell (see :class:`scicli.nn.deq.DEQRnn`)."""
+RNN_DEFAULTS: dict[str, Any] = {"hidden": 8, "start": "gap-tv", "accelerate": True, "tv_weight": 0.1, "tv_iters": 5}
+
 SOLVE_KEYS: dict[str, type] = {k: type(v) for k, v in DEFAULT_SOLVE.items()} | {"iters": int}
 """Fixed-point settings a reconstruction network stores (``-p NAME=VALUE`` at training)."""
 
@@ -43,7 +47,7 @@ MODEL_KEYS: dict[str, dict[str, type]] = {
     "unet": {"channels": list, "width": int, "depth": int},
     "video": {"channels": list, "width": int, "depth": int, "frames": int},
     **{m: {"channels": list, "width": int, "depth": int, "spectral_norm": bool, "centre": bool, **SOLVE_KEYS,
-           **({"hidden": int} if m == "deq-rnn" else GAP_KEYS)} for m in RECONSTRUCTORS},
+           **(RNN_KEYS if m == "deq-rnn" else GAP_KEYS)} for m in RECONSTRUCTORS},
 }
 DEFAULT_WIDTH = {"dncnn": 32, "unet": 16, "video": 32, **{m: 32 for m in RECONSTRUCTORS}}
 DEFAULT_DEPTH = {"dncnn": 10, "unet": 3, "video": 2, **{m: 3 for m in RECONSTRUCTORS}}
@@ -75,19 +79,17 @@ def reconstruction_config(method: str, frames: int, channels: list[int], params:
     config: dict[str, Any] = {"frames": int(frames), "channels": channels,
                               "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "0"), bool),
                               "centre": _parse_value(method, "centre", params.pop("centre", "1"), bool)}
-    if method == "deq-rnn":
-        config["hidden"] = _parse_value(method, "hidden", params.pop("hidden", "8"), int)
-        if config["hidden"] < 1:
-            raise UsageError(f"{method}: hidden must be >= 1")
-    else:
-        for key, kind in GAP_KEYS.items():
-            config[key] = _parse_value(method, key, params.pop(key), kind) if key in params else GAP_DEFAULTS[key]
-        if config["prior"] not in PRIORS:
-            raise UsageError(f"{method}: prior must be one of {', '.join(PRIORS)}, got '{config['prior']}'")
-        if config["start"] not in STARTS:
-            raise UsageError(f"{method}: start must be one of {', '.join(STARTS)}, got '{config['start']}'")
-        if not 0 < config["sigma"] <= 255:
-            raise UsageError(f"{method}: sigma must be in (0, 255], got {config['sigma']:g}")
+    keys, defaults = (RNN_KEYS, RNN_DEFAULTS) if method == "deq-rnn" else (GAP_KEYS, GAP_DEFAULTS)
+    for key, kind in keys.items():
+        config[key] = _parse_value(method, key, params.pop(key), kind) if key in params else defaults[key]
+    if config.get("hidden", 1) < 1 or config.get("tv_iters", 1) < 1 or config.get("tv_weight", 0) < 0:
+        raise UsageError(f"{method}: need hidden >= 1, tv_iters >= 1 and tv_weight >= 0")
+    if config.get("prior", PRIORS[0]) not in PRIORS:
+        raise UsageError(f"{method}: prior must be one of {', '.join(PRIORS)}, got '{config['prior']}'")
+    if config["start"] not in STARTS:
+        raise UsageError(f"{method}: start must be one of {', '.join(STARTS)}, got '{config['start']}'")
+    if not 0 < config.get("sigma", 1.0) <= 255:
+        raise UsageError(f"{method}: sigma must be in (0, 255], got {config['sigma']:g}")
     solve = {k: _parse_value(method, k, v, SOLVE_KEYS[k]) for k, v in params.items()}
     if "iters" in solve and method != "unrolled-gap":
         raise UsageError(f"{method}: -p iters applies to unrolled-gap (a DEQ runs to its tolerance: max_iter, tol)")
@@ -107,9 +109,7 @@ def model_options(method: str, config: dict[str, Any]) -> list[str]:
         parts += ["-p", "spectral_norm=1"]
     if "centre" in config and not config["centre"]:
         parts += ["-p", "centre=0"]
-    if method == "deq-rnn":
-        parts += ["-p", f"hidden={config.get('hidden', 8)}"]
-    for key, default in GAP_DEFAULTS.items():
+    for key, default in (RNN_DEFAULTS if method == "deq-rnn" else GAP_DEFAULTS).items():
         if key in config and config[key] != default:
             value = config[key]
             parts += ["-p", f"{key}={int(value) if isinstance(value, bool) else value:g}"
