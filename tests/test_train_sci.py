@@ -161,6 +161,29 @@ def test_supervising_every_iterate_trains_random_depths(stills: Path, tmp_path: 
     assert "--supervise all" in json.loads((run / "run.json").read_text())["command"]
 
 
+def test_init_adds_a_learned_start_to_trained_weights_and_trains_only_it(stills: Path, tmp_path: Path):
+    """--init copies the matching weights and the model options of a run; --supervise start
+    trains the learned start alone (the map keeps the weights it came with)."""
+    ok(invoke_cli("train", "--method", "deq-gap", "--data", stills, "--out", tmp_path / "a", "--epochs", "1",
+                  "-p", "learned_start=0", "-p", "centre=0", *TINY))
+    base = torch.load(tmp_path / "a" / "best.pt", weights_only=True)
+    result = ok(invoke_cli("train", "--method", "deq-gap", "--data", stills, "--out", tmp_path / "b",
+                           "--epochs", "1", "--init", tmp_path / "a" / "best.pt", "-p", "learned_start=1",
+                           "--supervise", "start", *[a for a in TINY if a != "--quiet"][:-4], "-q"))
+    assert "initialised from" in result.stderr + result.stdout
+    ckpt = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert ckpt["config"]["centre"] is False and ckpt["config"]["learned_start"] is True  # the init's model + -p
+    assert ckpt["config"]["solve"]["max_iter"] == base["config"]["solve"]["max_iter"]
+    for name, value in base["model"].items():  # the map is untouched
+        assert torch.equal(ckpt["model"][name], value), name
+    assert ckpt["model"]["refine.body.head.weight"].abs().sum() > 0  # the start learned (its head began at 0)
+    start = read_log(tmp_path / "b" / "log.jsonl")[0]
+    assert start["init"]["copied"] == len(base["model"]) and len(start["init"]["sha256"]) == 64
+    assert all(k.startswith("refine.") for k in start["init"]["fresh"])
+    command = json.loads((tmp_path / "b" / "run.json").read_text())["command"]
+    assert "--init" in command and "--supervise start" in command and "-p centre=0" in command
+
+
 def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
     base = ["train", "--method", "deq-gap", "--data", stills, "--out", tmp_path / "r"]
     assert "--mask" in one_error(invoke_cli(*base, "--mask", "nonsense"))
@@ -173,6 +196,8 @@ def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
     assert "sigma must be in (0, 255]" in one_error(invoke_cli(*base, "-p", "sigma=0"))
     assert "accelerate=maybe is not a valid bool" in one_error(invoke_cli(*base, "-p", "accelerate=maybe"))
     assert "--supervise must be one of last, all" in one_error(invoke_cli(*base, "--supervise", "some"))
+    assert "needs -p learned_start=1" in one_error(invoke_cli(*base, "--supervise", "start", "-p", "learned_start=0"))
+    assert "--init nothing.pt: no such checkpoint" in one_error(invoke_cli(*base, "--init", "nothing.pt"))
     rnn = ["train", "--method", "deq-rnn", "--data", stills, "--out", tmp_path / "r"]
     assert "tv_weight >= 0" in one_error(invoke_cli(*rnn, "-p", "tv_weight=-1"))
     assert "unknown deq-rnn option(s) prior" in one_error(invoke_cli(*rnn, "-p", "prior=ffdnet"))

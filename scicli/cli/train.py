@@ -11,7 +11,7 @@ from rich.progress import Progress
 
 from scicli.cli.common import guarded, interactive, out, parse_params, plain, progress_bar
 from scicli.errors import UsageError
-from scicli.train.checkpoint import MODELS, check_method, load_checkpoint, model_config
+from scicli.train.checkpoint import MODELS, check_method, init_params, is_reconstruction, load_checkpoint, model_config
 from scicli.train.loop import Reporter, TrainArgs, check_run_dir, resume_args, train
 
 METHODS = ", ".join(sorted(MODELS))
@@ -60,6 +60,10 @@ class CliReporter(Reporter):
                    f"{info['device']}: {info['train_files']} training / {info['val_files']} validation files, "
                    f"{info['epochs']} epochs x {info['steps_per_epoch']} steps of {info['batch_size']}{resumed}; "
                    f"noisy validation PSNR {_val_text(info['val_noisy'])}")
+        if info.get("init"):
+            init = info["init"]
+            self._line(f"initialised from {init['file']} ({init['copied']} tensors; left as initialised: "
+                       f"{', '.join(init['fresh']) or 'none'})")
 
     def step(self, epoch: int, index: int, steps: int, loss: float, lr: float) -> None:
         status = f"loss {loss:.3e}  lr {lr:.2e}"
@@ -93,7 +97,8 @@ def train_cmd(
     meas_noise: Optional[float] = typer.Option(None, "--meas-noise", help="Reconstruction methods: measurement noise up to this level, 0..255 scale (default 0)."),
     amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast (CUDA only)."),
     warmup: Optional[int] = typer.Option(None, "--warmup", help="Reconstruction methods: first steps pre-train the map as a denoiser (default 0)."),
-    supervise: Optional[str] = typer.Option(None, "--supervise", help="Reconstruction methods: last (the fixed point) or all (each step a random iterate, 1..max_iter evaluations: teaches fast convergence); default last."),
+    supervise: Optional[str] = typer.Option(None, "--supervise", help="Reconstruction methods: last (the fixed point), all (each step a random iterate, 1..max_iter evaluations: teaches fast convergence) or start (only the learned start, no solve); default last."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from the matching weights of this checkpoint of the same method (e.g. scicli/weights/deq-gap.pt); the rest as initialised."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default 10); with --resume, the new total."),
     steps_per_epoch: Optional[int] = typer.Option(
         None, "--steps-per-epoch", help="Steps per epoch (default one pass over the training pixels)."),
@@ -129,7 +134,7 @@ def train_cmd(
         "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "lr": lr,
         "val_fraction": val_fraction, "device": device_name, "seed": seed, "workers": workers,
         "log_every": log_every, "frames": frames, "mask": mask, "meas_noise": meas_noise,
-        "amp": amp or None, "warmup": warmup, "supervise": supervise,
+        "amp": amp or None, "warmup": warmup, "supervise": supervise, "init": str(init) if init else None,
     }
     model_given = width is not None or depth is not None or bool(params)
     if resume:
@@ -145,6 +150,8 @@ def train_cmd(
         if not data:
             raise UsageError("no training data: pass --data DIR (images, frame folders or videos)")
         check_run_dir(out_dir, resume=False, force=force)
+        if init is not None and is_reconstruction(method) and width is None and depth is None:
+            params = {**init_params(method, init), **params}  # the init's model unless -p says otherwise
         args = TrainArgs(method=method, data=[str(d) for d in data], out=str(out_dir),
                          model=model_config(method, width, depth, params, frames or 8),
                          **{k: v for k, v in given.items() if v is not None and k not in ("method", "data")})

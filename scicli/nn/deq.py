@@ -123,12 +123,13 @@ class SCIEquilibrium(nn.Module):
 
     def forward(self, y: Tensor, op: VideoSCI, solve: dict[str, Any] | None = None,
                 z0: Tensor | None = None, one_step: Tensor | None = None,
-                with_start: bool = False) -> tuple[Tensor, ...]:
+                with_start: bool = False, start_only: bool = False) -> tuple[Tensor, ...]:
         """The reconstruction (N, B, H, W) of snapshots y (N, H, W) and the solver's record
         (and with ``with_start`` the start's video, with its gradient when it is learned).
 
         ``one_step``: instead, one application of the map to this video (hidden state 0), used
-        to pre-train the map as a denoiser of perturbed ground truth."""
+        to pre-train the map as a denoiser of perturbed ground truth. ``start_only``: the
+        start's video alone (no solve), to train a learned start by itself."""
         self.check(op, y)
         s = {**self.config["solve"], **(solve or {})}
         with parametrize.cached():
@@ -136,6 +137,8 @@ class SCIEquilibrium(nn.Module):
             if one_step is not None:
                 return self.image(self.f(self.lift(one_step), op, y)), Info()
             start = self.start(op, y) if z0 is None else z0
+            if start_only:
+                return self.image(start), Info()
             z, info = self.run(lambda z: self.f(z, op, y), start, s)
         return (self.image(z), info, self.image(start)) if with_start else (self.image(z), info)
 
@@ -194,8 +197,9 @@ class DEQGap(SCIEquilibrium):
         else:
             self.prior = None
         self.net = self.correction(channels, spectral_norm, centre)
-        # a learned refinement of the start (sees it, the masks and y / R); zero head: the start itself
-        self.refine = JointUNet(2 * B + 1, B, channels, spectral_norm, centre) if learned_start else None
+        # a learned refinement of the start (sees it, the masks and y / R); zero head: the start itself;
+        # always centred (it may be added to weights trained before centring, see --init)
+        self.refine = JointUNet(2 * B + 1, B, channels, spectral_norm, centre=True) if learned_start else None
 
     def correction(self, channels: Sequence[int], spectral_norm: bool, centre: bool) -> nn.Module:
         """N: [u, v] (with the prior) or v -> the B-frame correction."""

@@ -121,6 +121,16 @@ def model_options(method: str, config: dict[str, Any]) -> list[str]:
     return parts
 
 
+def init_params(method: str, path: Path) -> dict[str, str]:
+    """The ``-p`` options that rebuild the model of checkpoint ``path`` (``--init``): its
+    architecture and stored settings, with the defaults of the code that wrote it filled in."""
+    if not Path(path).exists():
+        raise UsageError(f"--init {path}: no such checkpoint")
+    ckpt = load_checkpoint(Path(path), method=method)
+    parts = model_options(method, dict(build_model(method, dict(ckpt["config"])).config))
+    return dict(part.split("=", 1) for part in parts[1::2])
+
+
 def check_method(method: str) -> str:
     """A known trainable method name, else a one-line UsageError listing them."""
     if method not in MODELS:

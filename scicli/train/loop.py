@@ -82,7 +82,8 @@ class TrainArgs:
     meas_noise: float = 0.0  # measurement noise level, up to this (0..255 scale)
     amp: bool = False  # bfloat16 autocast (CUDA)
     warmup: int = 0  # reconstruction methods: steps of denoising pre-training of the map
-    supervise: str = "last"  # reconstruction methods: last (the solution) | all (a random iterate per step)
+    supervise: str = "last"  # reconstruction methods: last (the solution) | all (a random iterate) | start
+    init: str = ""  # a checkpoint of the same method whose matching weights start the run
 
     def check(self) -> "TrainArgs":
         """Range checks: one UsageError naming the option."""
@@ -110,6 +111,11 @@ class TrainArgs:
                 raise UsageError(f"--meas-noise must be in [0, 255], got {self.meas_noise}")
             if self.supervise not in SUPERVISE:
                 raise UsageError(f"--supervise must be one of {', '.join(SUPERVISE)}, got '{self.supervise}'")
+            if self.supervise == "start" and not (self.model or {}).get("learned_start"):
+                raise UsageError("--supervise start trains the learned start: it needs -p learned_start=1 "
+                                 "(deq-gap, unrolled-gap)")
+        if self.init and not Path(self.init).exists():
+            raise UsageError(f"--init {self.init}: no such checkpoint")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +132,8 @@ class TrainArgs:
                       "--warmup", str(self.warmup), "--supervise", self.supervise, "--sigma-range", f"{self.sigma_range[0]:g},{self.sigma_range[1]:g}"]
         else:
             parts += ["--sigma-range", f"{self.sigma_range[0]:g},{self.sigma_range[1]:g}"]
+        if self.init:
+            parts += ["--init", self.init]
         parts += ["--epochs", str(self.epochs)]
         if self.steps_per_epoch is not None:
             parts += ["--steps-per-epoch", str(self.steps_per_epoch)]
@@ -329,6 +337,22 @@ def _show(value: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- the loop
+def initialise(model: nn.Module, path: str, method: str) -> dict[str, Any]:
+    """Copy into ``model`` the weights of checkpoint ``path`` (same method) whose names and
+    shapes match (fine-tuning, or adding a part such as a learned start to trained weights);
+    returns its provenance: file, sha256, how many tensors were copied, which were left fresh."""
+    from scicli.weights.ship import sha256
+
+    ckpt = load_checkpoint(Path(path), method=method)
+    own = model.state_dict()
+    taken = {k: v for k, v in ckpt["model"].items() if k in own and own[k].shape == v.shape}
+    if not taken:
+        raise UsageError(f"--init {path}: none of its weights fit this {method} model (its config: {ckpt.get('config')})")
+    model.load_state_dict({**own, **taken})
+    return {"file": str(path), "sha256": sha256(Path(path)), "copied": len(taken),
+            "fresh": sorted(k for k in own if k not in taken)}
+
+
 def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
           reporter: Reporter | None = None) -> dict[str, Any]:
     """Train ``args.method`` on ``args.data`` into ``args.out``; returns the run summary.
@@ -385,6 +409,7 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
         if start_epoch >= args.epochs:
             raise UsageError(f"--resume: the run already has {start_epoch} epochs; pass --epochs N with N > {start_epoch}")
     else:
+        init_from = initialise(model, args.init, args.method) if args.init else None
         for name in RUN_FILES:  # --force: start over (only scicli's own files are removed)
             try:
                 (out / name).unlink()
@@ -407,6 +432,8 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad), "val_noisy": noisy_val,
         "world_size": dist.world_size,
     }
+    if ckpt is None and args.init:
+        info["init"] = init_from
     if not dist.is_main:
         rep = Reporter()
     rep.start(info)

@@ -31,7 +31,7 @@ from scicli.train.data import ClipDataset, Source, SourceCache, center_crops
 from scicli.train.data import derive_seed as _seed
 
 MASK_KINDS = ("random", "shifted")
-SUPERVISE = ("last", "all")
+SUPERVISE = ("last", "all", "start")
 
 
 def load_mask_file(path: str, frames: int) -> np.ndarray:
@@ -121,9 +121,14 @@ class SCITask:
         with ``sigma ~ U(sigma_range) / 255`` (a learned map that starts as a real denoiser
         is a near-contraction, which the fixed-point solve needs); then the fixed point, or with
         ``supervise="all"`` the iterate after a random number of evaluations (every iterate on
-        the way is trained to be close to x: a map that converges in few evaluations)."""
+        the way is trained to be close to x: a map that converges in few evaluations); with
+        ``supervise="start"`` only the learned start, ``||x0 - x||^2`` (no solve: cheap, and the
+        rest of the model, e.g. from ``--init``, stays as it is)."""
         key = step if key is None else key
         op, y = self.problem(x, key)
+        if self.supervise == "start":  # the learned start alone (no fixed-point solve)
+            start, _ = model(y, op, start_only=True)
+            return F.mse_loss(start, x)
         if step < self.warmup:
             out, _ = model(y, op, one_step=self.perturb(x, op, y, key))
             return F.mse_loss(out, x)

