@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-warmup", action="store_true", help="skip the warm-up solve of each row")
     ap.add_argument("--skip-pnp", action="store_true", help="leave out pnp-gap / ffdnet (the slow row)")
     ap.add_argument("--untrained", action="store_true",
-                    help="add a row: the deq-gap map of the same config before training (for deq-gap with "
-                         "the FFDNet prior, PnP-GAP with FFDNet at the initial sigma), same budget")
+                    help="add a row per learned method: the same config before training (deq-gap: PnP-GAP "
+                         "with FFDNet at the initial sigma; deq-rnn: GAP-TV continued), same budget")
     for method in LEARNED:
         ap.add_argument(f"--{method}", type=Path, default=None, metavar="PATH",
                         help=f"{method} weights (checkpoint or run directory; default: scicli/weights/{method}.pt)")
@@ -83,9 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((method, {"weights": str(path)}, str(path)))
 
     tmp = tempfile.TemporaryDirectory()
-    trained = weights_for("deq-gap", args.deq_gap)
-    if args.untrained and trained is not None:
-        rows.append(("deq-gap", {"weights": str(untrained_copy(trained, Path(tmp.name)))}, "untrained"))
+    for method in LEARNED if args.untrained else ():
+        trained = weights_for(method, getattr(args, method.replace("-", "_")))
+        if trained is not None:
+            folder = Path(tmp.name) / method
+            folder.mkdir()
+            rows.append((method, {"weights": str(untrained_copy(trained, folder))}, "untrained"))
 
     results: dict[str, dict | str] = {}
     for method, params, note in rows:

@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
 
 TINY = ["--frames", "4", "--patch", "16", "--batch-size", "2", "--steps-per-epoch", "2", "--log-every", "1",
         "-p", "channels=4,8", "-p", "max_iter=4", "--quiet"]
+TINY_RUN = TINY[:8] + ["--quiet"]  # the same run without model options (they come from --init)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +170,7 @@ def test_init_adds_a_learned_start_to_trained_weights_and_trains_only_it(stills:
     base = torch.load(tmp_path / "a" / "best.pt", weights_only=True)
     result = ok(invoke_cli("train", "--method", "deq-gap", "--data", stills, "--out", tmp_path / "b",
                            "--epochs", "1", "--init", tmp_path / "a" / "best.pt", "-p", "learned_start=1",
-                           "--supervise", "start", *[a for a in TINY if a != "--quiet"][:-4], "-q"))
+                           "--supervise", "start", *TINY_RUN))
     assert "initialised from" in result.stderr + result.stdout
     ckpt = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     assert ckpt["config"]["centre"] is False and ckpt["config"]["learned_start"] is True  # the init's model + -p
@@ -182,6 +183,12 @@ def test_init_adds_a_learned_start_to_trained_weights_and_trains_only_it(stills:
     assert all(k.startswith("refine.") for k in start["init"]["fresh"])
     command = json.loads((tmp_path / "b" / "run.json").read_text())["command"]
     assert "--init" in command and "--supervise start" in command and "-p centre=0" in command
+    # the same map unrolled starts from the DEQ's weights
+    ok(invoke_cli("train", "--method", "unrolled-gap", "--data", stills, "--out", tmp_path / "c", "--epochs", "1",
+                  "--init", tmp_path / "a" / "best.pt", "-p", "iters=2", *TINY_RUN))
+    unrolled = torch.load(tmp_path / "c" / "last.pt", weights_only=True)
+    assert unrolled["method"] == "unrolled-gap" and unrolled["config"]["solve"]["iters"] == 2
+    assert unrolled["config"]["centre"] is False and set(unrolled["model"]) == set(base["model"])
 
 
 def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
@@ -198,6 +205,10 @@ def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
     assert "--supervise must be one of last, all" in one_error(invoke_cli(*base, "--supervise", "some"))
     assert "needs -p learned_start=1" in one_error(invoke_cli(*base, "--supervise", "start", "-p", "learned_start=0"))
     assert "--init nothing.pt: no such checkpoint" in one_error(invoke_cli(*base, "--init", "nothing.pt"))
+    from scicli.weights.ship import WEIGHTS_DIR
+
+    assert "'deq-rnn' model, which does not fit 'deq-gap'" in one_error(
+        invoke_cli(*base, "--init", WEIGHTS_DIR / "deq-rnn.pt"))
     rnn = ["train", "--method", "deq-rnn", "--data", stills, "--out", tmp_path / "r"]
     assert "tv_weight >= 0" in one_error(invoke_cli(*rnn, "-p", "tv_weight=-1"))
     assert "unknown deq-rnn option(s) prior" in one_error(invoke_cli(*rnn, "-p", "prior=ffdnet"))

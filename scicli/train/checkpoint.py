@@ -121,13 +121,26 @@ def model_options(method: str, config: dict[str, Any]) -> list[str]:
     return parts
 
 
+SAME_MAP = ({"deq-gap", "unrolled-gap"},)
+"""Methods whose weights fit each other (the same map, solved to a fixed point or unrolled)."""
+
+
+def load_init(path: Path, method: str) -> dict[str, Any]:
+    """The checkpoint ``--init`` names: of ``method`` or of a method with the same map."""
+    if not Path(path).exists():
+        raise UsageError(f"--init {path}: no such checkpoint")
+    ckpt = load_checkpoint(Path(path))
+    if ckpt["method"] != method and not any({ckpt["method"], method} <= group for group in SAME_MAP):
+        raise UsageError(f"--init {path} holds a '{ckpt['method']}' model, which does not fit '{method}'")
+    return ckpt
+
+
 def init_params(method: str, path: Path) -> dict[str, str]:
     """The ``-p`` options that rebuild the model of checkpoint ``path`` (``--init``): its
     architecture and stored settings, with the defaults of the code that wrote it filled in."""
-    if not Path(path).exists():
-        raise UsageError(f"--init {path}: no such checkpoint")
-    ckpt = load_checkpoint(Path(path), method=method)
-    parts = model_options(method, dict(build_model(method, dict(ckpt["config"])).config))
+    ckpt = load_init(path, method)
+    model = build_model(str(ckpt["method"]), dict(ckpt["config"]))
+    parts = model_options(str(ckpt["method"]), dict(model.config))
     return dict(part.split("=", 1) for part in parts[1::2])
 
 

@@ -41,6 +41,7 @@ from scicli.train.checkpoint import (
     check_method,
     is_reconstruction,
     load_checkpoint,
+    load_init,
     model_options,
     rng_state,
     save_checkpoint,
@@ -338,12 +339,12 @@ def _show(value: Any) -> str:
 
 # ----------------------------------------------------------------------------- the loop
 def initialise(model: nn.Module, path: str, method: str) -> dict[str, Any]:
-    """Copy into ``model`` the weights of checkpoint ``path`` (same method) whose names and
+    """Copy into ``model`` the weights of checkpoint ``path`` (same method or map) whose names and
     shapes match (fine-tuning, or adding a part such as a learned start to trained weights);
     returns its provenance: file, sha256, how many tensors were copied, which were left fresh."""
     from scicli.weights.ship import sha256
 
-    ckpt = load_checkpoint(Path(path), method=method)
+    ckpt = load_init(Path(path), method)
     own = model.state_dict()
     taken = {k: v for k, v in ckpt["model"].items() if k in own and own[k].shape == v.shape}
     if not taken:
