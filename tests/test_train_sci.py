@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -189,6 +190,22 @@ def test_init_adds_a_learned_start_to_trained_weights_and_trains_only_it(stills:
     unrolled = torch.load(tmp_path / "c" / "last.pt", weights_only=True)
     assert unrolled["method"] == "unrolled-gap" and unrolled["config"]["solve"]["iters"] == 2
     assert unrolled["config"]["centre"] is False and set(unrolled["model"]) == set(base["model"])
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("c++", "g++", "clang++")),
+                    reason="torch.compile on a CPU needs a C++ compiler")
+def test_compiled_training_gives_the_same_weights_under_the_same_names(stills: Path, tmp_path: Path):
+    """--compile (torch.compile of the networks, the loop eager): same checkpoint keys, same
+    weights up to float rounding, and the flag is in the reproducing command."""
+    args = ["--method", "deq-rnn", "--data", stills, "--epochs", "1", *TINY]
+    ok(invoke_cli("train", *args, "--out", tmp_path / "eager"))
+    ok(invoke_cli("train", *args, "--out", tmp_path / "compiled", "--compile"))
+    eager = torch.load(tmp_path / "eager" / "last.pt", weights_only=True)["model"]
+    compiled = torch.load(tmp_path / "compiled" / "last.pt", weights_only=True)["model"]
+    assert eager.keys() == compiled.keys()
+    assert all(torch.allclose(eager[k], compiled[k], atol=1e-5) for k in eager)
+    assert any(not torch.equal(eager[k], torch.zeros_like(eager[k])) for k in eager)
+    assert json.loads((tmp_path / "compiled" / "run.json").read_text())["command"].endswith("--compile")
 
 
 def test_train_errors_are_one_line(stills: Path, tmp_path: Path):

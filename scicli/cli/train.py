@@ -96,6 +96,7 @@ def train_cmd(
     mask: Optional[str] = typer.Option(None, "--mask", help="Reconstruction methods: random, shifted, or a mask file (default random)."),
     meas_noise: Optional[float] = typer.Option(None, "--meas-noise", help="Reconstruction methods: measurement noise up to this level, 0..255 scale (default 0)."),
     amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast (CUDA only)."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the networks (GPU; on a CPU it needs a C++ compiler); the first steps are slow."),
     warmup: Optional[int] = typer.Option(None, "--warmup", help="Reconstruction methods: first steps pre-train the map as a denoiser (default 0)."),
     supervise: Optional[str] = typer.Option(None, "--supervise", help="Reconstruction methods: last (the fixed point), all (each step a random iterate, 1..max_iter evaluations: teaches fast convergence) or start (only the learned start, no solve); default last."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the matching weights of this checkpoint of the same method (e.g. scicli/weights/deq-gap.pt); the rest as initialised."),
@@ -134,7 +135,7 @@ def train_cmd(
         "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "lr": lr,
         "val_fraction": val_fraction, "device": device_name, "seed": seed, "workers": workers,
         "log_every": log_every, "frames": frames, "mask": mask, "meas_noise": meas_noise,
-        "amp": amp or None, "warmup": warmup, "supervise": supervise, "init": str(init) if init else None,
+        "amp": amp or None, "compile": compile_ or None, "warmup": warmup, "supervise": supervise, "init": str(init) if init else None,
     }
     model_given = width is not None or depth is not None or bool(params)
     if resume:

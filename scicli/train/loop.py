@@ -53,7 +53,7 @@ from scicli.train.distributed import Distributed
 from scicli.train.sci import MASK_KINDS, SUPERVISE, SCITask
 
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "run.json")
-RESUME_OVERRIDABLE = ("epochs", "device", "log_every", "workers", "amp")
+RESUME_OVERRIDABLE = ("epochs", "device", "log_every", "workers", "amp", "compile")
 """What ``--resume`` may change; every other setting is the run's own."""
 
 
@@ -82,6 +82,7 @@ class TrainArgs:
     mask: str = "random"  # random | shifted | a mask file
     meas_noise: float = 0.0  # measurement noise level, up to this (0..255 scale)
     amp: bool = False  # bfloat16 autocast (CUDA)
+    compile: bool = False  # torch.compile the networks (the fixed-point loop stays eager)
     warmup: int = 0  # reconstruction methods: steps of denoising pre-training of the map
     supervise: str = "last"  # reconstruction methods: last (the solution) | all (a random iterate) | start
     init: str = ""  # a checkpoint of the same method whose matching weights start the run
@@ -148,6 +149,8 @@ class TrainArgs:
             parts += model_options(self.method, self.model)
         if self.amp:
             parts.append("--amp")
+        if self.compile:
+            parts.append("--compile")
         return " ".join(parts)
 
 
@@ -338,6 +341,17 @@ def _show(value: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- the loop
+def compile_networks(model: nn.Module) -> None:
+    """``torch.compile`` the model's networks in place (``Module.compile``: the parameters and
+    their names stay as they are, so checkpoints do not change): a denoiser as a whole, a
+    reconstruction model's sub-networks one by one (its fixed-point loop stays eager: how many
+    evaluations it makes depends on the data)."""
+    parts = [m for m in model.children() if any(True for _ in m.parameters())] \
+        if is_reconstruction(getattr(model, "method", "")) else [model]
+    for part in parts:
+        part.compile()
+
+
 def initialise(model: nn.Module, path: str, method: str) -> dict[str, Any]:
     """Copy into ``model`` the weights of checkpoint ``path`` (same method or map) whose names and
     shapes match (fine-tuning, or adding a part such as a learned start to trained weights);
@@ -389,6 +403,8 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
 
     model = build_model(args.method, args.model or {}).to(device)
     args.model = dict(model.config)
+    if args.compile:
+        compile_networks(model)
     runner = dist.wrap(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)  # frozen parameters (a prior) get no grad: skipped
     total_steps = args.epochs * steps
