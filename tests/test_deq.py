@@ -34,10 +34,10 @@ def exact(tol: float = 1e-13) -> object:
 
 # ----------------------------------------------------------------------------- forward solvers
 def test_registry_lists_the_solvers():
-    assert {"fixed-point", "anderson"} <= set(FIXED_POINT.names())
+    assert {"fixed-point", "anderson", "broyden"} <= set(FIXED_POINT.names())
 
 
-@pytest.mark.parametrize("name", ["fixed-point", "anderson"])
+@pytest.mark.parametrize("name", ["fixed-point", "anderson", "broyden"])
 def test_solvers_find_the_fixed_point(name):
     W, b, x = tanh_map()
     f = lambda z: torch.tanh(z @ W.detach().T + b.detach() + x)  # noqa: E731
@@ -61,6 +61,20 @@ def test_anderson_needs_fewer_evaluations_than_plain_iteration():
     assert no_history.steps == plain.steps  # m = 1 is no acceleration: the test sees the difference
 
 
+def test_broyden_needs_fewer_evaluations_than_plain_iteration_and_more_memory_helps():
+    g = torch.Generator().manual_seed(3)
+    Q, _ = torch.linalg.qr(torch.randn(40, 40, generator=g, dtype=D))
+    W = Q @ torch.diag(torch.linspace(0.0, 0.95, 40, dtype=D)) @ Q.T
+    x = torch.randn(2, 40, generator=g, dtype=D)
+    f = lambda z: z @ W.T + x  # noqa: E731
+    _, plain = make_solver("fixed-point", tol=1e-8, max_iter=1000)(f, torch.zeros_like(x))
+    _, short = make_solver("broyden", tol=1e-8, max_iter=1000, m=2)(f, torch.zeros_like(x))
+    _, long = make_solver("broyden", tol=1e-8, max_iter=1000, m=40)(f, torch.zeros_like(x))
+    assert short.converged and long.converged and not long.diverged
+    assert long.steps < short.steps < plain.steps / 2
+    assert long.steps <= 2 * 40 + 2  # a linear map: Broyden with full memory is exact within 2n steps
+
+
 def test_divergence_stops_with_the_best_iterate():
     f = lambda z: 2.0 * z + 1.0  # noqa: E731 - expanding: the residual grows for ever
     z0 = torch.zeros(1, 3, dtype=D)
@@ -76,6 +90,14 @@ def test_an_unconverged_solve_returns_its_last_evaluation():
     assert not info.converged and not info.diverged and info.steps == 3
     assert torch.equal(z, f(f(f(z0))))
     assert info.residual == info.residuals[-1]  # the residual of the returned iterate
+
+
+@pytest.mark.parametrize("name", ["fixed-point", "anderson", "broyden"])
+def test_every_solver_stops_at_max_iter(name):
+    W, b, x = tanh_map(scale=0.99)
+    f = lambda z: torch.tanh(z @ W.detach().T + b.detach() + x) + 0.01 * torch.sin(50 * z)  # noqa: E731
+    _, info = make_solver(name, tol=0.0, max_iter=4)(f, torch.zeros_like(x))  # tol 0: never met
+    assert info.steps == 4 and len(info.residuals) == 4 and not info.converged
 
 
 def test_non_finite_values_stop_the_solve():
@@ -96,6 +118,8 @@ def test_non_finite_values_stop_the_solve():
     ("anderson", {"tol": -1}, "tol"),
     ("fixed-point", {"beta": 0}, "beta"),
     ("broyden-x", {}, "unknown fixed-point solver"),
+    ("broyden", {"lam": 1e-4}, "unknown option(s) lam"),
+    ("broyden", {"m": 0}, "m (memory)"),
 ])
 def test_bad_solver_options_are_errors(name, options, text):
     with pytest.raises(UsageError, match=text.replace("(", r"\(").replace(")", r"\)")):
@@ -116,10 +140,12 @@ def test_bad_backward_modes_are_errors(text):
 
 
 # ----------------------------------------------------------------------------- gradients
-def test_implicit_gradient_equals_the_gradient_of_a_long_unrolled_run():
+@pytest.mark.parametrize("name", ["anderson", "broyden", "fixed-point"])
+def test_implicit_gradient_equals_the_gradient_of_a_long_unrolled_run(name):
     W, b, x = tanh_map()
     f = lambda z: torch.tanh(z @ W.T + b + x)  # noqa: E731
-    z, _ = solve_fixed_point(f, torch.zeros_like(x), exact(), "implicit", exact())
+    solver = make_solver(name, tol=1e-13, max_iter=300)
+    z, _ = solve_fixed_point(f, torch.zeros_like(x), solver, "implicit", solver)
     gW, gb = torch.autograd.grad((z ** 2).sum(), (W, b))
     zu = torch.zeros_like(x)
     for _ in range(400):

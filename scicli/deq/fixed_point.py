@@ -1,4 +1,4 @@
-"""Fixed-point solvers for ``z = f(z)``: plain (damped) iteration and Anderson acceleration.
+"""Fixed-point solvers for ``z = f(z)``: plain (damped) iteration, Anderson acceleration, Broyden.
 
 Every solver takes ``f`` (a map on tensors of shape (N, ...)) and a start ``z0`` and returns
 ``(z, info)``. The residual of sample i is ``||f(z_i) - z_i|| / (||f(z_i)|| + eps)``; the
@@ -12,6 +12,12 @@ smallest step ``||f(z) - z||`` seen, and ``info.diverged`` says why (callers war
                   alpha = argmin ||sum_j alpha_j g_j||^2 + lam ||alpha||^2 * scale,  sum alpha = 1
                   z <- beta sum_j alpha_j f(z_j) + (1 - beta) sum_j alpha_j z_j
                   (Walker and Ni 2011; per sample, lam relative to the mean ||g_j||^2)
+    broyden       quasi-Newton on g(z) = f(z) - z = 0 with the "good" Broyden update of an
+                  inverse Jacobian kept in low rank, J^-1 = -I + U V^T (the last m updates):
+                  z <- z - beta J^-1 g(z)   (the first step is the plain one, J^-1 = -I), then
+                  J^-1 += (dz - J^-1 dg) (dz^T J^-1) / (dz^T J^-1 dg)   (Sherman-Morrison);
+                  per sample; an update with a vanishing denominator is skipped, and the memory
+                  is cleared when a step increases ||g|| (the model misled it: restart from -I)
 
 ``make_solver(name, **options)`` checks option names and ranges (UsageError otherwise).
 """
@@ -86,6 +92,16 @@ class AndersonOptions(Options):
             raise UsageError(f"{name}: m (history size) must be >= 1, got {self.m}")
         if not (self.lam >= 0 and math.isfinite(self.lam)):
             raise UsageError(f"{name}: lam (regularisation) must be >= 0, got {self.lam}")
+
+
+@dataclass
+class BroydenOptions(Options):
+    m: int = 8
+
+    def check(self, name: str) -> None:
+        super().check(name)
+        if self.m < 1:
+            raise UsageError(f"{name}: m (memory) must be >= 1, got {self.m}")
 
 
 def relative_residual(fz: Tensor, z: Tensor) -> Tensor:
@@ -192,6 +208,49 @@ def anderson(f: Map, z0: Tensor, opts: AndersonOptions | None = None) -> tuple[T
             mixed_z = torch.bmm(a.transpose(1, 2), Z[:, :n]).reshape_as(z0)
             z = opts.beta * mixed_f + (1 - opts.beta) * mixed_z
     return mon.result(z)
+
+
+@FIXED_POINT.register("broyden", summary="Broyden quasi-Newton on f(z) - z (memory m, damping beta)",
+                      options=BroydenOptions)
+def broyden(f: Map, z0: Tensor, opts: BroydenOptions | None = None) -> tuple[Tensor, Info]:
+    opts = opts or BroydenOptions()
+    mon = _Monitor(opts)
+    N = z0.shape[0]
+    U = z0.new_zeros((N, z0[0].numel(), 0))  # J^-1 = -I + U V^T, columns: the updates kept
+    V = z0.new_zeros((N, z0[0].numel(), 0))
+
+    def inv_j(vec: Tensor) -> Tensor:  # J^-1 vec, vec (N, D)
+        return -vec + torch.bmm(U, torch.bmm(V.transpose(1, 2), vec[:, :, None]))[:, :, 0]
+
+    def inv_j_t(vec: Tensor) -> Tensor:  # J^-T vec
+        return -vec + torch.bmm(V, torch.bmm(U.transpose(1, 2), vec[:, :, None]))[:, :, 0]
+
+    z = z0.reshape(N, -1)
+    fz = f(z0)
+    if mon.update(fz, z0):
+        return mon.result(z0)
+    g = (fz - z0).reshape(N, -1)
+    while mon.info.steps < opts.max_iter:
+        z_new = z - opts.beta * inv_j(g)
+        fz = f(z_new.reshape_as(z0))
+        if mon.update(fz, z_new.reshape_as(z0)):
+            break
+        g_new = (fz.reshape(N, -1) - z_new)
+        dz, dg = z_new - z, g_new - g
+        jdg = inv_j(dg)
+        v = inv_j_t(dz)
+        denom = (v * dg).sum(dim=1, keepdim=True)
+        ok = denom.abs() > 1e-10 * dz.norm(dim=1, keepdim=True) * dg.norm(dim=1, keepdim=True)
+        u = torch.where(ok, (dz - jdg) / torch.where(ok, denom, torch.ones_like(denom)), torch.zeros_like(dz))
+        grew = g_new.norm(dim=1) > 1.5 * g.norm(dim=1)
+        if bool(grew.any()):  # the low-rank model misled these samples: restart them from -I
+            keep = (~grew).to(U.dtype)[:, None, None]
+            U, V = U * keep, V * keep
+            u = u * (~grew).to(u.dtype)[:, None]
+        U = torch.cat([U, u[:, :, None]], dim=2)[:, :, -opts.m:]
+        V = torch.cat([V, v[:, :, None]], dim=2)[:, :, -opts.m:]
+        z, g = z_new, g_new
+    return mon.result(z.reshape_as(z0))
 
 
 def make_options(name: str, **options: Any) -> Options:

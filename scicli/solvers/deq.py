@@ -111,7 +111,7 @@ def deq_params() -> type:
     @dataclass
     class DEQParams:
         weights: str = param("", "trained weights (a scicli train checkpoint; default: the shipped file)")
-        solver: str = param("anderson", "fixed-point solver: anderson or fixed-point" + stored)
+        solver: str = param("anderson", "fixed-point solver: anderson, broyden or fixed-point" + stored)
         max_iter: int = param(0, "most evaluations of the map (0: the budget stored with the weights)", low=0)
         tol: float = param(1e-3, "stop at relative residual ||f(z) - z|| / ||f(z)|| <= tol" + stored, low=0)
         m: int = param(5, "Anderson history size" + stored, low=1)
