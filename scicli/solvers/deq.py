@@ -129,7 +129,7 @@ class DEQGapSolver(LearnedSolver):
     Params = deq_params()
 
 
-@register("deq-rnn", summary="deep-equilibrium recurrent cell seeing x, y and the masks (scicli train)",
+@register("deq-rnn", summary="deep-equilibrium recurrent cell in a GAP-TV step, seeing x, y and the masks",
           trainable=True)
 class DEQRnnSolver(LearnedSolver):
     method = "deq-rnn"
