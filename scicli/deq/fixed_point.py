@@ -17,7 +17,8 @@ smallest step ``||f(z) - z||`` seen, and ``info.diverged`` says why (callers war
                   z <- z - beta J^-1 g(z)   (the first step is the plain one, J^-1 = -I), then
                   J^-1 += (dz - J^-1 dg) (dz^T J^-1) / (dz^T J^-1 dg)   (Sherman-Morrison);
                   per sample; an update with a vanishing denominator is skipped, and the memory
-                  is cleared when a step increases ||g|| (the model misled it: restart from -I)
+                  is cleared when a step makes ||g|| grow by more than 1.5 times (the model misled
+                  it: restart from -I)
 
 ``make_solver(name, **options)`` checks option names and ranges (UsageError otherwise).
 """
@@ -92,6 +93,11 @@ class AndersonOptions(Options):
             raise UsageError(f"{name}: m (history size) must be >= 1, got {self.m}")
         if not (self.lam >= 0 and math.isfinite(self.lam)):
             raise UsageError(f"{name}: lam (regularisation) must be >= 0, got {self.lam}")
+
+
+BROYDEN_RESTART = 1.5
+"""Broyden clears its memory for a sample whose ||f(z) - z|| grew by more than this factor in one
+step (on Drop with deq-gap, 7 evaluations, beta 1.5: 39.65 dB; restarting on any growth: 39.26)."""
 
 
 @dataclass
@@ -242,7 +248,7 @@ def broyden(f: Map, z0: Tensor, opts: BroydenOptions | None = None) -> tuple[Ten
         denom = (v * dg).sum(dim=1, keepdim=True)
         ok = denom.abs() > 1e-10 * dz.norm(dim=1, keepdim=True) * dg.norm(dim=1, keepdim=True)
         u = torch.where(ok, (dz - jdg) / torch.where(ok, denom, torch.ones_like(denom)), torch.zeros_like(dz))
-        grew = g_new.norm(dim=1) > 1.5 * g.norm(dim=1)
+        grew = g_new.norm(dim=1) > BROYDEN_RESTART * g.norm(dim=1)
         if bool(grew.any()):  # the low-rank model misled these samples: restart them from -I
             keep = (~grew).to(U.dtype)[:, None, None]
             U, V = U * keep, V * keep
