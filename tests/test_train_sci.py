@@ -208,6 +208,13 @@ def test_compiled_training_gives_the_same_weights_under_the_same_names(stills: P
     assert json.loads((tmp_path / "compiled" / "run.json").read_text())["command"].endswith("--compile")
 
 
+def test_compile_without_a_compiler_on_a_cpu_is_one_line(stills: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    result = invoke_cli("train", "--method", "deq-rnn", "--data", stills, "--out", tmp_path / "r", "--epochs", "1",
+                        "--device", "cpu", "--compile", *TINY)
+    assert "--compile on a CPU needs a C++ compiler" in one_error(result)
+
+
 def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
     base = ["train", "--method", "deq-gap", "--data", stills, "--out", tmp_path / "r"]
     assert "--mask" in one_error(invoke_cli(*base, "--mask", "nonsense"))

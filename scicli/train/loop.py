@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -402,6 +403,8 @@ def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
     model = build_model(args.method, args.model or {}).to(device)
     args.model = dict(model.config)
     if args.compile:
+        if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+            raise UsageError("--compile on a CPU needs a C++ compiler (c++, g++ or clang++ on PATH)")
         compile_networks(model)
     runner = dist.wrap(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)  # frozen parameters (a prior) get no grad: skipped
