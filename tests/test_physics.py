@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scicli.physics import VideoSCI, adjointness_error
+from scicli.physics import VideoSCI
 
 CUDA = pytest.param(
     "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
@@ -143,7 +143,7 @@ def test_shared_mask_equals_repeated_per_measurement_mask() -> None:
 def test_adjointness(b: int, n: int, shared: bool, dtype: torch.dtype, tol: float) -> None:
     """<A u, v> == <u, A^T v> for random u, v (relative error)."""
     op = make_op(None if shared else n, b, dtype=dtype, seed=b + 10 * n)
-    err = adjointness_error(op, n, generator=gen(b * n))
+    err = op.adjointness_error(n, generator=gen(b * n))
     assert err < tol
 
 
@@ -151,7 +151,7 @@ def test_adjointness(b: int, n: int, shared: bool, dtype: torch.dtype, tol: floa
 def test_adjointness_on_device(device: str) -> None:
     op = make_op(3, 8).to(device)
     assert op.mask.device.type == device
-    assert adjointness_error(op, 3, generator=gen(0)) < 1e-5
+    assert op.adjointness_error(3, generator=gen(0)) < 1e-5
     x, y = rand_x(3, op), rand_y(3, op)
     assert op.A(x).device.type == device
     assert op.A_adjoint(y).device.type == device
@@ -314,7 +314,7 @@ def test_to_float64_moves_buffers() -> None:
     assert {name for name, _ in op64.named_buffers()} == {"mask", "energy", "R"}
     x = rand_x(2, op64)
     assert op64.A(x).dtype == torch.float64
-    assert adjointness_error(op64, 2, generator=gen(0)) < 1e-12
+    assert op64.adjointness_error(2, generator=gen(0)) < 1e-12
 
 
 @pytest.mark.parametrize("device", DEVICES)

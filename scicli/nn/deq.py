@@ -100,7 +100,7 @@ class SCIEquilibrium(nn.Module):
     # -- the map ------------------------------------------------------------------------
     def start(self, op: VideoSCI, y: Tensor) -> Tensor:
         """``x_t = y / R`` for every frame (the per-pixel mean of the open frames)."""
-        x = (y / op.R).unsqueeze(1).expand(-1, self.frames, -1, -1)
+        x = op.gram_inverse(y).unsqueeze(1).expand(-1, self.frames, -1, -1)
         return x.contiguous()
 
     def f(self, z: Tensor, op: VideoSCI, y: Tensor) -> Tensor:
@@ -241,7 +241,7 @@ class DEQGap(SCIEquilibrium):
             x = super().start(op, y)
         if self.refine is not None:
             mask = op.mask.expand(x.shape[0], -1, -1, -1).to(x.dtype)
-            x = x - self.refine(torch.cat([x, mask, (y / op.R).unsqueeze(1)], dim=1))
+            x = x - self.refine(torch.cat([x, mask, op.gram_inverse(y).unsqueeze(1)], dim=1))
         return self.lift(x)
 
     def lift(self, x: Tensor) -> Tensor:
@@ -266,7 +266,7 @@ class DEQGap(SCIEquilibrium):
             return x, op.project(x, y), None
         r = y - op.A(x)
         e = z[:, B] + r
-        return x, x + op.A_adjoint((r + e) / op.R), e
+        return x, x + op.A_adjoint(op.gram_inverse(r + e)), e
 
     def state(self, x: Tensor, e: Tensor | None, *rest: Tensor) -> Tensor:
         """The state ``(x, e, rest...)`` as one tensor of channels."""
@@ -355,7 +355,7 @@ class DEQRnn(DEQGap):
         h = z[:, z.shape[1] - self.hidden:]
         mu = u.mean(dim=(1, 2, 3), keepdim=True) if self.centre else u.new_zeros(())
         mask = op.mask.expand(x.shape[0], -1, -1, -1).to(x.dtype)
-        out = self.net(torch.cat([u - mu, v - u, mask, (y / op.R).unsqueeze(1) - mu, h], dim=1))
+        out = self.net(torch.cat([u - mu, v - u, mask, op.gram_inverse(y).unsqueeze(1) - mu, h], dim=1))
         return self.state(u - out[:, :B], e, torch.tanh(out[:, B:]))
 
 

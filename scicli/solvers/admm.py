@@ -2,7 +2,8 @@
 
 For ``min_x ||y - A x||^2 / 2 + g(x)`` split as x = v:
 
-    x <- (v + u) + A^T((y - A(v + u)) / (R + gamma))   (prox of the data term, Woodbury form)
+    x <- (v + u) + A^T (A A^T + gamma)^-1 (y - A(v + u))   (prox of the data term, Woodbury form;
+                                                         conjugate gradients without a closed form)
     v <- D(x - u, sigma_k)                              (prox of g: TV, or a learned denoiser)
     u <- u - (x - v)
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from torch import Tensor
 
-from scicli.physics import VideoSCI
+from scicli.physics import LinearOperator
 from scicli.solvers.base import Solver, param
 from scicli.solvers.pnp import PnPMixin, pnp_params
 from scicli.solvers.registry import register
@@ -26,7 +27,7 @@ from scicli.solvers.tvprior import TVMixin, TVParams
 class Admm(Solver):
     """The scaled ADMM iteration; subclasses provide ``denoise(x, k)``."""
 
-    def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
+    def init(self, op: LinearOperator, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
         v = op.A_adjoint(y) if x0 is None else x0.clone()
         return {"op": op, "y": y, "x": v, "u": v.new_zeros(v.shape)}
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from scicli.errors import UsageError
-from scicli.physics import VideoSCI
+from scicli.physics import LinearOperator
 
 
 def param(default: Any, help: str, *, low: float | None = None, positive: bool = False) -> Any:
@@ -95,7 +95,7 @@ class Solver:
         return int(self.params.iters)
 
     # -- to implement -----------------------------------------------------------------
-    def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
+    def init(self, op: LinearOperator, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
         raise NotImplementedError
 
     def step(self, state: dict[str, Any], k: int) -> Tensor:
@@ -105,7 +105,7 @@ class Solver:
     @torch.no_grad()
     def solve(
         self,
-        op: VideoSCI,
+        op: LinearOperator,
         y: Tensor,
         *,
         x0: Tensor | None = None,

@@ -84,6 +84,8 @@ class LearnedSolver(Solver):
     @torch.no_grad()
     def solve(self, op: VideoSCI, y: Tensor, *, x0: Tensor | None = None, gt: Tensor | None = None,
               callback: Callback | None = None) -> Result:
+        if not isinstance(op, VideoSCI):
+            raise UsageError(f"{self.method} is a video-sci network; it does not apply to operator '{op.name}'")
         if op.frames != self.model.frames:
             raise UsageError(f"{self.method} weights are for B={self.model.frames} frames per snapshot; "
                              f"this mask has B={op.frames} (train weights for it with --frames {op.frames})")

@@ -3,11 +3,12 @@
 Accelerated GAP, the form of every reference code:
 
     y1 <- y1 + (y - A v)
-    x  <- v + lambda * A^T((y1 - A v) / R)          (projection towards {A x = y1})
+    x  <- v + lambda * A^T (A A^T)^-1 (y1 - A v)     (projection towards {A x = y1})
     v  <- D(x, sigma_k)                              (TV, or a learned denoiser: plug-and-play)
 
-With ``accelerate=False`` the plain projection ``x = v + lambda * A^T((y - A v) / R)`` is used,
-which gives ``A x = y`` exactly for lambda = 1. ``gap-tv`` denoises with TV of weight w;
+With ``accelerate=False`` the plain projection ``x = v + lambda * A^T (A A^T)^-1 (y - A v)`` is used,
+which gives ``A x = y`` exactly for lambda = 1. GAP needs the closed-form ``(A A^T)^-1``
+(diagonal for video SCI, CASSI and MRI): an operator without it is refused in one line. ``gap-tv`` denoises with TV of weight w;
 ``pnp-gap`` with any registered denoiser and an annealed sigma schedule.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from torch import Tensor
 
-from scicli.physics import VideoSCI
+from scicli.physics import LinearOperator
 from scicli.solvers.base import Solver, param
 from scicli.solvers.pnp import PnPMixin, pnp_params
 from scicli.solvers.registry import register
@@ -28,7 +29,8 @@ from scicli.solvers.tvprior import TVMixin, TVParams
 class Gap(Solver):
     """The GAP iteration; subclasses provide ``denoise(x, k)``."""
 
-    def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
+    def init(self, op: LinearOperator, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
+        op.require_gram_inverse("GAP")
         if x0 is None:  # the reference codes' start: v = A^T y, empty residual accumulator
             return {"op": op, "y": y, "x": op.A_adjoint(y), "y1": y.new_zeros(y.shape)}
         # a warm start: y1 = y makes a consistent estimate (A v = y) a fixed point of the projection
@@ -39,9 +41,9 @@ class Gap(Solver):
         Av = op.A(v)
         if p.accelerate:
             s["y1"] += y - Av
-            x = v + p.step * op.A_adjoint((s["y1"] - Av) / op.R)
+            x = v + p.step * op.A_adjoint(op.gram_inverse(s["y1"] - Av))
         else:
-            x = v + p.step * op.A_adjoint((y - Av) / op.R)
+            x = v + p.step * op.A_adjoint(op.gram_inverse(y - Av))
         s["x"] = self.denoise(x, k)
         return s["x"]
 

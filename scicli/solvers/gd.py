@@ -7,7 +7,7 @@ with the smoothed isotropic TV of each frame. Nesterov's scheme with step alpha:
     x_k = z - alpha * (A^T(A z - y) + w * grad TV_eps(z)),
     z   = x_k + (k - 1) / (k + 2) * (x_k - x_{k-1})
 
-The Lipschitz constant of grad F is at most ``max R + 8 w / eps`` (per measurement); the
+The Lipschitz constant of grad F is at most ``||A||^2 + 8 w / eps`` (``op.norm()``); the
 step is its inverse times ``step`` (1 is safe).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from scicli.physics import VideoSCI
+from scicli.physics import LinearOperator
 from scicli.solvers.base import Solver, param
 from scicli.solvers.registry import register
 
@@ -46,14 +46,13 @@ class GdTV(Solver):
         iters: int = param(200, "gradient iterations", low=1)
         tv_weight: float = param(0.02, "TV weight w (data on [0, 1])", positive=True)
         eps: float = param(0.02, "TV smoothing eps", positive=True)
-        step: float = param(1.0, "step as a fraction of 1 / L, L = max R + 8 w / eps", positive=True)
+        step: float = param(1.0, "step as a fraction of 1 / L, L = ||A||^2 + 8 w / eps", positive=True)
         accelerate: bool = param(True, "Nesterov momentum")
         tol: float = param(0.0, "stop when ||x_k - x_k-1|| / ||x_k-1|| < tol (0: run all iterations)", low=0)
 
-    def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
+    def init(self, op: LinearOperator, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
         x = op.A_dagger(y) if x0 is None else x0.clone()
-        # one step per measurement: L_n = max R_n + 8 w / eps
-        L = op.energy.amax(dim=(-2, -1)).reshape(-1, 1, 1, 1) + 8 * self.params.tv_weight / self.params.eps
+        L = op.norm() + 8 * self.params.tv_weight / self.params.eps
         return {"op": op, "y": y, "x": x, "z": x, "alpha": self.params.step / L}
 
     def step(self, s: dict[str, Any], k: int) -> Tensor:

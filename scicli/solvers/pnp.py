@@ -17,7 +17,7 @@ from torch import Tensor
 
 from scicli.denoisers import DENOISERS
 from scicli.errors import UsageError
-from scicli.physics import VideoSCI
+from scicli.physics import LinearOperator
 from scicli.solvers.base import param
 
 
@@ -72,7 +72,7 @@ class PnPMixin:
     def total_iters(self) -> int:
         return len(self.schedule)
 
-    def init(self, op: VideoSCI, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
+    def init(self, op: LinearOperator, y: Tensor, x0: Tensor | None) -> dict[str, Any]:
         self.denoiser.to(y.device, denoiser_dtype(self.params.precision, y))
         return super().init(op, y, x0)  # type: ignore[misc]
 

@@ -154,7 +154,7 @@ class SCITask:
         lo, hi = self.sigma_range
         a = torch.rand((N, 1, 1, 1), generator=gen).to(x.device)
         sigma = ((lo + (hi - lo) * torch.rand((N, 1, 1, 1), generator=gen)) / 255.0).to(x.device)
-        x0 = (y / op.R).unsqueeze(1)  # the start x_t = y / R of every model
+        x0 = op.gram_inverse(y).unsqueeze(1)  # the start x_t = y / R of every model
         return x + a * (x0 - x) + sigma * torch.randn(x.shape, generator=gen).to(x.device)
 
     def baseline(self, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
@@ -170,7 +170,7 @@ class SCITask:
         for j, item in enumerate(items):
             x = torch.from_numpy(item)[None].to(device)
             op, y = self.problem(x, j, tag=0x7A1)
-            out = (y / op.R).unsqueeze(1).expand_as(x) if model is None else model(y, op)[0]
+            out = op.gram_inverse(y).unsqueeze(1).expand_as(x) if model is None else model(y, op)[0]
             values.extend(sample_psnr(out, x).tolist())
         if model is not None and was:
             model.train()
