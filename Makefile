@@ -24,6 +24,8 @@ demo: install
 	$(BIN)/scicli evaluate $(DEMO)/recon.tif $(DEMO)/sim/orig.npy --report $(DEMO)/report.json --force
 
 test: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check scicli
 	$(BIN)/python -m pytest
 
 bench: install

@@ -20,8 +20,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from scicli.denoisers import DENOISERS
-from scicli.errors import ScicliError
+from scicli.priors import DENOISERS
+from scicli.core.errors import ScicliError
 from scicli.metrics import psnr
 
 DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "BSD68"

@@ -23,8 +23,8 @@ from pathlib import Path
 from rich.table import Table
 
 from common import DEFAULT_MAT, run, setup
-from scicli.errors import ScicliError
-from scicli.solvers.deq import WEIGHTS_DIR
+from scicli.core.errors import ScicliError
+from scicli.weights.store import WEIGHTS_DIR
 
 LEARNED = ("deq-gap", "deq-rnn", "unrolled-gap")
 
@@ -39,7 +39,7 @@ def untrained_copy(path: Path, folder: Path) -> Path:
     """A checkpoint of the same method and config as ``path`` with freshly initialised weights."""
     import torch
 
-    from scicli.train.checkpoint import build_model, load_checkpoint
+    from scicli.weights.store import build_model, load_checkpoint
 
     ckpt = load_checkpoint(path)
     fresh = build_model(ckpt["method"], dict(ckpt["config"]))

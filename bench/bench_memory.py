@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from common import sync
-from scicli.nn.deq import DEQGap, SCIEquilibrium, UnrolledGap
+from scicli.methods.deq_models import DEQGap, SCIEquilibrium, UnrolledGap
 from scicli.train.sci import SCITask
 
 CONFIGS = (("deq-gap", "implicit"), ("deq-gap", "jfb"), ("unrolled-gap", "backprop"))

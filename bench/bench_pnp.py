@@ -18,8 +18,8 @@ from pathlib import Path
 from rich.table import Table
 
 from common import DEFAULT_MAT, run, setup
-from scicli.denoisers import DENOISERS
-from scicli.errors import ScicliError
+from scicli.priors import DENOISERS
+from scicli.core.errors import ScicliError
 
 # GUIDE.md section 5: PnP-SCI reference Python code on a 2-core x86 CPU, first measurement of Drop
 REFERENCE = [("gap-tv (PnP-SCI reference)", "34.95", "0.966", "0.9"),

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from scicli.metrics import frame_metrics
 from scicli.physics import VideoSCI
-from scicli.solvers import SOLVERS
+from scicli.methods import METHODS
 
 DEFAULT_MAT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "benchmark" / "drop40_cacti.mat"
 
@@ -94,7 +94,7 @@ def effective_params(solver: Any) -> dict[str, Any]:
 def run(scene: Scene, method: str, params: dict, repeat: int, warmup: bool = True,
         x0: torch.Tensor | None = None) -> dict:
     """Time ``repeat`` solves (after an optional warm-up) and score the last one."""
-    solver = SOLVERS.get(method).factory(**params)
+    solver = METHODS.get(method).factory(**params)
     if warmup:
         solver.solve(scene.op, scene.y, x0=x0)
     times = []

@@ -14,6 +14,9 @@ scores are averaged with an arithmetic mean over frames.
   * ``'matlab'``: the Wang et al. / MATLAB ``ssim`` variant, 11x11 Gaussian window with
     sigma 1.5, population covariance (N). No automatic downsampling is applied.
 
+- NMSE (Deep ADMM-Net's tables): ``||x - ref|| / ||ref||`` (Euclidean norms, not squared, no
+  clipping; complex values allowed).
+
 Everything is computed in float64 with numpy (and scikit-image for the SSIM filter).
 """
 
@@ -62,6 +65,20 @@ def psnr(x: np.ndarray, ref: np.ndarray, data_range: float = 1.0) -> float:
     if mse == 0.0:
         return float("inf")
     return float(10.0 * np.log10(data_range**2 / mse))
+
+
+def nmse(x: np.ndarray, ref: np.ndarray) -> float:
+    """Normalised error ``||x - ref|| / ||ref||`` over all elements (Euclidean norms, not squared;
+    no clipping; real or complex). ``inf`` for a zero reference unless ``x`` equals it (then 0)."""
+    x_a, r_a = np.asarray(x), np.asarray(ref)
+    if x_a.shape != r_a.shape:
+        raise ValueError(f"nmse: shapes differ: {x_a.shape} vs {r_a.shape}")
+    dt = np.complex128 if (np.iscomplexobj(x_a) or np.iscomplexobj(r_a)) else np.float64
+    x64, r64 = x_a.astype(dt), r_a.astype(dt)
+    err, norm = float(np.linalg.norm((x64 - r64).ravel())), float(np.linalg.norm(r64.ravel()))
+    if norm == 0.0:
+        return 0.0 if err == 0.0 else float("inf")
+    return err / norm
 
 
 def ssim(
@@ -127,9 +144,11 @@ def frame_metrics(
     """Per-frame PSNR and SSIM of frames-first arrays ``(F, H, W)`` and their means.
 
     A single 2-D frame ``(H, W)`` is treated as ``F = 1``. Returns
-    ``{'psnr': [F floats], 'ssim': [F floats], 'psnr_mean': float, 'ssim_mean': float,
-    'convention': {...}}`` where the means are arithmetic means over frames and
-    ``convention`` describes the evaluation (``convention['text']`` is one line).
+    ``{'psnr': [F floats], 'ssim': [F floats], 'nmse': [F floats], 'psnr_mean': float,
+    'ssim_mean': float, 'nmse_mean': float, 'convention': {...}}`` where the means are
+    arithmetic means over frames and ``convention`` describes the evaluation
+    (``convention['text']`` is one line). NMSE is :func:`nmse` per frame, unclipped; for
+    complex arrays PSNR and SSIM are those of the magnitudes (NMSE of the complex values).
     """
     if ssim_convention not in SSIM_CONVENTIONS:
         raise ValueError(
@@ -148,13 +167,18 @@ def frame_metrics(
         raise ValueError(
             f"expected frames-first arrays (F, H, W) with F >= 1, got shape {recon_a.shape}"
         )
+    nmses = [nmse(r, o) for r, o in zip(recon_a, orig_a)]
+    if np.iscomplexobj(recon_a) or np.iscomplexobj(orig_a):  # complex images: PSNR/SSIM of |x|
+        recon_a, orig_a = np.abs(recon_a), np.abs(orig_a)
     psnrs = [psnr(r, o, data_range) for r, o in zip(recon_a, orig_a)]
     ssims = [ssim(r, o, data_range, ssim_convention) for r, o in zip(recon_a, orig_a)]
     return {
         "psnr": psnrs,
         "ssim": ssims,
+        "nmse": nmses,
         "psnr_mean": float(np.mean(psnrs)),
         "ssim_mean": float(np.mean(ssims)),
+        "nmse_mean": float(np.mean(nmses)),
         "convention": {
             "text": convention_text(data_range, ssim_convention),
             "short": short_convention(ssim_convention),

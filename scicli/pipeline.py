@@ -11,17 +11,17 @@ import numpy as np
 import torch
 
 import scicli
+from scicli.core.device import describe
 from scicli.metrics import frame_metrics
-from scicli.physics import VideoSCI
 from scicli.problem import Problem
-from scicli.solvers import Solver
+from scicli.methods import Solver
 
 Progress = Callable[[int, int, dict[str, float]], None]  # (measurements done, iteration, record)
 
 
 @dataclass
 class Reconstruction:
-    """Estimated frames (K, B, H, W) on [0, 1] with per-batch solver statistics."""
+    """Estimates (K, C, H, W) on [0, 1] (C frames, bands or channels) with per-batch solver statistics."""
 
     x: np.ndarray
     batches: list[dict[str, Any]]
@@ -40,21 +40,24 @@ def reconstruct(
 ) -> Reconstruction:
     """Reconstruct all K measurements, ``batch_size`` at a time, each batch one solver call."""
     K = problem.meas.shape[0]
-    shared = problem.mask.ndim == 3
-    op_shared = VideoSCI(torch.from_numpy(problem.mask)).to(device) if shared else None
-    out = np.empty((K, problem.frames, *problem.meas.shape[1:]), dtype=np.float32)
+    op_shared = None if problem.batched else problem.operator_for().to(device)
+    out: np.ndarray | None = None
     batches = []
     start = time.perf_counter()
     for lo in range(0, K, batch_size):
         hi = min(lo + batch_size, K)
-        op = op_shared if shared else VideoSCI(torch.from_numpy(problem.mask[lo:hi])).to(device)
+        op = op_shared if op_shared is not None else problem.operator_for(lo, hi).to(device)
         y = torch.from_numpy(problem.meas[lo:hi]).to(device)
         gt = None if problem.orig is None else torch.from_numpy(problem.orig[lo:hi]).to(device)
         init = None if x0 is None else torch.from_numpy(x0[lo:hi]).to(device)
         t0 = time.perf_counter()
         callback = None if on_iteration is None else (lambda k, n, rec, lo=lo: on_iteration(lo, k, rec))
         result = solver.solve(op, y, x0=init, gt=gt, callback=callback)
-        out[lo:hi] = result.x.float().cpu().numpy()
+        x = result.x.detach().cpu()
+        x = x.to(torch.complex64 if x.is_complex() else torch.float32).numpy()
+        if out is None:
+            out = np.empty((K, *x.shape[1:]), dtype=x.dtype)
+        out[lo:hi] = x
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         record = {
@@ -67,6 +70,7 @@ def reconstruct(
         batches.append(record)
         if on_batch is not None:
             on_batch(record)
+    assert out is not None  # K >= 1
     return Reconstruction(x=out, batches=batches, seconds=time.perf_counter() - start)
 
 
@@ -88,8 +92,6 @@ def score(x: np.ndarray, orig: np.ndarray, ssim_convention: str = "skimage") -> 
 
 def environment(device: torch.device) -> dict[str, str]:
     """Versions and machine facts for reports."""
-    from scicli.device import describe
-
     return {
         "scicli": scicli.__version__,
         "torch": torch.__version__,

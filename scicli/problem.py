@@ -1,8 +1,14 @@
-"""Assemble a reconstruction problem from files: measurements, masks, optional ground truth.
+"""Assemble a reconstruction problem from files: measurements, the operator's arrays, optional
+ground truth.
 
-Everything is brought to frames-first float32 on the [0, 1] intensity scale:
+Everything is brought to measurements-first float32 (complex64 for k-space) on the [0, 1]
+intensity scale. For video SCI:
 
     meas (K, H, W),  mask (B, H, W) or (K, B, H, W),  orig (K, B, H, W) or None
+
+and for any registered operator (``--operator``), ``meas (K, *meas_shape)``, the arrays of its
+roles (``mask``, ``phi``, ...), ``orig (K, C, H, W)``. The operator is named, or inferred from
+the file (an ``operator`` entry written by ``scicli simulate``, else the shapes and keys).
 
 Intensity scale (``max_value``): the field stores 0..255 data, so ``x = orig / 255`` and
 ``y = meas / 255``. Unless ``--max-value`` is given it is chosen by this rule:
@@ -19,16 +25,21 @@ Integer masks with values above 1 (e.g. 0/255 PNG masks) are divided by their ma
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from scicli.errors import DataError, UsageError
+import torch
+
+from scicli.core.errors import DataError, UsageError
 from scicli.io import list_keys, read_array
 from scicli.io.layout import resolve, to_first
 from scicli.io.readers import ROLE_NAMES
+from scicli.physics import OPERATORS, LinearOperator
+from scicli.core.params import coerce
 
 SCALES = (1.0, 255.0, 4095.0, 65535.0)
 CONTAINERS = (".mat", ".npz")
@@ -36,28 +47,56 @@ CONTAINERS = (".mat", ".npz")
 
 @dataclass
 class Problem:
-    """Inputs of one reconstruction, frames first, float32, intensities on [0, 1]."""
+    """Inputs of one reconstruction, measurements first, intensities on [0, 1].
+
+    ``arrays`` holds the operator's role arrays (``mask`` for video SCI, CASSI and MRI, ``phi``
+    for block CS, ...); those named in ``batched`` carry one entry per measurement on their
+    first axis, the others are shared by all K measurements.
+    """
 
     meas: np.ndarray
-    mask: np.ndarray
+    arrays: dict[str, np.ndarray]
     orig: np.ndarray | None
     info: dict[str, Any] = field(default_factory=dict)
+    operator: str = "video-sci"
+    options: dict[str, Any] = field(default_factory=dict)
+    batched: tuple[str, ...] = ()
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The operator's first role array (the masks, for video SCI)."""
+        return self.arrays[next(iter(OPERATORS.get(self.operator).factory.roles))]
+
+    def operator_for(self, lo: int = 0, hi: int | None = None) -> LinearOperator:
+        """The forward operator of measurements ``lo:hi`` (on the CPU, float32)."""
+        arrays = {k: (v[lo:hi] if k in self.batched else v) for k, v in self.arrays.items()}
+        meas_shape = (len(range(*slice(lo, hi).indices(self.meas.shape[0]))), *self.meas.shape[1:])
+        return OPERATORS.get(self.operator).factory.from_arrays(arrays, meas_shape=meas_shape, **self.options)
+
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        """Shape (C, H, W) of one reconstruction (C frames, bands or image channels)."""
+        y = torch.from_numpy(np.ascontiguousarray(self.meas[:1]))
+        return tuple(self.operator_for(0, 1).A_adjoint(y).shape[1:])
 
     @property
     def frames(self) -> int:
-        return self.mask.shape[-3]
+        """Channels C of one reconstruction (frames B for video SCI)."""
+        return self.x_shape[0]
 
 
-def role_key(path: Path, role: str) -> str | None:
-    """The array in a .mat/.npz container that holds ``role`` by the field's names, if any."""
+def role_key(path: Path, role: str, aliases: tuple[str, ...] = ()) -> str | None:
+    """The array in a .mat/.npz container that holds ``role`` by the field's names (or the
+    operator's ``aliases``, or the role's own name), if any."""
     if path.suffix.lower() not in CONTAINERS:
         return None
     keys = list_keys(path)
-    for name in ROLE_NAMES[role]:
+    names = (*ROLE_NAMES.get(role, (role,)), *aliases)
+    for name in names:
         if name in keys:
             return name
     lower = {k.lower(): k for k in keys}
-    for name in ROLE_NAMES[role]:
+    for name in names:
         if name.lower() in lower:
             return lower[name.lower()]
     return None
@@ -209,10 +248,183 @@ def load_problem(
         frames=B,
         size=list(hw),
     )
-    return Problem(meas=np.ascontiguousarray(meas_f), mask=np.ascontiguousarray(mask_f),
-                   orig=None if orig_f is None else np.ascontiguousarray(orig_f), info=info)
+    mask_f = np.ascontiguousarray(mask_f)
+    return Problem(meas=np.ascontiguousarray(meas_f), arrays={"mask": mask_f},
+                   orig=None if orig_f is None else np.ascontiguousarray(orig_f), info=info,
+                   batched=("mask",) if mask_f.ndim == 4 else ())
 
 
 def _source(path: Path, key: str | None, arr: np.ndarray) -> dict[str, Any]:
     label = f"{path}[{key}]" if key and path.suffix.lower() in CONTAINERS else str(path)
     return {"file": str(path), "key": key, "shape": list(arr.shape), "dtype": str(arr.dtype), "label": label}
+
+
+# ----------------------------------------------------------------------------- any operator
+OPERATOR_KEY = "operator"
+"""The entry of a ``.npz`` written by ``scicli simulate`` that names its operator; its scalar
+options are stored as ``option_<name>`` entries."""
+
+
+def _container_entries(path: Path) -> tuple[str | None, dict[str, Any]]:
+    """The operator name and options stored in a simulate ``.npz`` (None when absent)."""
+    if path.suffix.lower() != ".npz":
+        return None, {}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if OPERATOR_KEY not in npz.files:
+                return None, {}
+            name = str(npz[OPERATOR_KEY])
+            options = {k[len("option_"):]: npz[k].item() for k in npz.files if k.startswith("option_")}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    return name, options
+
+
+def infer_operator(meas_path: Path, mask_path: Path | None = None) -> str:
+    """The operator of a measurement file: the ``operator`` entry of a simulate ``.npz``, else
+    the one whose role arrays the file (or ``--mask``) holds, else ``video-sci``."""
+    named, _ = _container_entries(Path(meas_path))
+    if named is not None:
+        return OPERATORS.get(named).name
+    keys = {k.lower() for p in (meas_path, mask_path) if p is not None for k in _keys(Path(p))}
+    for entry in OPERATORS.entries():
+        cls = entry.factory
+        if cls.name != "video-sci" and cls.recognise(keys):
+            return cls.name
+    return "video-sci"
+
+
+def _keys(path: Path) -> list[str]:
+    return list_keys(path) if path.suffix.lower() in CONTAINERS else []
+
+
+def load_operator_problem(
+    meas_path: Path,
+    operator: str,
+    mask_path: Path | None = None,
+    orig_path: Path | None = None,
+    *,
+    meas_key: str | None = None,
+    mask_key: str | None = None,
+    orig_key: str | None = None,
+    max_value: float | None = None,
+    select: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> Problem:
+    """Read a problem for any registered operator (measurements first, K leading).
+
+    The first role (``--mask``) comes from ``mask_path`` or from inside the measurement file;
+    further roles from the same container as the first, else the measurement file. A
+    measurement array with one axis fewer than the operator's measurements is one measurement.
+    The intensity scale is ``max_value``, else the first of 1, 255, 4095, 65535 holding the
+    99.9th percentile of ``|A^+ y|`` within a factor 1.5 (the rule of video SCI, on the
+    minimum-norm estimate; a percentile, since pixels the operator barely sees blow ``A^+ y`` up).
+    """
+    cls = OPERATORS.get(operator).factory
+    meas_path = Path(meas_path)
+    _, stored = _container_entries(meas_path)
+    opts = operator_options(cls, {**stored, **(options or {})})
+    info: dict[str, Any] = {"operator": cls.name}
+    meas_key = meas_key or role_key(meas_path, "meas", cls.role_aliases.get("meas", ()))
+    meas = read_array(meas_path, key=meas_key, role="meas")
+    info["meas"] = _source(meas_path, meas_key, meas)
+    roles = list(cls.roles)
+    arrays: dict[str, np.ndarray] = {}
+    for i, role in enumerate(roles + list(cls.optional_roles)):
+        first = i == 0
+        sources = ([Path(mask_path)] if (first and mask_path is not None) else
+                   [Path(p) for p in dict.fromkeys(q for q in (mask_path, meas_path) if q is not None)])
+        found = None
+        for src in sources:
+            key = mask_key if (first and mask_key) else role_key(src, role, cls.role_aliases.get(role, ()))
+            if key is None and first and src.suffix.lower() not in CONTAINERS:
+                found = (src, None)
+            elif key is not None:
+                found = (src, key)
+            if found:
+                break
+        if found is None:
+            if role in cls.optional_roles:
+                continue
+            hint = "pass --mask FILE" if first else f"put a '{role}' array in {sources[0]}"
+            raise UsageError(f"{meas_path}: operator '{cls.name}' needs its {role} ({cls.roles[role]}); {hint}")
+        src, key = found
+        arr = read_array(src, key=key, role=role if (key is None and role in ROLE_NAMES) else None)
+        info[role] = _source(src, key, arr)
+        arrays[role] = arr
+    single_ndim = cls.meas_ndim
+    if meas.ndim == single_ndim:
+        meas = meas[None]
+    elif meas.ndim != single_ndim + 1:
+        raise UsageError(f"{info['meas']['label']}: {cls.name} measurements must be {single_ndim}-D "
+                         f"(one) or {single_ndim + 1}-D (K first), got shape {meas.shape}")
+    K = meas.shape[0]
+    if "mask" in arrays:
+        arrays["mask"] = mask_values(arrays["mask"], info["mask"]["label"])
+    batched = tuple(r for r, a in arrays.items() if cls.role_ndim.get(r) is not None
+                    and a.ndim == cls.role_ndim[r] + 1)
+    for r in batched:
+        if arrays[r].shape[0] != K:
+            raise UsageError(f"{info[r]['label']}: {arrays[r].shape[0]} {r} arrays for {K} measurements")
+    idx = parse_selection(select, K)
+    meas = meas[idx]
+    arrays = {r: (a[idx] if r in batched else a) for r, a in arrays.items()}
+    meas = meas.astype(np.complex64 if np.iscomplexobj(meas) else np.float32)
+    problem = Problem(meas=meas, arrays=arrays, orig=None, info=info, operator=cls.name, options=opts,
+                      batched=batched)
+    op = problem.operator_for()  # checks that the arrays and measurements fit (one-line errors)
+    if max_value:
+        scale = float(max_value)
+    else:
+        with torch.no_grad():  # a high quantile, not the max: pixels the operator barely sees blow up A^+ y
+            est = op.A_dagger(torch.from_numpy(meas)).abs().flatten().float()
+            q = float(torch.quantile(est[:: max(1, est.numel() // 1_000_000)], 0.999))
+        scale = next((s for s in SCALES if q <= 1.5 * s), SCALES[-1])
+    problem.meas = (meas / scale).astype(meas.dtype)
+    if orig_path is None and (orig_key or role_key(meas_path, "orig")):
+        orig_path, orig_key = meas_path, orig_key or role_key(meas_path, "orig")
+    if orig_path is not None:
+        problem.orig = _operator_orig(Path(orig_path), orig_key, info, problem, idx, K, max_value)
+    info.update(max_value=scale, max_value_rule="given" if max_value else "auto", measurements=idx,
+                channels=problem.x_shape[0], size=list(problem.x_shape[1:]), options=opts)
+    return problem
+
+
+def operator_options(cls: type[LinearOperator], given: dict[str, Any], factory: str = "from_arrays") -> dict[str, Any]:
+    """Operator settings (``--operator-param``, or stored by simulate) checked against the keyword
+    options of ``cls.from_arrays`` (or ``cls.random``) and converted to the type of their defaults."""
+    params = {name: p for name, p in inspect.signature(getattr(cls, factory)).parameters.items()
+              if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("meas_shape", "rng")}
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        if name not in params:
+            known = ", ".join(params) or "none"
+            what = " for random instances" if factory == "random" else ""
+            raise UsageError(f"operator '{cls.name}' has no setting '{name}'{what} (its settings: {known})")
+        default = params[name].default
+        kind = type(default) if default not in (None, inspect.Parameter.empty) else str
+        if kind is str and not isinstance(value, str):
+            kind = type(value)
+        out[name] = coerce(name, value, kind)
+    return out
+
+
+def _operator_orig(path: Path, key: str | None, info: dict[str, Any], problem: Problem, idx: list[int],
+                   K: int, max_value: float | None) -> np.ndarray:
+    """Ground truth (K, C, H, W) for the selected measurements, on [0, 1]."""
+    orig = read_array(path, key=key, role="orig")
+    info["orig"] = _source(path, key or role_key(path, "orig"), orig)
+    label = info["orig"]["label"]
+    C, H, W = problem.x_shape
+    if orig.shape[-2:] != (H, W):
+        raise UsageError(f"{label}: images are {orig.shape[-2]}x{orig.shape[-1]}, the measurements are of {H}x{W}")
+    if orig.ndim == 2:
+        orig = orig[None, None]
+    elif orig.ndim == 3:
+        orig = orig.reshape(-1, C, H, W) if orig.shape[0] % C == 0 else orig
+    if orig.ndim != 4 or orig.shape[1:] != (C, H, W) or orig.shape[0] < K:
+        raise UsageError(f"{label}: shape {orig.shape} does not hold {K} x {C} images of {H}x{W}")
+    scale = float(max_value) if max_value else orig_scale(np.abs(orig) if np.iscomplexobj(orig) else orig)
+    info["orig_max_value"] = scale
+    out = orig[:K][idx] / scale
+    return np.ascontiguousarray(out.astype(np.complex64 if np.iscomplexobj(out) else np.float32))

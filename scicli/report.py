@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from scicli.errors import UsageError
+from scicli.core.errors import UsageError
 from scicli.io.atomic import atomic_write
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".json", ".csv", ".md")

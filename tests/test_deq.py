@@ -8,9 +8,9 @@ import warnings
 import pytest
 import torch
 
-from scicli.deq import FIXED_POINT, Backward, attach_gradient, make_options, make_solver, solve_fixed_point
-from scicli.errors import UsageError
-from scicli.nn.deq import DEQGap, DEQRnn, UnrolledGap
+from scicli.fixedpoint import FIXED_POINT, Backward, attach_gradient, make_options, make_solver, solve_fixed_point
+from scicli.core.errors import UsageError
+from scicli.methods.deq_models import DEQGap, DEQRnn, UnrolledGap
 from scicli.physics import VideoSCI
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -216,7 +216,7 @@ def test_an_untrained_map_without_prior_is_the_projection_and_returns_a_consiste
 
 
 def test_an_untrained_deq_gap_is_pnp_gap_with_ffdnet_at_its_sigma_from_the_gap_tv_start():
-    from scicli.solvers.gap import GapTV, PnPGap
+    from scicli.methods.gap import GapTV, PnPGap
 
     op, y, _ = _sci(P=32)
     model = DEQGap(frames=4, channels=(8, 16), sigma=12.0)
@@ -240,7 +240,7 @@ def test_a_zero_budget_trains_the_first_evaluation_from_the_start():
 
 
 def test_a_learned_start_begins_as_gap_tv_and_learns_from_its_own_loss():
-    from scicli.solvers.gap import GapTV
+    from scicli.methods.gap import GapTV
 
     op, y, x = _sci(P=16)
     model = DEQGap(frames=4, channels=(8, 16), learned_start=True)
@@ -254,8 +254,8 @@ def test_a_learned_start_begins_as_gap_tv_and_learns_from_its_own_loss():
 
 
 def test_a_centred_correction_ignores_the_input_brightness_and_old_configs_stay_uncentred():
-    from scicli.nn.deq import JointUNet
-    from scicli.train.checkpoint import build_model
+    from scicli.nets.unet import JointUNet
+    from scicli.weights.store import build_model
 
     net = _perturbed(JointUNet(4, 4, (8, 16), False, centre=True), scale=0.1)
     h = torch.rand(2, 4, 16, 16)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from scicli.errors import UsageError
+from scicli.core.errors import UsageError
 from scicli.metrics import frame_metrics, psnr, ssim
 from scicli.report import make_report, write_report
 

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import torch
 
-from scicli.errors import UsageError
+from scicli.core.errors import UsageError
 from scicli.physics import OPERATORS
 
-CONTRACT = ["video-sci"]
+CONTRACT = ["cassi", "cs-block", "mri", "video-sci"]
 """Every registered operator, by name: the suite runs each through the same checks."""
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

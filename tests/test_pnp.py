@@ -45,10 +45,10 @@ import torch
 from typer.testing import Result
 
 from conftest import B, H, K, W, Scene, invoke_cli
-from scicli.errors import ScicliError, UsageError
+from scicli.core.errors import ScicliError, UsageError
 from scicli.physics import VideoSCI
-from scicli.solvers import SOLVERS
-from scicli.solvers.base import frame_psnr
+from scicli.methods import METHODS
+from scicli.methods.base import frame_psnr
 
 PNP = ["pnp-gap", "pnp-admm", "red"]
 # (method, extra parameters) covering both RED schemes
@@ -93,7 +93,7 @@ def psnrs(problem: Problem) -> dict[str, torch.Tensor]:
     out = {"dagger": problem.psnr(problem.op.A_dagger(problem.y))}
     for name, extra in [("gap-tv", {})] + PNP_VARIANTS:
         key = name + ("-" + extra["scheme"] if extra else "")
-        x = SOLVERS.get(name).factory(**extra).solve(problem.op, problem.y).x
+        x = METHODS.get(name).factory(**extra).solve(problem.op, problem.y).x
         assert x.shape == (K, B, H, W) and torch.isfinite(x).all()
         out[key] = problem.psnr(x)
     return out
@@ -138,7 +138,7 @@ def test_sigma_schedule_runs_each_level_for_its_block_of_iterations(problem, mon
     """iters=(2, 3), sigma=(50, 25): five iterations, D sees 50/255 twice, then 25/255 three times,
     each time the whole (N, B, H, W) batch in one call."""
     schedule = {"iters": (2, 3), "sigma": (50, 25)} if form == "tuples" else {"iters": "2,3", "sigma": "50,25"}
-    solver = SOLVERS.get(name).factory(**schedule, **extra)
+    solver = METHODS.get(name).factory(**schedule, **extra)
     assert solver.total_iters() == 5
     spy = SpyDenoiser()
     monkeypatch.setattr(solver, "denoiser", spy)
@@ -156,7 +156,7 @@ def test_sigma_schedule_runs_each_level_for_its_block_of_iterations(problem, mon
 def test_precision_sets_the_denoisers_dtype_and_the_iterate_keeps_float32(problem, monkeypatch, name, precision,
                                                                           dtype) -> None:
     """On the CPU 'auto' is the data's dtype (on CUDA it would be float16)."""
-    solver = SOLVERS.get(name).factory(sigma=(25,), iters=(1,), precision=precision)
+    solver = METHODS.get(name).factory(sigma=(25,), iters=(1,), precision=precision)
     spy = SpyDenoiser()
     monkeypatch.setattr(solver, "denoiser", spy)
     x = solver.solve(problem.op, problem.y).x
@@ -167,11 +167,11 @@ def test_precision_sets_the_denoisers_dtype_and_the_iterate_keeps_float32(proble
 @pytest.mark.parametrize("name", PNP)
 def test_unknown_precision_is_a_usage_error(name) -> None:
     with pytest.raises(UsageError, match="fp8"):
-        SOLVERS.get(name).factory(precision="fp8")
+        METHODS.get(name).factory(precision="fp8")
 
 
 def test_default_schedule_is_the_fields_ffdnet_schedule() -> None:
-    solver = SOLVERS.get("pnp-gap").factory()
+    solver = METHODS.get("pnp-gap").factory()
     assert solver.params.denoiser == "ffdnet"
     assert tuple(solver.params.sigma) == (50, 25, 12, 6)
     assert tuple(solver.params.iters) == (10, 10, 10, 10)
@@ -181,7 +181,7 @@ def test_default_schedule_is_the_fields_ffdnet_schedule() -> None:
 @pytest.mark.parametrize("name", PNP)
 def test_schedule_length_mismatch_is_a_usage_error_naming_both_options(name) -> None:
     with pytest.raises(UsageError) as info:
-        SOLVERS.get(name).factory(sigma="50,25", iters="3")
+        METHODS.get(name).factory(sigma="50,25", iters="3")
     assert "--sigma" in str(info.value) and "--iters" in str(info.value)
 
 
@@ -205,38 +205,38 @@ def test_schedule_length_mismatch_is_a_usage_error_naming_both_options(name) -> 
 def test_bad_sigma_or_iters_is_a_usage_error(sigma, iters) -> None:
     """Noise levels must be finite and > 0; iteration counts whole numbers >= 1."""
     with pytest.raises(UsageError):
-        SOLVERS.get("pnp-gap").factory(sigma=sigma, iters=iters)
+        METHODS.get("pnp-gap").factory(sigma=sigma, iters=iters)
 
 
 @pytest.mark.parametrize("name", PNP)
 def test_unknown_denoiser_is_a_usage_error_listing_the_known_ones(name) -> None:
     with pytest.raises(UsageError, match="bm3d") as info:
-        SOLVERS.get(name).factory(denoiser="bm3d")
+        METHODS.get(name).factory(denoiser="bm3d")
     assert "tv" in str(info.value) and "ffdnet" in str(info.value)
 
 
 def test_red_unknown_scheme_is_a_usage_error_naming_the_schemes() -> None:
     with pytest.raises(UsageError, match="newton") as info:
-        SOLVERS.get("red").factory(scheme="newton")
+        METHODS.get("red").factory(scheme="newton")
     assert "fixed-point" in str(info.value) and "gradient" in str(info.value)
 
 
 def test_missing_weights_file_fails_when_the_solver_is_built(tmp_path: Path) -> None:
     """Before any work is done, and naming the file."""
     with pytest.raises(ScicliError, match="nothere.pth"):
-        SOLVERS.get("pnp-gap").factory(weights=str(tmp_path / "nothere.pth"))
+        METHODS.get("pnp-gap").factory(weights=str(tmp_path / "nothere.pth"))
 
 
 def test_weights_for_a_denoiser_without_weights_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="weights"):
-        SOLVERS.get("pnp-gap").factory(denoiser="tv", weights=str(tmp_path / "some.pth"))
+        METHODS.get("pnp-gap").factory(denoiser="tv", weights=str(tmp_path / "some.pth"))
 
 
 # ----------------------------------------------------------------------------- warm start
 @pytest.fixture(scope="module")
 def consistent_x0(problem: Problem) -> torch.Tensor:
     """gap-tv (20 iterations) projected onto {x : A x = y}: a good, consistent estimate."""
-    x = SOLVERS.get("gap-tv").factory(iters=20).solve(problem.op, problem.y).x
+    x = METHODS.get("gap-tv").factory(iters=20).solve(problem.op, problem.y).x
     x0 = problem.op.project(x, problem.y)
     assert torch.allclose(problem.op.A(x0), problem.y, atol=1e-5)
     return x0
@@ -248,7 +248,7 @@ def test_warm_start_from_a_consistent_estimate_does_not_blow_up(problem, consist
     then A x0 = y makes x0 a fixed point of the projection, and only the denoiser acts."""
     start = float(problem.psnr(consistent_x0).mean())
     x0 = consistent_x0.clone()
-    solver = SOLVERS.get(name).factory(sigma=(WARM_SIGMA,), iters=(3,), **extra)
+    solver = METHODS.get(name).factory(sigma=(WARM_SIGMA,), iters=(3,), **extra)
     result = solver.solve(problem.op, problem.y, x0=x0, gt=problem.gt)
     assert torch.equal(x0, consistent_x0), "the solver modified x0 in place"
     first = result.history[0]["psnr"]

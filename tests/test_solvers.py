@@ -1,4 +1,4 @@
-"""Specification of the reconstruction solvers (``scicli.solvers``) on a small synthetic problem.
+"""Specification of the reconstruction solvers (``scicli.methods``) on a small synthetic problem.
 
 The problem: B = 8 frames of 32 x 40 pixels, two smooth Gaussian blobs moving on a gray
 background, random binary masks (p = 0.5, fixed torch.Generator seed), noiseless snapshots.
@@ -16,14 +16,14 @@ import math
 import pytest
 import torch
 
-from scicli.denoisers.tv import tv_chambolle
-from scicli.errors import UsageError
+from scicli.priors.tv import tv_chambolle
+from scicli.core.errors import UsageError
 from scicli.physics import VideoSCI
-from scicli.solvers import SOLVERS, Result, Solver
-from scicli.solvers.base import frame_psnr
+from scicli.methods import METHODS, Result, Solver
+from scicli.methods.base import frame_psnr
 
 B, H, W = 8, 32, 40
-METHODS = [n for n in SOLVERS.names() if not SOLVERS.get(n).factory.trainable]  # learned ones: test_train_sci.py
+CLASSICAL = [n for n in METHODS.names() if not METHODS.get(n).factory.trainable]  # learned ones: test_train_sci.py
 TV_METHODS = ["gap-tv", "admm-tv", "gd-tv"]
 # minimum mean PSNR (dB) with default parameters on the default problem
 PSNR_MIN = {"gap-tv": 32.5, "admm-tv": 32.5, "gd-tv": 26.5}
@@ -62,7 +62,7 @@ def problem(n: int = 1, *, per_measurement: bool = False, dtype: torch.dtype = t
 
 
 def solver(method: str, **params) -> Solver:
-    return SOLVERS.get(method).factory(**params)
+    return METHODS.get(method).factory(**params)
 
 
 def mean_psnr(x: torch.Tensor, gt: torch.Tensor) -> float:
@@ -74,20 +74,20 @@ def default_runs() -> dict[str, tuple[Result, float]]:
     """Every registered solver, default parameters, on the default problem (solved once)."""
     op, y, gt = problem()
     baseline = mean_psnr(op.A_dagger(y), gt)
-    return {m: (solver(m).solve(op, y, gt=gt), baseline) for m in METHODS}
+    return {m: (solver(m).solve(op, y, gt=gt), baseline) for m in CLASSICAL}
 
 
 # ------------------------------------------------------------------ registry and parameters
 def test_the_tv_methods_are_registered() -> None:
-    assert set(TV_METHODS) <= set(METHODS)
+    assert set(TV_METHODS) <= set(CLASSICAL)
 
 
 def test_unknown_method_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown method 'gap-tvv'"):
-        SOLVERS.get("gap-tvv")
+        METHODS.get("gap-tvv")
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", CLASSICAL)
 def test_unknown_parameter_is_a_usage_error(method: str) -> None:
     with pytest.raises(UsageError, match="'no_such_param' does not apply"):
         solver(method, no_such_param=1)
@@ -98,9 +98,9 @@ def test_parameter_of_another_method_is_a_usage_error() -> None:
         solver("gap-tv", gamma=0.01)  # an ADMM parameter
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", CLASSICAL)
 def test_describe_lists_every_parameter_with_help(method: str) -> None:
-    cls = SOLVERS.get(method).factory
+    cls = METHODS.get(method).factory
     rows = cls.describe()
     names = [name for name, _, _ in rows]
     assert "iters" in names and "tol" in names
@@ -137,7 +137,7 @@ def test_unreadable_string_parameter_is_a_usage_error(name: str, value: str) -> 
 
 
 # ------------------------------------------------------------------ every solver, default parameters
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", CLASSICAL)
 def test_runs_and_returns_a_finite_estimate(method: str, default_runs) -> None:
     r, _ = default_runs[method]
     assert isinstance(r, Result)
@@ -154,7 +154,7 @@ def test_runs_and_returns_a_finite_estimate(method: str, default_runs) -> None:
     assert times == sorted(times)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", CLASSICAL)
 def test_history_psnr_is_the_psnr_of_the_estimate(method: str, default_runs) -> None:
     r, _ = default_runs[method]
     _, _, gt = problem()
@@ -162,7 +162,7 @@ def test_history_psnr_is_the_psnr_of_the_estimate(method: str, default_runs) -> 
     assert r.history[-1]["psnr"] > r.history[0]["psnr"]
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", CLASSICAL)
 def test_reaches_the_psnr_threshold(method: str, default_runs) -> None:
     r, baseline = default_runs[method]
     assert baseline == pytest.approx(14.3, abs=0.5)  # the problem is what the docstring says
@@ -172,7 +172,7 @@ def test_reaches_the_psnr_threshold(method: str, default_runs) -> None:
         assert psnr > PSNR_MIN[method], f"{method}: {psnr:.2f} dB"
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", CLASSICAL)
 def test_residual_decreases_from_a_cold_start(method: str) -> None:
     """Started from x0 = 0, the relative residual ||y - A x|| / ||y|| ends well below where it began.
 

@@ -17,11 +17,12 @@ import tifffile
 import torch
 
 from conftest import invoke_cli
-from scicli.denoisers import DENOISERS
-from scicli.errors import DataError, ScicliError, UsageError
-from scicli.nn.dncnn import DnCNN
-from scicli.nn.unet import UNet
-from scicli.train.checkpoint import load_checkpoint, model_config
+from scicli.priors import DENOISERS
+from scicli.core.errors import DataError, ScicliError, UsageError
+from scicli.nets.dncnn import DnCNN
+from scicli.nets.unet import UNet
+from scicli.train.checkpoint import model_config
+from scicli.weights.store import load_checkpoint
 from scicli.train.data import (
     ClipDataset,
     PatchDataset,
@@ -284,9 +285,9 @@ def test_train_unet_one_step_and_loads(images: Path, tmp_path: Path) -> None:
 
 
 def test_learned_denoiser_weight_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import scicli.denoisers.learned as learned
+    import scicli.weights.store as store
 
-    monkeypatch.setattr(learned, "WEIGHTS_DIR", tmp_path / "no_weights")  # as on a checkout without them
+    monkeypatch.setattr(store, "WEIGHTS_DIR", tmp_path / "no_weights")  # as on a checkout without them
     with pytest.raises(ScicliError, match="no shipped dncnn weights yet.*weights=RUN/best.pt"):
         DENOISERS.get("dncnn").factory()
     bad = tmp_path / "bad.pt"

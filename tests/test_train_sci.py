@@ -144,7 +144,7 @@ def test_resume_continues_bit_for_bit(stills: Path, tmp_path: Path):
 def test_supervising_every_iterate_trains_random_depths(stills: Path, tmp_path: Path, monkeypatch):
     """--supervise all: each step's loss is on the iterate after k + 1 evaluations, k drawn from
     (seed, step) in 0..max_iter-1, with the gradient of that last evaluation only."""
-    from scicli.nn.deq import DEQGap
+    from scicli.methods.deq_models import DEQGap
 
     budgets = []
     original = DEQGap.run
@@ -229,7 +229,7 @@ def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
     assert "--supervise must be one of last, all" in one_error(invoke_cli(*base, "--supervise", "some"))
     assert "needs -p learned_start=1" in one_error(invoke_cli(*base, "--supervise", "start", "-p", "learned_start=0"))
     assert "--init nothing.pt: no such checkpoint" in one_error(invoke_cli(*base, "--init", "nothing.pt"))
-    from scicli.weights.ship import WEIGHTS_DIR
+    from scicli.weights.store import WEIGHTS_DIR
 
     assert "'deq-rnn' model, which does not fit 'deq-gap'" in one_error(
         invoke_cli(*base, "--init", WEIGHTS_DIR / "deq-rnn.pt"))
@@ -266,23 +266,18 @@ def test_two_process_torchrun_gloo(stills: Path, tmp_path: Path):
     assert torch.load(run / "last.pt", weights_only=True)["method"] == "deq-gap"
 
 
-def test_ship_stores_inference_settings_and_the_untrained_baseline(stills: Path, tmp_path: Path, monkeypatch):
-    from scicli.weights import ship
+def test_ship_stores_inference_settings_and_the_untrained_baseline(stills: Path, tmp_path: Path):
+    from scicli.train.ship import ship
 
     run = tmp_path / "run"
     ok(invoke_cli("train", "--method", "deq-gap", "--data", stills, "--out", run, "--epochs", "1", *TINY))
     (run / "run.json").unlink()  # a run stopped early: time and device come from the log
-    monkeypatch.setattr(ship, "WEIGHTS_DIR", tmp_path)
-    monkeypatch.setattr(ship, "MANIFEST", tmp_path / "manifest.json")
-    assert ship.main([str(run), "deq-gap", "--baseline", "untrained", "--solve", "max_iter=3",
-                      "--solve", "beta=1.5"]) == 0
+    ship(run, "deq-gap", baseline="untrained", solve=["max_iter=3", "beta=1.5"], weights_dir=tmp_path)
     entry = json.loads((tmp_path / "manifest.json").read_text())["deq-gap"]
     shipped = torch.load(tmp_path / "deq-gap.pt", weights_only=True)
     assert shipped["config"]["solve"]["max_iter"] == 3 and shipped["config"]["solve"]["beta"] == 1.5
     assert entry["config"] == shipped["config"] and entry["trained_with_solve"]["max_iter"] == 4
     assert np.isfinite(entry["validation_psnr_untrained"]["psnr"]) and entry["hardware"].startswith("cpu")
     assert "depends_on" in entry and not any(k.startswith("prior.") for k in shipped["model"])
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
-        ship.main([str(run), "x", "--solve", "backward=implicit"])
-    with pytest.raises(SystemExit, match="'many' is not a valid int"):
-        ship.main([str(run), "x", "--solve", "max_iter=many"])
+    assert "KEY=VALUE" in one_error(invoke_cli("weights", "ship", run, "x", "--solve", "backward=implicit"))
+    assert "'many' is not a valid int" in one_error(invoke_cli("weights", "ship", run, "x", "--solve", "max_iter=many"))

@@ -1,4 +1,4 @@
-"""Specification of the TV denoiser ``scicli.denoisers.tv``.
+"""Specification of the TV denoiser ``scicli.priors.tv``.
 
 ``tv_chambolle(f, weight, n_iter, eps)`` solves, for every 2-D frame of ``f`` independently,
 ``min_u ||u - f||^2 / 2 + weight * TV(u)`` with Chambolle's dual projection, and must give the
@@ -13,8 +13,8 @@ import pytest
 import torch
 from skimage.restoration import denoise_tv_chambolle
 
-from scicli.denoisers import DENOISERS
-from scicli.denoisers.tv import tv_chambolle
+from scicli.priors import DENOISERS
+from scicli.priors.tv import tv_chambolle
 
 H, W = 24, 30  # non-square
 

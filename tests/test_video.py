@@ -15,11 +15,13 @@ import tifffile
 import torch
 
 from conftest import invoke_cli
-from scicli.denoisers import DENOISERS
-from scicli.denoisers.ffdnet import load_ffdnet
-from scicli.errors import UsageError
-from scicli.nn.video import VideoDenoiser, windows
-from scicli.train.checkpoint import load_checkpoint, model_config
+from scicli.priors import DENOISERS
+from scicli.weights.ffdnet import load_ffdnet
+from scicli.core.errors import UsageError
+from scicli.nets.video import windows
+from scicli.weights import build_model
+from scicli.train.checkpoint import model_config
+from scicli.weights.store import load_checkpoint
 
 
 def test_windows_reflect_at_the_ends_of_a_snapshot() -> None:
@@ -35,7 +37,7 @@ def test_windows_reflect_at_the_ends_of_a_snapshot() -> None:
 def test_an_untrained_video_denoiser_is_ffdnet_frame_by_frame() -> None:
     torch.manual_seed(0)
     x = torch.rand(2, 6, 20, 26)
-    net = VideoDenoiser(frames=5, channels=(8, 16)).eval()
+    net = build_model("video", {"frames": 5, "channels": [8, 16]}).eval()
     ffd = load_ffdnet().eval()
     with torch.no_grad():
         expect = ffd(x.reshape(12, 1, 20, 26), 0.1).reshape(2, 6, 20, 26)
@@ -44,7 +46,7 @@ def test_an_untrained_video_denoiser_is_ffdnet_frame_by_frame() -> None:
 
 
 def test_ffdnet_stays_out_of_the_checkpoint_and_the_gradients() -> None:
-    net = VideoDenoiser(frames=3, channels=(8,))
+    net = build_model("video", {"frames": 3, "channels": [8]})
     assert all(k.startswith("fusion.") for k in net.state_dict())
     out = net(torch.rand(2, 3, 16, 16), torch.tensor([0.1, 0.2]))
     out.sum().backward()

@@ -8,9 +8,8 @@ import json
 import pytest
 import torch
 
-from scicli.denoisers import DENOISERS
-from scicli.train.checkpoint import is_reconstruction
-from scicli.weights.ship import MANIFEST, WEIGHTS_DIR, sha256
+from scicli.priors import DENOISERS
+from scicli.weights.store import MANIFEST, WEIGHTS_DIR, is_reconstruction, sha256
 
 SHIPPED = sorted(WEIGHTS_DIR.glob("*.pt"))
 MANIFEST_DATA = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
@@ -65,15 +64,15 @@ def test_shipped_denoiser_lowers_the_error_at_its_nominal_sigma(name: str) -> No
 def test_shipped_reconstruction_runs_without_options_and_beats_gap_tv(name: str) -> None:
     """The method's default weights on a coded snapshot of the clip (random binary masks, B=8)."""
     from scicli.physics import VideoSCI
-    from scicli.solvers import SOLVERS
-    from scicli.solvers.base import frame_psnr
+    from scicli.methods import METHODS
+    from scicli.methods.base import frame_psnr
 
     x = _clip()
     mask = (torch.rand(x.shape, generator=torch.Generator().manual_seed(1)) < 0.5).float()
     op = VideoSCI(mask)
     y = op.A(x)
     method = MANIFEST_DATA[name]["method"]
-    out = SOLVERS.get(method).factory().solve(op, y).x
-    tv = SOLVERS.get("gap-tv").factory().solve(op, y).x
+    out = METHODS.get(method).factory().solve(op, y).x
+    tv = METHODS.get("gap-tv").factory().solve(op, y).x
     assert out.shape == x.shape
     assert float(frame_psnr(out, x).mean()) > float(frame_psnr(tv, x).mean()) + 0.3  # 22.8 vs 22.3 dB

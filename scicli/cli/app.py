@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import typer
 
@@ -19,6 +20,7 @@ from scicli.cli.methods import methods_cmd
 from scicli.cli.reconstruct import reconstruct_cmd
 from scicli.cli.simulate import simulate_cmd
 from scicli.cli.train import train_cmd
+from scicli.cli.weights import app as weights_app
 
 app = typer.Typer(
     name="scicli",
@@ -50,6 +52,7 @@ app.command("reconstruct")(reconstruct_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("methods")(methods_cmd)
 app.command("train")(train_cmd)
+app.add_typer(weights_app, name="weights")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -59,8 +62,6 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main() -> None:
     """Entry point: option-parsing mistakes also end in one ``error:`` line (exit 2)."""
-    import warnings
-
     warnings.showwarning = _one_line_warning
     try:
         code = app(standalone_mode=False)

@@ -10,9 +10,10 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from scicli.errors import ScicliError, UsageError
+from scicli.core.errors import ScicliError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,7 +40,7 @@ def guarded(fn: F) -> F:
         except ScicliError as exc:
             if STATE["debug"]:
                 raise
-            fail(_escape(str(exc)), exc.exit_code)
+            fail(escape(str(exc)), exc.exit_code)
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130)
@@ -47,15 +48,9 @@ def guarded(fn: F) -> F:
             if STATE["debug"]:
                 raise
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            fail(_escape(f"{type(exc).__name__}: {text} (rerun with scicli --debug for the traceback)"), 1)
+            fail(escape(f"{type(exc).__name__}: {text} (rerun with scicli --debug for the traceback)"), 1)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def parse_params(items: list[str] | None) -> dict[str, str]:

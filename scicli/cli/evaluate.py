@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from scicli.cli.common import guarded, out
-from scicli.errors import UsageError
+from scicli.core.errors import UsageError
 from scicli.io import read_array
 from scicli.io.layout import resolve, to_first
 from scicli.metrics import frame_metrics

@@ -1,26 +1,41 @@
-"""``scicli methods``: the registered solvers with their defaults."""
+"""``scicli methods``: the registered operators, solvers (with their defaults) and denoisers."""
 
 from __future__ import annotations
+
+import inspect
 
 import typer
 from rich.table import Table
 
 from scicli.cli.common import guarded, out
-from scicli.denoisers import DENOISERS
-from scicli.solvers import SOLVERS
+from scicli.priors import DENOISERS
+from scicli.physics import OPERATORS
+from scicli.methods import METHODS
 
 
 @guarded
 def methods_cmd(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Explain every parameter."),
 ) -> None:
-    """List reconstruction methods (with their default parameters) and denoisers."""
+    """List forward operators, reconstruction methods (with their default parameters) and denoisers."""
+    otable = Table(title="forward operators (--operator)")
+    otable.add_column("operator", style="bold")
+    otable.add_column("what it models")
+    otable.add_column("arrays (--mask is the first)")
+    otable.add_column("GAP")
+    otable.add_column("settings (--operator-param)")
+    for entry in OPERATORS.entries():
+        cls = entry.factory
+        roles = ", ".join([*cls.roles, *(f"[{r}]" for r in cls.optional_roles)])
+        settings = ", ".join(f"{n}={format_default(p.default)}" for n, p in keyword_defaults(cls.from_arrays).items())
+        otable.add_row(entry.name, entry.summary, roles, "yes" if cls.has_gram_inverse else "no", settings or "-")
+    out.print(otable)
     table = Table(title="reconstruction methods (--method)")
     table.add_column("method", style="bold")
     table.add_column("trainable")
     table.add_column("what it does")
     table.add_column("defaults")
-    for entry in SOLVERS.entries():
+    for entry in METHODS.entries():
         cls = entry.factory
         params = cls.describe()
         name = entry.name + (f" ({', '.join(entry.aliases)})" if entry.aliases else "")
@@ -28,7 +43,7 @@ def methods_cmd(
         table.add_row(name, "yes" if getattr(cls, "trainable", False) else "no", entry.summary, defaults)
     out.print(table)
     if verbose:
-        for entry in SOLVERS.entries():
+        for entry in METHODS.entries():
             out.print(f"\n[bold]{entry.name}[/]: {entry.summary}")
             for n, d, h in entry.factory.describe():
                 out.print(f"  {n:<12} {format_default(d):<8} {h}", highlight=False)
@@ -52,3 +67,9 @@ def format_default(value: object) -> str:
     if value == "":
         return "-"
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def keyword_defaults(fn: object) -> dict[str, inspect.Parameter]:
+    """The keyword-only settings of an operator factory (not ``meas_shape`` / ``rng``)."""
+    return {n: p for n, p in inspect.signature(fn).parameters.items()  # type: ignore[arg-type]
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in ("meas_shape", "rng")}

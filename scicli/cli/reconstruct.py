@@ -7,18 +7,23 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import typer
+from rich.table import Table
 
 from scicli.cli.common import guarded, interactive, out, parse_params, plain, progress_bar
-from scicli.device import resolve_device
-from scicli.errors import ScicliError, UsageError
-from scicli.io import SUPPORTED_SUFFIXES, write_array, write_json, write_preview
+from scicli.core.device import resolve_device
+from scicli.core.errors import ScicliError, UsageError
+from scicli.color import cube_to_srgb
+from scicli.io import read_array, write_array, write_json, write_preview, write_rgb
 from scicli.io.layout import resolve, to_first
 from scicli.io.readers import ROLE_NAMES
 from scicli.io.writers import WRITE_SUFFIXES
+from scicli.physics import OPERATORS
 from scicli.pipeline import environment, reconstruct, score
-from scicli.problem import load_problem
-from scicli.solvers import SOLVERS
+from scicli.problem import infer_operator, load_operator_problem, load_problem, orig_scale
+from scicli.methods import METHODS
+from scicli.weights.store import is_reconstruction, load_checkpoint
 
 INPUT_SUFFIXES = (".mat", ".npz", ".npy", ".tif", ".tiff")
 OUTPUT_FORMATS = ("tif", "npy", "mat", "npz")
@@ -72,7 +77,9 @@ def _outputs(files: list[Path], out_path: Optional[Path], fmt: str, method: str,
 @guarded
 def reconstruct_cmd(
     inputs: list[Path] = typer.Argument(..., help="Measurement files (.mat .npz .npy .tif) or directories of them."),
-    mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="Mask file; default: the 'mask' array inside a .mat/.npz input."),
+    mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="Mask file (the sampling matrix for cs-block); default: the array inside a .mat/.npz input."),
+    operator: Optional[str] = typer.Option(None, "--operator", help="Forward model: video-sci, cassi, cs-block, mri (see `scicli methods`); default: from the file."),
+    operator_param: Optional[list[str]] = typer.Option(None, "--operator-param", "-O", help="Operator setting NAME=VALUE, e.g. step=2 (cassi), complex_images=1 (mri)."),
     gt: Optional[Path] = typer.Option(None, "--gt", help="Ground-truth video for PSNR/SSIM; default: 'orig' inside a .mat/.npz input."),
     method: Optional[str] = typer.Option(None, "--method", help="Solver (see `scicli methods`); default gap-tv, or the method of --weights."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Trained weights (scicli train checkpoint or run dir) for deq-gap, deq-rnn, unrolled-gap or a PnP denoiser."),
@@ -111,7 +118,7 @@ def reconstruct_cmd(
     """
     if method is None:
         method = _method_of(weights) if weights is not None else "gap-tv"
-    entry = SOLVERS.get(method)
+    entry = METHODS.get(method)
     overrides: dict[str, Any] = {
         k: v for k, v in dict(iters=iters, tol=tol, tv_weight=tv_weight, tv_iters=tv_iters, step=step, gamma=gamma,
                               denoiser=denoiser, sigma=sigma, precision=precision,
@@ -139,15 +146,22 @@ def reconstruct_cmd(
     as_dir = bool(out_arg) and (out_arg.endswith(("/", "\\")) or Path(out_arg).is_dir())
     targets = _outputs(files, out_path, fmt, entry.name, many, as_dir)
     reports = [report if (report and not many) else t.with_suffix(".json") for t in targets]
+    if operator is not None:
+        operator = OPERATORS.get(operator).name
+    operators = [operator or infer_operator(f, mask) for f in files]
+    # spectral cubes get an sRGB rendering beside them
+    colour = [t.with_name(t.stem + "_srgb.png") if op == "cassi" else None for t, op in zip(targets, operators)]
     if not force:  # refuse before computing anything
-        for path in [*targets, *reports, *([preview] if preview else [])]:
+        for path in [*targets, *reports, *([preview] if preview else []), *(c for c in colour if c)]:
             if path.exists():
                 raise UsageError(f"{path} exists; pass --force to overwrite")
 
     failures = 0
-    for src, target, rep in zip(files, targets, reports):
+    op_options = parse_params(operator_param)
+    for src, target, rep, op_name, srgb in zip(files, targets, reports, operators, colour):
         try:
             _one(src, target, rep, mask=mask, gt=gt, solver=solver, method=entry.name, device=device,
+                 operator=op_name, op_options=op_options, srgb=srgb,
                  batch_size=batch_size, select=measurements, layout=layout, max_value=max_value,
                  keys=(meas_key, mask_key, gt_key), ssim=ssim, dtype=dtype, preview=preview, x0=x0,
                  force=force, quiet=quiet)
@@ -163,8 +177,6 @@ def reconstruct_cmd(
 
 def _method_of(weights: Path) -> str:
     """The reconstruction method a checkpoint was trained for (a denoiser needs --method)."""
-    from scicli.train.checkpoint import is_reconstruction, load_checkpoint
-
     stored = str(load_checkpoint(weights).get("method"))
     if not is_reconstruction(stored):
         raise UsageError(f"{weights} holds a '{stored}' denoiser: pass --method pnp-gap --denoiser {stored}")
@@ -172,9 +184,17 @@ def _method_of(weights: Path) -> str:
 
 
 def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device, batch_size, select, layout,
-         max_value, keys, ssim, dtype, preview, force, quiet, x0=None) -> None:
-    problem = load_problem(src, mask, gt, meas_key=keys[0], mask_key=keys[1], orig_key=keys[2],
-                           layout=layout, max_value=max_value, select=select)
+         max_value, keys, ssim, dtype, preview, force, quiet, x0=None, operator="video-sci", op_options=None,
+         srgb=None) -> None:
+    if operator == "video-sci":
+        if op_options:
+            raise UsageError(f"--operator-param {', '.join(op_options)}: video-sci takes no settings")
+        problem = load_problem(src, mask, gt, meas_key=keys[0], mask_key=keys[1], orig_key=keys[2],
+                               layout=layout, max_value=max_value, select=select)
+    else:
+        problem = load_operator_problem(src, operator, mask, gt, meas_key=keys[0], mask_key=keys[1],
+                                        orig_key=keys[2], max_value=max_value, select=select,
+                                        options=op_options)
     K, B = problem.meas.shape[0], problem.frames
     start = None if x0 is None else _load_x0(x0, problem.meas.shape[0], B, tuple(problem.info["size"]))
     iters = solver.total_iters()
@@ -204,13 +224,19 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
     write_array(target, frames, force=force, dtype=dtype)
     if preview is not None:
         write_preview(preview, frames, force=force)
+    if srgb is not None:  # one sRGB rendering per spectral cube (CIE 1931 over the band centres)
+        write_rgb(srgb, np.stack([cube_to_srgb(cube) for cube in result.x]), force=force)
     doc: dict[str, Any] = {
         "input": str(src),
         "output": str(target),
+        "srgb_preview": None if srgb is None else str(srgb),
         "method": method,
+        "operator": problem.operator,
+        "operator_options": problem.options,
         "parameters": dataclasses.asdict(solver.params),
         "problem": problem.info,
         "shape": {"measurements": K, "frames": B, "height": frames.shape[1], "width": frames.shape[2]},
+        "channels": OPERATORS.get(problem.operator).factory.x_unit + "s",
         "output_scale": f"[0, 1] intensities ({dtype})",
         "seconds": result.seconds,
         "batch_size": batch_size,
@@ -235,8 +261,6 @@ def _summary(src: Path, target: Path, doc: dict[str, Any], quiet: bool) -> None:
     if quiet or not metrics:
         out.print(line, highlight=False, soft_wrap=True)
         return
-    from rich.table import Table
-
     table = Table(title=f"{src.name}: {doc['method']}, {doc['environment']['device']}", title_justify="left")
     for col in ("measurement", "PSNR (dB)", "SSIM"):
         table.add_column(col, justify="right")
@@ -247,13 +271,8 @@ def _summary(src: Path, target: Path, doc: dict[str, Any], quiet: bool) -> None:
     out.print(f"{metrics['convention']['short']}; wrote {target}", highlight=False, soft_wrap=True)
 
 
-def _load_x0(path: Path, K: int, B: int, hw: tuple[int, int]) -> "np.ndarray":
+def _load_x0(path: Path, K: int, B: int, hw: tuple[int, int]) -> np.ndarray:
     """A warm start: K*B frames (or (K, B, H, W)) of the same size, on [0, 1]."""
-    import numpy as np
-
-    from scicli.io import read_array
-    from scicli.problem import orig_scale
-
     arr = read_array(path, role="recon")
     if arr.ndim == 4:
         arr = arr.reshape(-1, *arr.shape[-2:]) if arr.shape[-2:] == hw else None

@@ -10,11 +10,10 @@ import typer
 from rich.progress import Progress
 
 from scicli.cli.common import guarded, interactive, out, parse_params, plain, progress_bar
-from scicli.errors import UsageError
-from scicli.train.checkpoint import MODELS, check_method, init_params, is_reconstruction, load_checkpoint, model_config
-from scicli.train.loop import Reporter, TrainArgs, check_run_dir, resume_args, train
+from scicli.core.errors import UsageError
+from scicli.weights.store import MODELS, check_method, is_reconstruction, load_checkpoint
 
-METHODS = ", ".join(sorted(MODELS))
+METHODS = ", ".join(MODELS.names())
 
 
 def parse_sigma_range(text: str) -> list[float]:
@@ -39,8 +38,9 @@ def _val_text(val: dict[str, float] | None) -> str:
     return "/".join(val) + ": " + "/".join(f"{v:.2f}" for v in val.values()) + " dB"
 
 
-class CliReporter(Reporter):
-    """A rich bar per epoch on a terminal; otherwise plain lines on stderr."""
+class CliReporter:
+    """A rich bar per epoch on a terminal; otherwise plain lines on stderr (the progress hooks of
+    :class:`scicli.train.loop.Reporter`)."""
 
     def __init__(self, bar: Progress | None, quiet: bool, log_every: int) -> None:
         self.bar, self.quiet, self.log_every = bar, quiet, log_every
@@ -81,6 +81,9 @@ class CliReporter(Reporter):
         self._line(f"epoch {record['epoch']}/{self.epochs}: loss {record['loss']:.3e}, validation PSNR "
                    f"{_val_text(record['val'])}{best}, {record['seconds']:.1f} s "
                    f"({record['seconds_per_step']:.3f} s/step)")
+
+    def finish(self) -> None:
+        """Nothing to close: the bar belongs to the command."""
 
 
 @guarded
@@ -126,6 +129,11 @@ def train_cmd(
     them with `scicli reconstruct MEAS --weights RUN/best.pt`. Multi-GPU / multi-node:
     `torchrun --nproc-per-node G -m scicli train ...` (DDP).
     """
+    # the training stack (datasets, DDP, optimisers) loads only when `scicli train` runs, so that
+    # `import scicli.cli.app` (every other command) imports no training module
+    from scicli.train.checkpoint import init_params, model_config  # noqa: PLC0415
+    from scicli.train.loop import TrainArgs, check_run_dir, resume_args, train  # noqa: PLC0415
+
     if method is not None:
         check_method(method)
     params = parse_params(param)

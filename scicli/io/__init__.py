@@ -2,7 +2,7 @@
 
 from scicli.io.atomic import atomic_write, write_json, write_text
 from scicli.io.readers import SUPPORTED_SUFFIXES, list_keys, read_array
-from scicli.io.writers import WRITE_SUFFIXES, write_array, write_preview
+from scicli.io.writers import WRITE_SUFFIXES, write_array, write_preview, write_rgb
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -13,5 +13,6 @@ __all__ = [
     "write_array",
     "write_json",
     "write_preview",
+    "write_rgb",
     "write_text",
 ]

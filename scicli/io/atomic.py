@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from scicli.errors import DataError, ScicliError, UsageError
+from scicli.core.errors import DataError, ScicliError, UsageError
 
 __all__ = ["atomic_write", "write_text", "write_json"]
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from scicli.errors import UsageError
+from scicli.core.errors import UsageError
 
 Layout = Literal["first", "last"]
 LAYOUTS: tuple[str, ...] = ("auto", "first", "last")

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from scicli.errors import DataError, ScicliError, UsageError
+from scicli.core.errors import DataError, ScicliError, UsageError
 
 __all__ = ["SUPPORTED_SUFFIXES", "IMAGE_DIR_SUFFIXES", "ROLE_NAMES", "list_keys", "read_array"]
 
@@ -68,15 +68,14 @@ def _is_pickle_error(exc: BaseException) -> bool:
 
 
 def _finalize(arr: np.ndarray, label: str, check_finite: bool) -> np.ndarray:
-    """Validate dtype (bool -> uint8; complex/non-numeric rejected) and finiteness."""
+    """Validate dtype (bool -> uint8; complex kept, e.g. k-space; non-numeric rejected) and
+    finiteness (NaN/Inf in either part of a complex value counts)."""
     arr = np.asarray(arr)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
-    if np.iscomplexobj(arr):
-        raise DataError(f"{label}: complex values are not supported")
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "biufc":
         raise DataError(f"{label}: not a numeric array (dtype {arr.dtype})")
-    if check_finite and arr.dtype.kind == "f":
+    if check_finite and arr.dtype.kind in "fc":
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         if bad:
             raise DataError(f"{label}: {bad} NaN/Inf values")
@@ -168,7 +167,7 @@ def _read_npz(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray
                     arr = npz[name]
                 except Exception:  # noqa: BLE001 - pickled/corrupt members are not candidates
                     continue
-                if arr.dtype.kind in "biuf":
+                if arr.dtype.kind in "biufc":
                     out.append(name)
             return out
 
@@ -178,7 +177,7 @@ def _read_npz(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray
 
 # ----------------------------------------------------------------------------- .mat
 def _is_hdf5(path: Path) -> bool:
-    import h5py
+    import h5py  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     try:
         return bool(h5py.is_hdf5(path))
@@ -187,7 +186,7 @@ def _is_hdf5(path: Path) -> bool:
 
 
 def _mat5_entries(path: Path) -> list[tuple[str, str]]:
-    import scipy.io
+    import scipy.io  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     try:
         return [(name, cls) for name, _shape, cls in scipy.io.whosmat(str(path))
@@ -199,7 +198,7 @@ def _mat5_entries(path: Path) -> list[tuple[str, str]]:
 
 
 def _read_mat5(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray, str]:
-    import scipy.io
+    import scipy.io  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     entries = _mat5_entries(path)
     names = [n for n, _ in entries]
@@ -219,8 +218,13 @@ def _read_mat5(path: Path, key: str | None, role: str | None) -> tuple[np.ndarra
     return np.asarray(arr), name
 
 
+def _h5_complex(dtype: np.dtype) -> bool:
+    """MATLAB v7.3 stores complex arrays as a compound dtype with fields 'real' and 'imag'."""
+    return bool(dtype.names) and {"real", "imag"} <= set(dtype.names)
+
+
 def _h5_entries(f: object) -> list[tuple[str, bool]]:
-    import h5py
+    import h5py  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     out = []
     for name, obj in f.items():  # type: ignore[attr-defined]
@@ -231,14 +235,14 @@ def _h5_entries(f: object) -> list[tuple[str, bool]]:
             cls = obj.attrs.get("MATLAB_class", b"")
             cls = cls.decode() if isinstance(cls, bytes) else str(cls)
             empty = bool(obj.attrs.get("MATLAB_empty", 0))
-            numeric = (obj.dtype.kind in "biuf" and not empty
+            numeric = ((obj.dtype.kind in "biuf" or _h5_complex(obj.dtype)) and not empty
                        and cls not in ("char", "cell", "struct", "function_handle"))
         out.append((name, numeric))
     return out
 
 
 def _read_mat73(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray, str]:
-    import h5py
+    import h5py  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     try:
         f = h5py.File(path, "r")
@@ -257,14 +261,17 @@ def _read_mat73(path: Path, key: str | None, role: str | None) -> tuple[np.ndarr
             raise DataError(f"{label}: a MATLAB struct/group, not a numeric array")
         cls = obj.attrs.get("MATLAB_class", b"")
         cls = cls.decode() if isinstance(cls, bytes) else str(cls)
-        if obj.dtype.names and {"real", "imag"} <= set(obj.dtype.names):
-            raise DataError(f"{label}: complex values are not supported")
-        if cls in ("char", "cell", "struct") or obj.dtype.kind not in "biuf":
+        complex_ = _h5_complex(obj.dtype)
+        if cls in ("char", "cell", "struct") or not (complex_ or obj.dtype.kind in "biuf"):
             raise DataError(f"{label}: not a numeric array (MATLAB class {cls or obj.dtype})")
         if obj.attrs.get("MATLAB_empty", 0):
             raise DataError(f"{label}: empty array")
         try:
             arr = np.asarray(obj[()]).T
+            if complex_:
+                out = np.empty(arr.shape, dtype=np.result_type(arr.dtype["real"], np.complex64))
+                out.real, out.imag = arr["real"], arr["imag"]
+                arr = out
         except Exception as exc:  # noqa: BLE001
             raise DataError(f"cannot read {label}: {_short(exc)}") from None
         if cls == "logical":
@@ -283,7 +290,7 @@ def _read_mat(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray
 
 # ----------------------------------------------------------------------------- images
 def _read_tiff(path: Path) -> np.ndarray:
-    import tifffile
+    import tifffile  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     try:
         with tifffile.TiffFile(path) as tif:
@@ -310,7 +317,7 @@ def _gray_frames(arr: np.ndarray, frame_ndim: int) -> np.ndarray:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    import imageio.v3 as iio
+    import imageio.v3 as iio  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     suffix = path.suffix.lower()
     if suffix in (".tif", ".tiff"):
@@ -330,7 +337,7 @@ def _read_video(path: Path) -> np.ndarray:
             f"cannot read {path}: reading {path.suffix} video needs imageio-ffmpeg "
             "(pip install imageio-ffmpeg)"
         )
-    import imageio.v3 as iio
+    import imageio.v3 as iio  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     try:
         frames = [np.asarray(frame) for frame in iio.imiter(path)]
@@ -396,7 +403,7 @@ def list_keys(path: Path) -> list[str]:
                     return [n for n, _ in _mat5_entries(path)]
                 except NotImplementedError:
                     pass
-            import h5py
+            import h5py  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
             with h5py.File(path, "r") as f:
                 return [n for n, _ in _h5_entries(f)]

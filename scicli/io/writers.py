@@ -1,4 +1,8 @@
-"""Writers: frames-first arrays to .npy/.npz/.tif/.mat, previews to .png/.gif; all atomic."""
+"""Writers: frames-first arrays to .npy/.npz/.tif/.mat, previews to .png/.gif; all atomic.
+
+Complex arrays (k-space, complex images) go to .npy, .npz and .mat (v5) as complex64 (dtype
+'float32') or as given (dtype None); TIFF, PNG and GIF cannot hold them (a UsageError).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scicli.errors import UsageError
+from scicli.core.errors import UsageError
 from scicli.io.atomic import atomic_write
 
 __all__ = ["WRITE_SUFFIXES", "WRITE_DTYPES", "write_array", "write_preview"]
@@ -38,7 +42,7 @@ def _convert(frames: np.ndarray, dtype: str | None, value_range: float) -> np.nd
     if dtype is None:
         return np.asarray(frames)
     if dtype == "float32":
-        return np.asarray(frames, dtype=np.float32)
+        return np.asarray(frames, dtype=np.complex64 if np.iscomplexobj(frames) else np.float32)
     if dtype == "uint8":
         return _scaled(frames, value_range, 255).astype(np.uint8)
     return _scaled(frames, value_range, 65535).astype(np.uint16)
@@ -78,6 +82,11 @@ def write_array(
     if dtype is not None and dtype not in WRITE_DTYPES:
         raise UsageError(f"{path}: unknown dtype '{dtype}' (choose from {', '.join(WRITE_DTYPES)})")
     value_range = _check_range(path, value_range)
+    if np.iscomplexobj(frames):
+        if suffix in (".tif", ".tiff") or suffix in PREVIEW_SUFFIXES:
+            raise UsageError(f"{path}: {suffix} files cannot hold complex values; write .npy, .npz or .mat")
+        if dtype not in (None, "float32"):
+            raise UsageError(f"{path}: complex values cannot be written as {dtype} (use float32)")
     if suffix in PREVIEW_SUFFIXES:
         return write_preview(path, frames, force=force, value_range=value_range)
     if suffix in (".npz", ".mat") and not _KEY_RE.fullmatch(key):
@@ -93,11 +102,11 @@ def write_array(
         elif suffix == ".npz":
             np.savez_compressed(tmp, **{key: arr})
         elif suffix in (".tif", ".tiff"):
-            import tifffile
+            import tifffile  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
             tifffile.imwrite(tmp, arr, photometric="minisblack")
         else:  # .mat
-            import scipy.io
+            import scipy.io  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
             scipy.io.savemat(str(tmp), {key: _matlab_order(arr)}, format="5",
                              do_compression=True)
@@ -133,7 +142,7 @@ def write_preview(
     Values are clipped to [0, value_range] and scaled to 0..255; leading axes beyond
     (H, W) are flattened into frames.
     """
-    import imageio.v3 as iio
+    import imageio.v3 as iio  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -144,6 +153,8 @@ def write_preview(
         )
     value_range = _check_range(path, value_range)
     arr = np.asarray(frames)
+    if np.iscomplexobj(arr):
+        raise UsageError(f"{path}: {suffix} previews cannot show complex values; preview the magnitude")
     if arr.ndim < 2 or arr.size == 0:
         raise UsageError(f"{path}: cannot preview an array of shape {tuple(arr.shape)}")
     stack = _scaled(arr.reshape((-1,) + arr.shape[-2:]), value_range, 255).astype(np.uint8)
@@ -155,3 +166,20 @@ def write_preview(
             iio.imwrite(tmp, stack, is_batch=True, duration=100, loop=0)
 
     return atomic_write(path, _write, force=force)
+
+
+def write_rgb(path: Path, images: np.ndarray, *, force: bool = False) -> Path:
+    """Write RGB image(s) (H, W, 3) or (K, H, W, 3), uint8, as one ``.png`` (several side by side)."""
+    import imageio.v3 as iio  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"{path}: colour previews are written as .png")
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise UsageError(f"{path}: expected uint8 RGB images (K, H, W, 3), got {arr.dtype} {tuple(arr.shape)}")
+    gap = np.full((arr.shape[1], _GAP, 3), _GAP_VALUE, dtype=np.uint8)
+    row = np.concatenate([part for k, img in enumerate(arr) for part in ((gap, img) if k else (img,))], axis=1)
+    return atomic_write(path, lambda tmp: iio.imwrite(tmp, row), force=force)

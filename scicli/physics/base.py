@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from scicli.errors import UsageError
-from scicli.registry import Registry
+from scicli.core.errors import UsageError
+from scicli.core.registry import Registry
 
 OPERATORS: Registry = Registry("operator")
 """Forward operators by name (``--operator NAME``); entries are :class:`LinearOperator` subclasses."""
@@ -112,6 +112,15 @@ class LinearOperator(nn.Module):
     is the one ``--mask FILE`` names on the command line."""
     optional_roles: ClassVar[tuple[str, ...]] = ()
     """Roles that may be absent (e.g. a learned linear initialiser)."""
+    role_ndim: ClassVar[dict[str, int]] = {}
+    """Axes of a role array shared by all measurements; one more axis (leading) is one per measurement."""
+    role_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Further names of role arrays (and of ``meas``) inside .mat/.npz files of this operator's
+    data; a file holding one of them is recognised as this operator's."""
+    channels: ClassVar[int | None] = None
+    """Channels C of x when fixed by the operator (1 for grey images); None: from the data."""
+    meas_ndim: ClassVar[int] = 2
+    """Axes of one measurement (2 for a snapshot (H, W'), k-space (H, W) or blocks (n, m))."""
     has_gram_inverse: ClassVar[bool] = False
     """True when :meth:`gram_inverse` is closed-form (GAP-type methods need it)."""
     complex_meas: ClassVar[bool] = False
@@ -217,6 +226,15 @@ class LinearOperator(nn.Module):
         return float((lhs - rhs).abs() / scale.clamp_min(1e-300))
 
     # -- files and training ----------------------------------------------------------------------
+    @classmethod
+    def recognise(cls, keys: set[str]) -> bool:
+        """True when a container with these (lower-case) entry names holds this operator's data:
+        one of its ``role_aliases``, or all its roles other than the generic ``mask``."""
+        if any(a.lower() in keys for names in cls.role_aliases.values() for a in names):
+            return True
+        specific = [r for r in cls.roles if r != "mask"]
+        return bool(specific) and all(r.lower() in keys for r in specific)
+
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], *, meas_shape: tuple[int, ...] | None = None,
                     **options: Any) -> "LinearOperator":

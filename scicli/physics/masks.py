@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scicli.errors import UsageError
+from scicli.core.errors import UsageError
 
 MASK_KINDS = ("random", "shifted")
 

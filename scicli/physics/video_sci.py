@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from scicli.errors import UsageError
+from scicli.core.errors import UsageError
 from scicli.physics.base import LinearOperator, register_operator
 from scicli.physics.masks import make_mask
 

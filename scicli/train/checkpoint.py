@@ -1,42 +1,24 @@
-"""Checkpoints as plain data: models rebuilt from ``(method, config)``, RNG states as lists.
-
-A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so it loads with
-``torch.load(path, weights_only=True)`` (no pickled objects, nothing executed on load):
-
-    {format, format_version, method, config, model, optimizer, scheduler, epoch, step,
-     rng: {torch, numpy, python}, args, val, scicli_version, torch_version, ...}
-"""
+"""Model configs of ``scicli train`` (from ``--width``, ``--depth``, ``-p NAME=VALUE``) and RNG
+states as plain lists; the checkpoint files themselves are :mod:`scicli.weights.store`'s."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
-import torch
-from torch import nn
 
-from scicli.errors import DataError, UsageError
-from scicli.nn.deq import DEFAULT_SOLVE, PRIORS, RECONSTRUCTORS, STARTS
-from scicli.nn.dncnn import DnCNN
-from scicli.nn.unet import UNet
-from scicli.nn.video import VideoDenoiser
-
-FORMAT = "scicli-checkpoint"
-FORMAT_VERSION = 1
-
-MODELS: dict[str, Callable[..., nn.Module]] = {"dncnn": DnCNN, "unet": UNet, "video": VideoDenoiser,
-                                               **RECONSTRUCTORS}
-"""Trainable models by ``--method`` name: denoisers and reconstruction networks."""
+from scicli.core.errors import UsageError
+from scicli.fixedpoint import Backward, make_options, settings_options
+from scicli.methods.deq_models import DEFAULT_SOLVE, PRIORS, RECONSTRUCTORS, STARTS
+from scicli.weights.store import build_model, check_method, is_reconstruction, load_checkpoint
 
 GAP_KEYS: dict[str, type] = {"prior": str, "sigma": float, "accelerate": bool, "start": str, "learned_start": bool}
-"""Options of the GAP map of deq-gap and unrolled-gap (see :class:`scicli.nn.deq.DEQGap`)."""
+"""Options of the GAP map of deq-gap and unrolled-gap (see :class:`scicli.nets.deq.DEQGap`)."""
 GAP_DEFAULTS: dict[str, Any] = {"prior": "ffdnet", "sigma": 10.0, "accelerate": True, "start": "gap-tv",
                                 "learned_start": True}
 
 RNN_KEYS: dict[str, type] = {"hidden": int, "start": str, "accelerate": bool, "tv_weight": float, "tv_iters": int}
-"""Options of the deq-rnn cell (see :class:`scicli.nn.deq.DEQRnn`)."""
+"""Options of the deq-rnn cell (see :class:`scicli.nets.deq.DEQRnn`)."""
 RNN_DEFAULTS: dict[str, Any] = {"hidden": 8, "start": "gap-tv", "accelerate": True, "tv_weight": 0.1, "tv_iters": 5}
 
 SOLVE_KEYS: dict[str, type] = {k: type(v) for k, v in DEFAULT_SOLVE.items()} | {"iters": int}
@@ -51,11 +33,6 @@ MODEL_KEYS: dict[str, dict[str, type]] = {
 }
 DEFAULT_WIDTH = {"dncnn": 32, "unet": 16, "video": 32, **{m: 32 for m in RECONSTRUCTORS}}
 DEFAULT_DEPTH = {"dncnn": 10, "unet": 3, "video": 2, **{m: 3 for m in RECONSTRUCTORS}}
-
-
-def is_reconstruction(method: str) -> bool:
-    """True for the methods that learn a whole reconstruction (deq-gap, deq-rnn, unrolled-gap)."""
-    return method in RECONSTRUCTORS
 
 
 def _parse_value(method: str, name: str, text: str, kind: type) -> Any:
@@ -74,8 +51,6 @@ def _parse_value(method: str, name: str, text: str, kind: type) -> Any:
 def reconstruction_config(method: str, frames: int, channels: list[int], params: dict[str, str]) -> dict[str, Any]:
     """Config of a reconstruction network: U-Net ``channels`` (from :func:`model_config`),
     spectral norm, hidden channels (deq-rnn) and the fixed-point settings in ``params``."""
-    from scicli.deq import Backward, make_options, settings_options
-
     config: dict[str, Any] = {"frames": int(frames), "channels": channels,
                               "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "0"), bool),
                               "centre": _parse_value(method, "centre", params.pop("centre", "1"), bool)}
@@ -144,13 +119,6 @@ def init_params(method: str, path: Path) -> dict[str, str]:
     return dict(part.split("=", 1) for part in parts[1::2])
 
 
-def check_method(method: str) -> str:
-    """A known trainable method name, else a one-line UsageError listing them."""
-    if method not in MODELS:
-        raise UsageError(f"unknown --method '{method}' (trainable: {', '.join(sorted(MODELS))})")
-    return method
-
-
 def model_config(method: str, width: int | None = None, depth: int | None = None,
                  params: dict[str, str] | None = None, frames: int = 8) -> dict[str, Any]:
     """The model config from ``--width``, ``--depth`` and ``-p NAME=VALUE``; unknown names are errors.
@@ -210,84 +178,3 @@ def model_config(method: str, width: int | None = None, depth: int | None = None
         rest = {k: v for k, v in params.items() if k not in ("channels", "width", "depth")}
         return reconstruction_config(method, frames, chans, rest)
     return {"channels": chans, "in_channels": 1}
-
-
-def build_model(method: str, config: dict[str, Any]) -> nn.Module:
-    """Rebuild a model from the ``(method, config)`` stored in a checkpoint."""
-    check_method(method)
-    try:
-        return MODELS[method](**config)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"bad {method} config {config}: {exc}") from None
-
-
-# ----------------------------------------------------------------------------- RNG states
-def rng_state() -> dict[str, Any]:
-    """torch / numpy / python global RNG states as tensors and plain lists."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": [str(kind), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
-                  float(gauss)],
-        "python": [int(version), list(internal), gauss_next],
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
-    torch.set_rng_state(state["torch"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-    if "cuda" in state and torch.cuda.is_available():
-        try:
-            torch.cuda.set_rng_state_all(state["cuda"])
-        except RuntimeError:  # a different number of GPUs: keep the fresh seeds
-            pass
-
-
-# ----------------------------------------------------------------------------- files
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` atomically (temporary file + rename); overwrites ``path``."""
-    from scicli.io import atomic_write
-
-    return atomic_write(Path(path), lambda tmp: torch.save(payload, tmp), force=True)
-
-
-def load_checkpoint(path: Path, method: str | None = None) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; check its format and, if given, its method."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
-    if not path.is_file():
-        raise UsageError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated zip, pickled objects, not a torch file ...
-        text = str(exc).strip().splitlines()
-        first = text[0][:120] if text else type(exc).__name__
-        raise DataError(f"{path}: not a readable scicli checkpoint ({first})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
-        raise DataError(f"{path}: not a scicli checkpoint (no '{FORMAT}' format tag)")
-    if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
-        raise DataError(f"{path}: checkpoint format {ckpt.get('format_version')} is newer than this scicli reads")
-    if method is not None and ckpt.get("method") != method:
-        raise UsageError(f"{path} holds a '{ckpt.get('method')}' model, not '{method}'")
-    return ckpt
-
-
-def model_from_checkpoint(ckpt: dict[str, Any], label: str = "checkpoint") -> nn.Module:
-    """The model of a loaded checkpoint, weights in place, in eval mode, on the CPU."""
-    model = build_model(str(ckpt["method"]), dict(ckpt["config"]))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except (RuntimeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{label}: weights do not fit the {ckpt['method']} config ({first})") from None
-    return model.eval()
-

@@ -33,7 +33,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from scicli.errors import DataError, UsageError
+from scicli.core.errors import DataError, UsageError
+from scicli.io import read_array
+from scicli.problem import orig_scale
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -53,12 +55,6 @@ VIDEO_SUFFIXES: tuple[str, ...] = (".gif", ".mp4", ".avi", ".mov", ".npy")
 ARRAY_SUFFIXES: tuple[str, ...] = (".npy", ".npz", ".mat")  # taken only when named directly
 EIGHT_BIT_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".bmp", ".gif", ".mp4", ".avi", ".mov")
 KIND_PREFIXES: tuple[str, ...] = ("images", "frames")
-
-
-def derive_seed(*parts: float) -> int:
-    """A 64-bit seed from integers (and noise levels, by their milli-units)."""
-    entropy = [int(round(p * 1000)) if isinstance(p, float) else int(p) for p in parts]
-    return int(np.random.SeedSequence([e & 0xFFFFFFFF for e in entropy]).generate_state(1, np.uint64)[0])
 
 
 def _natural_key(text: str) -> list[object]:
@@ -101,8 +97,6 @@ def _to_frames(arr: np.ndarray, label: str) -> np.ndarray:
 
 def _scale(arr: np.ndarray, suffix: str) -> float:
     """The value of full white: 255 for 8-bit files, else ``orig_scale`` (1, 255, 4095, 65535)."""
-    from scicli.problem import orig_scale
-
     if arr.dtype == np.uint8 or suffix in EIGHT_BIT_SUFFIXES:
         top = float(arr.max()) if arr.size else 0.0
         return 255.0 if top <= 255.0 else orig_scale(arr)
@@ -115,8 +109,6 @@ def _scale(arr: np.ndarray, suffix: str) -> float:
 def load_source(source: Source) -> np.ndarray:
     """Read a source as (T, H, W) in a compact dtype: uint8 (x 1/255), uint16 (x 1/65535) or
     float32 already on [0, 1] (clipped). Use :func:`as_unit` on crops."""
-    from scicli.io import read_array
-
     role = "orig" if source.path.suffix.lower() in (".npz", ".mat") else None
     arr = read_array(source.path, role=role)
     frames = _to_frames(arr, source.name)
@@ -173,8 +165,6 @@ class SourceCache:
         if source.frames_dir:  # frame count and the first frame's size; all frames must match
             files = _images_in(source.path)
             if files:
-                from scicli.io import read_array
-
                 first = read_array(files[0])
                 if first.ndim == 2:
                     return (len(files), int(first.shape[0]), int(first.shape[1]))
@@ -441,7 +431,7 @@ class ClipDataset(_RandomCrops):
 
     def _panned_clip(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """x_t = I(r + r0 + v t): constant velocity v, sub-pixel shifts by cubic splines."""
-        from scipy.ndimage import shift as nd_shift
+        from scipy.ndimage import shift as nd_shift  # noqa: PLC0415 (heavy optional dependency)
 
         T, P = self.frames, self.patch
         v = rng.uniform(-self.max_shift, self.max_shift, size=2)

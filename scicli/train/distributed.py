@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 import torch.distributed as torch_dist
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from scicli.errors import UsageError
+from scicli.core.errors import UsageError
 
 
 @dataclass
@@ -63,8 +64,6 @@ class Distributed:
     def wrap(self, model: nn.Module) -> Any:
         if self.world_size == 1:
             return model
-        from torch.nn.parallel import DistributedDataParallel
-
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 

@@ -25,7 +25,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -33,25 +33,29 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from scicli.errors import ScicliError, UsageError
-from scicli.solvers.base import sample_psnr
-from scicli.train.checkpoint import (
+from scicli.core.device import describe, resolve_device
+from scicli.core.errors import ScicliError, UsageError
+from scicli import __version__
+from scicli.io import write_json
+from scicli.io import write_text
+from scicli.methods.base import sample_psnr
+from scicli.core.seeding import rng_state, set_rng_state
+from scicli.core.units import level
+from scicli.train.checkpoint import load_init, model_options
+from scicli.train.data import ClipDataset, PatchDataset, SourceCache, center_crops, list_sources, split_sources
+from scicli.core.seeding import derive_seed as _seed
+from scicli.train.distributed import Distributed
+from scicli.train.sci import MASK_KINDS, SUPERVISE, SCITask
+from scicli.weights.store import (
     FORMAT,
     FORMAT_VERSION,
     build_model,
     check_method,
     is_reconstruction,
     load_checkpoint,
-    load_init,
-    model_options,
-    rng_state,
     save_checkpoint,
-    set_rng_state,
+    sha256,
 )
-from scicli.train.data import ClipDataset, PatchDataset, SourceCache, center_crops, list_sources, split_sources
-from scicli.train.data import derive_seed as _seed
-from scicli.train.distributed import Distributed
-from scicli.train.sci import MASK_KINDS, SUPERVISE, SCITask
 
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "run.json")
 RESUME_OVERRIDABLE = ("epochs", "device", "log_every", "workers", "amp", "compile")
@@ -186,7 +190,7 @@ def noisy_batch(x: Tensor, lo: float, hi: float, seed: int, step: int) -> tuple[
     """``(x + sigma n, sigma)`` with ``sigma ~ U(lo, hi) / 255`` per image and the noise of
     step ``step`` drawn on the CPU from (seed, step): identical on every device and on resume."""
     gen = torch.Generator().manual_seed(_seed(seed, 0x7E57, step))
-    sigma = (lo + (hi - lo) * torch.rand(x.shape[0], generator=gen, dtype=torch.float64)) / 255.0
+    sigma = level(lo + (hi - lo) * torch.rand(x.shape[0], generator=gen, dtype=torch.float64))
     noise = torch.randn(x.shape, generator=gen, dtype=torch.float32)
     sigma = sigma.to(torch.float32)
     noisy = x + (sigma.reshape(-1, 1, 1, 1) * noise).to(x.device)
@@ -218,14 +222,36 @@ def validate(model: nn.Module | None, items: Sequence[np.ndarray], sigmas: Seque
                     torch.randn(items[j].shape, generator=torch.Generator().manual_seed(_seed(0x7A1, float(s), j)))
                     for j in part
                 ])
-                noisy = clean + (s / 255.0) * noise
-                out = noisy if model is None else model(noisy.to(device), s / 255.0).cpu()
+                noisy = clean + level(s) * noise
+                out = noisy if model is None else model(noisy.to(device), level(s)).cpu()
                 c = clean.shape[1] // 2  # multi-frame items: score the centre frame
                 values.extend(sample_psnr(out[:, -1:] if out.shape[1] == 1 else out[:, c:c + 1], clean[:, c:c + 1]).tolist())
         scores[_sigma_key(s)] = float(np.mean(values)) if values else float("nan")
     if model is not None and was_training:
         model.train()
     return scores
+
+
+class Task(Protocol):
+    """What a training task provides the :class:`Trainer`: data, a loss, validation scores.
+
+    Implemented by :class:`DenoiseTask` (denoisers) and :class:`scicli.train.sci.SCITask`
+    (reconstruction networks on random forward operators)."""
+
+    def dataset(self, sources: Sequence[Any], patch: int, cache: SourceCache) -> Any:
+        """The training dataset of random patches or clips (sized by the trainer)."""
+
+    def val_items(self, sources: Sequence[Any], size: int, cache: SourceCache) -> list[np.ndarray]:
+        """The fixed validation items (centre crops)."""
+
+    def loss(self, model: nn.Module, x: Tensor, step: int, key: int | None = None) -> Tensor:
+        """The loss of step ``step`` on the clean batch ``x`` (random streams from ``key``)."""
+
+    def baseline(self, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
+        """The scores of what the model improves on (noisy input, or the solver's start)."""
+
+    def validate(self, model: nn.Module, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
+        """The model's validation scores."""
 
 
 class DenoiseTask:
@@ -258,7 +284,7 @@ class DenoiseTask:
         return validate(model, items, self.args.val_sigmas, device)
 
 
-def make_task(args: TrainArgs) -> Any:
+def make_task(args: TrainArgs) -> Task:
     """The training task of ``args.method``: denoising or SCI reconstruction."""
     if is_reconstruction(args.method):
         return SCITask(args.frames, args.mask, args.meas_noise, args.seed, args.warmup, args.sigma_range,
@@ -355,7 +381,6 @@ def initialise(model: nn.Module, path: str, method: str) -> dict[str, Any]:
     """Copy into ``model`` the weights of checkpoint ``path`` (same method or map) whose names and
     shapes match (fine-tuning, or adding a part such as a learned start to trained weights);
     returns its provenance: file, sha256, how many tensors were copied, which were left fresh."""
-    from scicli.weights.ship import sha256
 
     ckpt = load_init(Path(path), method)
     own = model.state_dict()
@@ -367,177 +392,213 @@ def initialise(model: nn.Module, path: str, method: str) -> dict[str, Any]:
             "fresh": sorted(k for k in own if k not in taken)}
 
 
-def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
-          reporter: Reporter | None = None) -> dict[str, Any]:
-    """Train ``args.method`` on ``args.data`` into ``args.out``; returns the run summary.
+class Trainer:
+    """One training run in four parts: set-up (``__init__``: data, task, model, optimizer, resume
+    or ``--init``, run directory), :meth:`step` (one optimisation step), :meth:`evaluate` (the
+    validation scores) and :meth:`save` (checkpoints and the log); :meth:`run` loops over epochs.
 
     Writes ``log.jsonl`` (step records every ``log_every`` steps, one record per epoch),
     ``last.pt`` after every epoch, ``best.pt`` at the best mean validation PSNR, and
     ``run.json`` (the summary) at the end.
     """
-    from scicli import __version__
-    from scicli.device import describe, resolve_device
 
-    args.check()
-    rep = reporter or Reporter()
-    out = Path(args.out)
-    check_run_dir(out, resume, force)
-    ckpt = load_checkpoint(out / "last.pt", method=args.method) if resume else None
-    device = resolve_device(args.device)
-    seed_everything(args.seed)
+    def __init__(self, args: TrainArgs, *, resume: bool = False, force: bool = False,
+                 reporter: Reporter | None = None) -> None:
+        args.check()
+        self.args = args
+        self.rep = reporter or Reporter()
+        self.out = out = Path(args.out)
+        check_run_dir(out, resume, force)
+        ckpt = load_checkpoint(out / "last.pt", method=args.method) if resume else None
+        device = resolve_device(args.device)
+        seed_everything(args.seed)
 
-    dist = Distributed.from_env(device)
-    device = dist.device
-    sources = list_sources(args.data)
-    train_src, val_src = split_sources(sources, args.val_fraction, args.seed)
-    cache = SourceCache()
-    task = make_task(args)
-    dataset = task.dataset(train_src, args.patch, cache)
-    steps = args.steps_per_epoch or max(1, math.ceil(dataset.default_length() / args.batch_size))
-    dataset.length = steps * args.batch_size
-    val_items = task.val_items(val_src, args.val_size, cache) if dist.is_main else []
-    local_batch = dist.local_batch(args.batch_size)
-    if args.amp and device.type != "cuda":
-        raise UsageError("--amp (bfloat16 autocast) needs a CUDA device")
+        self.dist = dist = Distributed.from_env(device)
+        self.device = device = dist.device
+        sources = list_sources(args.data)
+        self.train_src, self.val_src = split_sources(sources, args.val_fraction, args.seed)
+        cache = SourceCache()
+        self.task: Task = make_task(args)
+        self.dataset = self.task.dataset(self.train_src, args.patch, cache)
+        self.steps = steps = args.steps_per_epoch or max(1, math.ceil(self.dataset.default_length() / args.batch_size))
+        self.dataset.length = steps * args.batch_size
+        self.val_items = self.task.val_items(self.val_src, args.val_size, cache) if dist.is_main else []
+        self.local_batch = dist.local_batch(args.batch_size)
+        if args.amp and device.type != "cuda":
+            raise UsageError("--amp (bfloat16 autocast) needs a CUDA device")
 
-    model = build_model(args.method, args.model or {}).to(device)
-    args.model = dict(model.config)
-    if args.compile:
-        if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
-            raise UsageError("--compile on a CPU needs a C++ compiler (c++, g++ or clang++ on PATH)")
-        compile_networks(model)
-    runner = dist.wrap(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)  # frozen parameters (a prior) get no grad: skipped
-    total_steps = args.epochs * steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: cosine_factor(k, total_steps))
+        self.model = model = build_model(args.method, args.model or {}).to(device)
+        args.model = dict(model.config)
+        if args.compile:
+            if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+                raise UsageError("--compile on a CPU needs a C++ compiler (c++, g++ or clang++ on PATH)")
+            compile_networks(model)
+        self.runner = dist.wrap(model)
+        # frozen parameters (a prior) get no gradient: Adam skips them
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+        total_steps = args.epochs * steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda k: cosine_factor(k, total_steps))
 
-    start_epoch, step = 0, 0
-    best_score, best_epoch, best_val = -math.inf, 0, None
-    init_from: dict[str, Any] | None = None
-    if ckpt is not None:
-        if int(ckpt["steps_per_epoch"]) != steps or int(ckpt["train_files"]) != len(train_src):
+        self.start_epoch, self.step_count = 0, 0
+        self.best_score, self.best_epoch, self.best_val = -math.inf, 0, None
+        init_from: dict[str, Any] | None = None
+        if ckpt is not None:
+            self._resume(ckpt)
+        else:
+            init_from = initialise(model, args.init, args.method) if args.init else None  # a new run only
+            for name in RUN_FILES:  # --force: start over (only scicli's own files are removed)
+                try:
+                    (out / name).unlink()
+                except FileNotFoundError:
+                    pass
+        if dist.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+        self.log_path = out / "log.jsonl"
+        if ckpt is not None and dist.is_main:  # drop records written after the checkpoint (an interrupted epoch)
+            kept = [r for r in read_log(self.log_path) if int(r.get("step", 0)) <= self.step_count]
+            write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in kept), force=True)
+
+        self.noisy_val = self.task.baseline(self.val_items, device) if self.val_items else {}
+        info = {
+            "method": args.method, "config": args.model, "device": describe(device), "epochs": args.epochs,
+            "start_epoch": self.start_epoch, "steps_per_epoch": steps, "batch_size": args.batch_size,
+            "train_files": len(self.train_src), "val_files": len(self.val_src),
+            "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "val_noisy": self.noisy_val, "world_size": dist.world_size,
+        }
+        if init_from:
+            info["init"] = init_from
+        if not dist.is_main:
+            self.rep = Reporter()
+        self.rep.start(info)
+        if ckpt is None and dist.is_main:
+            _write_log_line(self.log_path, {"type": "start", "step": 0, **info, "args": args.to_dict(),
+                                            "scicli_version": __version__, "torch_version": str(torch.__version__)})
+
+    def _resume(self, ckpt: dict[str, Any]) -> None:
+        """Model, optimizer, schedule, RNG states and bookkeeping from the run's ``last.pt``."""
+        args = self.args
+        if int(ckpt["steps_per_epoch"]) != self.steps or int(ckpt["train_files"]) != len(self.train_src):
             raise UsageError(f"--resume: the data under {', '.join(args.data)} changed since the run started "
                              f"({ckpt['train_files']} training files, {ckpt['steps_per_epoch']} steps per epoch then)")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
         set_rng_state(ckpt["rng"])
-        start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
-        best_score, best_epoch = float(ckpt["best_score"]), int(ckpt["best_epoch"])
-        best_val = ckpt.get("best_val")
-        if start_epoch >= args.epochs:
-            raise UsageError(f"--resume: the run already has {start_epoch} epochs; pass --epochs N with N > {start_epoch}")
-    else:
-        init_from = initialise(model, args.init, args.method) if args.init else None  # a new run only
-        for name in RUN_FILES:  # --force: start over (only scicli's own files are removed)
-            try:
-                (out / name).unlink()
-            except FileNotFoundError:
-                pass
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "log.jsonl"
-    if ckpt is not None and dist.is_main:  # drop records written after the checkpoint (an interrupted epoch)
-        from scicli.io import write_text
+        self.start_epoch, self.step_count = int(ckpt["epoch"]), int(ckpt["step"])
+        self.best_score, self.best_epoch = float(ckpt["best_score"]), int(ckpt["best_epoch"])
+        self.best_val = ckpt.get("best_val")
+        if self.start_epoch >= args.epochs:
+            raise UsageError(f"--resume: the run already has {self.start_epoch} epochs; "
+                             f"pass --epochs N with N > {self.start_epoch}")
 
-        kept = [r for r in read_log(log_path) if int(r.get("step", 0)) <= step]
-        write_text(log_path, "".join(json.dumps(r) + "\n" for r in kept), force=True)
+    def step(self, x: Tensor) -> float:
+        """One optimisation step on the batch ``x``; returns the loss (mean over processes)."""
+        x = x.to(self.device, non_blocking=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.args.amp):
+            loss = self.task.loss(self.runner, x, self.step_count, self.dist.step_key(self.step_count))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step_count += 1
+        value = self.dist.mean(float(loss.item()))
+        if not math.isfinite(value):
+            raise ScicliError(f"the loss became {value} at step {self.step_count}; lower --lr")
+        return value
 
-    noisy_val = task.baseline(val_items, device) if val_items else {}
-    info = {
-        "method": args.method, "config": args.model, "device": describe(device), "epochs": args.epochs,
-        "start_epoch": start_epoch, "steps_per_epoch": steps, "batch_size": args.batch_size,
-        "train_files": len(train_src), "val_files": len(val_src),
-        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad), "val_noisy": noisy_val,
-        "world_size": dist.world_size,
-    }
-    if init_from:
-        info["init"] = init_from
-    if not dist.is_main:
-        rep = Reporter()
-    rep.start(info)
-    if ckpt is None and dist.is_main:
-        _write_log_line(log_path, {"type": "start", "step": 0, **info, "args": args.to_dict(),
-                                   "scicli_version": __version__, "torch_version": str(torch.__version__)})
-    t_run = time.perf_counter()
-    steps_run, train_seconds = 0, 0.0
-    last_record: dict[str, Any] = {}
-    try:
-        for epoch in range(start_epoch, args.epochs):
-            dataset.set_epoch(epoch)
-            loader = DataLoader(dist.shard(dataset), batch_size=local_batch, shuffle=False, drop_last=True,
-                                num_workers=args.workers, pin_memory=device.type == "cuda")
-            model.train()
-            losses: list[float] = []
-            t0 = time.perf_counter()
-            for i, x in enumerate(loader):
-                x = x.to(device, non_blocking=True)
-                lr = float(optimizer.param_groups[0]["lr"])  # this step's rate
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.amp):
-                    loss = task.loss(runner, x, step, dist.step_key(step))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                steps_run += 1
-                value = dist.mean(float(loss.item()))
-                if not math.isfinite(value):
-                    raise ScicliError(f"the loss became {value} at step {step}; lower --lr")
-                losses.append(value)
-                if step % args.log_every == 0 and dist.is_main:
-                    _write_log_line(log_path, {"type": "step", "epoch": epoch + 1, "step": step, "loss": value,
-                                               "lr": lr})
-                rep.step(epoch + 1, i + 1, steps, value, lr)
-            seconds = time.perf_counter() - t0
-            train_seconds += seconds
-            val = task.validate(model, val_items, device) if val_items else {}
-            val_mean = float(np.mean(list(val.values()))) if val else None
-            mean_loss = float(np.mean(losses))
-            score = val_mean if val_mean is not None else -mean_loss
-            improved = score > best_score
+    def evaluate(self) -> tuple[dict[str, float], float | None]:
+        """The validation scores of the model now and their mean (None without a validation split)."""
+        val = self.task.validate(self.model, self.val_items, self.device) if self.val_items else {}
+        return val, (float(np.mean(list(val.values()))) if val else None)
+
+    def save(self, record: dict[str, Any], improved: bool) -> None:
+        """``last.pt`` (and ``best.pt`` when ``improved``) and the epoch's log line (rank 0)."""
+        args = self.args
+        payload = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "method": args.method, "config": dict(self.model.config),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "epoch": record["epoch"], "step": self.step_count,
+            "steps_per_epoch": self.steps, "train_files": len(self.train_src), "val_files": len(self.val_src),
+            "rng": rng_state(), "args": args.to_dict(), "val": record["val"], "val_mean": record["val_mean"],
+            "val_noisy": self.noisy_val, "loss": record["loss"], "best_score": self.best_score,
+            "best_epoch": self.best_epoch, "best_val": self.best_val, "scicli_version": __version__,
+            "torch_version": str(torch.__version__), "training_data": [str(d) for d in args.data],
+            "command": args.command(),
+        }
+        if self.dist.is_main:
+            save_checkpoint(self.out / "last.pt", payload)
             if improved:
-                best_score, best_epoch, best_val = score, epoch + 1, val
-            record = {"type": "epoch", "epoch": epoch + 1, "step": step, "loss": mean_loss,
-                      "lr": lr, "val": val, "val_mean": val_mean,
-                      "best": improved, "seconds": round(seconds, 3),
-                      "seconds_per_step": round(seconds / max(len(losses), 1), 4)}
-            payload = {
-                "format": FORMAT, "format_version": FORMAT_VERSION,
-                "method": args.method, "config": dict(model.config),
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": step,
-                "steps_per_epoch": steps, "train_files": len(train_src), "val_files": len(val_src),
-                "rng": rng_state(), "args": args.to_dict(), "val": val, "val_mean": val_mean,
-                "val_noisy": noisy_val, "loss": mean_loss, "best_score": best_score, "best_epoch": best_epoch,
-                "best_val": best_val, "scicli_version": __version__, "torch_version": str(torch.__version__),
-                "training_data": [str(d) for d in args.data], "command": args.command(),
-            }
-            if dist.is_main:
-                save_checkpoint(out / "last.pt", payload)
-                if improved:
-                    save_checkpoint(out / "best.pt", payload)
-                _write_log_line(log_path, record)
-            dist.barrier()
-            last_record = record
-            rep.epoch(record)
-    finally:
-        rep.finish()
-        dist.close()
-    seconds = time.perf_counter() - t_run
-    summary = {
-        "method": args.method, "config": dict(model.config), "run_dir": str(out), "epochs": args.epochs,
-        "steps": step, "steps_per_epoch": steps, "best_epoch": best_epoch, "best_val": best_val,
-        "last": last_record, "val_noisy": noisy_val, "val_sigmas": args.val_sigmas,
-        "seconds": round(seconds, 2), "seconds_per_step": round(train_seconds / max(steps_run, 1), 4),
-        "device": describe(device), "threads": torch.get_num_threads(), "world_size": dist.world_size,
-        "args": args.to_dict(),
-        "command": args.command(), "training_data": [str(d) for d in args.data],
-        "train_files": len(train_src), "val_files": len(val_src),
-        "scicli_version": __version__, "torch_version": str(torch.__version__),
-    }
-    from scicli.io import write_json
+                save_checkpoint(self.out / "best.pt", payload)
+            _write_log_line(self.log_path, record)
+        self.dist.barrier()
 
-    if dist.is_main:
-        write_json(out / "run.json", summary, force=True)
-    return summary
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """Steps of epoch ``epoch`` (0-based), then evaluate and save; returns the epoch record."""
+        args = self.args
+        self.dataset.set_epoch(epoch)
+        loader = DataLoader(self.dist.shard(self.dataset), batch_size=self.local_batch, shuffle=False,
+                            drop_last=True, num_workers=args.workers, pin_memory=self.device.type == "cuda")
+        self.model.train()
+        losses: list[float] = []
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        t0 = time.perf_counter()
+        for i, x in enumerate(loader):
+            lr = float(self.optimizer.param_groups[0]["lr"])  # this step's rate
+            value = self.step(x)
+            losses.append(value)
+            if self.step_count % args.log_every == 0 and self.dist.is_main:
+                _write_log_line(self.log_path, {"type": "step", "epoch": epoch + 1, "step": self.step_count,
+                                                "loss": value, "lr": lr})
+            self.rep.step(epoch + 1, i + 1, self.steps, value, lr)
+        seconds = time.perf_counter() - t0
+        self.train_seconds += seconds
+        self.steps_run += len(losses)
+        val, val_mean = self.evaluate()
+        mean_loss = float(np.mean(losses))
+        score = val_mean if val_mean is not None else -mean_loss
+        improved = score > self.best_score
+        if improved:
+            self.best_score, self.best_epoch, self.best_val = score, epoch + 1, val
+        record = {"type": "epoch", "epoch": epoch + 1, "step": self.step_count, "loss": mean_loss,
+                  "lr": lr, "val": val, "val_mean": val_mean, "best": improved, "seconds": round(seconds, 3),
+                  "seconds_per_step": round(seconds / max(len(losses), 1), 4)}
+        self.save(record, improved)
+        return record
+
+    def run(self) -> dict[str, Any]:
+        """All remaining epochs; returns the run summary (also written to ``run.json``)."""
+        args = self.args
+        t_run = time.perf_counter()
+        self.steps_run, self.train_seconds = 0, 0.0
+        last_record: dict[str, Any] = {}
+        try:
+            for epoch in range(self.start_epoch, args.epochs):
+                last_record = self.run_epoch(epoch)
+                self.rep.epoch(last_record)
+        finally:
+            self.rep.finish()
+            self.dist.close()
+        summary = {
+            "method": args.method, "config": dict(self.model.config), "run_dir": str(self.out),
+            "epochs": args.epochs, "steps": self.step_count, "steps_per_epoch": self.steps,
+            "best_epoch": self.best_epoch, "best_val": self.best_val, "last": last_record,
+            "val_noisy": self.noisy_val, "val_sigmas": args.val_sigmas,
+            "seconds": round(time.perf_counter() - t_run, 2),
+            "seconds_per_step": round(self.train_seconds / max(self.steps_run, 1), 4),
+            "device": describe(self.device), "threads": torch.get_num_threads(), "world_size": self.dist.world_size,
+            "args": args.to_dict(), "command": args.command(), "training_data": [str(d) for d in args.data],
+            "train_files": len(self.train_src), "val_files": len(self.val_src),
+            "scicli_version": __version__, "torch_version": str(torch.__version__),
+        }
+        if self.dist.is_main:
+            write_json(self.out / "run.json", summary, force=True)
+        return summary
+
+
+def train(args: TrainArgs, *, resume: bool = False, force: bool = False,
+          reporter: Reporter | None = None) -> dict[str, Any]:
+    """Train ``args.method`` on ``args.data`` into ``args.out``; returns the run summary
+    (:class:`Trainer`: set-up, then epochs of steps, evaluation and checkpoints)."""
+    return Trainer(args, resume=resume, force=force, reporter=reporter).run()

@@ -16,19 +16,22 @@ its own fixed mask and noise; the score is the mean PSNR of the reconstructions.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from scicli.errors import UsageError
+from scicli.core.errors import UsageError
+from scicli.io import read_array
+from scicli.problem import mask_values
 from scicli.physics import VideoSCI
 from scicli.physics.masks import make_mask
-from scicli.solvers.base import sample_psnr
+from scicli.methods.base import sample_psnr
 from scicli.train.data import ClipDataset, Source, SourceCache, center_crops
-from scicli.train.data import derive_seed as _seed
+from scicli.core.seeding import derive_seed as _seed
+from scicli.core.units import level
 
 MASK_KINDS = ("random", "shifted")
 SUPERVISE = ("last", "all", "start")
@@ -37,9 +40,6 @@ SUPERVISE = ("last", "all", "start")
 def load_mask_file(path: str, frames: int) -> np.ndarray:
     """A (B, H, W) float32 mask from a file (any format scicli reads), B must match --frames;
     values as ``scicli reconstruct`` reads them (:func:`scicli.problem.mask_values`)."""
-    from scicli.io import read_array
-    from scicli.problem import mask_values
-
     arr = np.asarray(read_array(Path(path), None, "mask"))
     if arr.ndim != 3:
         raise UsageError(f"--mask {path}: expected a (B, H, W) mask array, got shape {arr.shape}")
@@ -111,7 +111,7 @@ class SCITask:
         N, B, H, W = x.shape
         mask = self.masks.batch(N, H, W, step, tag)
         gen = torch.Generator().manual_seed(_seed(self.seed, tag + 1, step))
-        sigma = torch.rand(N, generator=gen) * (self.meas_noise / 255.0)
+        sigma = torch.rand(N, generator=gen) * level(self.meas_noise)
         noise = torch.randn((N, H, W), generator=gen)
         return measure(x, mask.to(x.device), sigma.to(x.device), noise.to(x.device))
 
@@ -153,7 +153,7 @@ class SCITask:
         N = x.shape[0]
         lo, hi = self.sigma_range
         a = torch.rand((N, 1, 1, 1), generator=gen).to(x.device)
-        sigma = ((lo + (hi - lo) * torch.rand((N, 1, 1, 1), generator=gen)) / 255.0).to(x.device)
+        sigma = level(lo + (hi - lo) * torch.rand((N, 1, 1, 1), generator=gen)).to(x.device)
         x0 = op.gram_inverse(y).unsqueeze(1)  # the start x_t = y / R of every model
         return x + a * (x0 - x) + sigma * torch.randn(x.shape, generator=gen).to(x.device)
 

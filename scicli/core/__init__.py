@@ -1,0 +1,1 @@
+"""The bottom layer: errors, registry, the one parameter system, units, device, seeding."""

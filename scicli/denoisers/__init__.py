@@ -1,6 +1,0 @@
-"""Denoisers ``D(x, sigma)`` for plug-and-play reconstruction, by name."""
-
-from scicli.denoisers import ffdnet, learned, tv  # noqa: F401  (each import registers a denoiser)
-from scicli.denoisers.registry import DENOISERS
-
-__all__ = ["DENOISERS"]

@@ -1,8 +1,0 @@
-"""Registry of denoisers: every entry builds a callable ``D(x, sigma)`` on (N, B, H, W) tensors."""
-
-from __future__ import annotations
-
-from scicli.registry import Registry
-
-DENOISERS: Registry = Registry("denoiser")
-register = DENOISERS.register

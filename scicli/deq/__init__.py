@@ -1,7 +1,0 @@
-"""Deep-equilibrium machinery: fixed-point solvers and constant-memory gradients."""
-
-from scicli.deq.fixed_point import FIXED_POINT, Info, make_options, make_solver, relative_residual, settings_options
-from scicli.deq.implicit import Backward, attach_gradient, solve_fixed_point
-
-__all__ = ["FIXED_POINT", "Backward", "Info", "attach_gradient", "make_options", "make_solver", "relative_residual",
-           "settings_options", "solve_fixed_point"]

