@@ -25,7 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from skimage.metrics import structural_similarity
+from torch import Tensor
 
 SSIM_CONVENTIONS: dict[str, str] = {
     "skimage": (
@@ -190,3 +192,21 @@ def frame_metrics(
             "ssim_details": SSIM_CONVENTIONS[ssim_convention],
         },
     }
+
+
+# ----------------------------------------------------------------------------- torch (inside solvers and training)
+def psnr_over(x: Tensor, ref: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """PSNR (data range 1, both clipped to [0, 1]) of the MSE over ``dims``, on tensors: the
+    convention of :func:`psnr`, batched and on the tensors' device."""
+    mse = ((x.clamp(0, 1) - ref.clamp(0, 1)) ** 2).mean(dim=dims)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+
+
+def frame_psnr(x: Tensor, ref: Tensor) -> Tensor:
+    """Per-frame PSNR of (N, B, H, W) tensors -> (N, B)."""
+    return psnr_over(x, ref, (-2, -1))
+
+
+def sample_psnr(x: Tensor, ref: Tensor) -> Tensor:
+    """Per-sample PSNR of (N, ...) tensors -> (N,) (the MSE over everything but the first axis)."""
+    return psnr_over(x, ref, tuple(range(1, x.ndim)))

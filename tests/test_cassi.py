@@ -18,7 +18,7 @@ from scicli.color import TSA_WAVELENGTHS, cassi_wavelengths, cie1931_cmf, cube_t
 from scicli.core.errors import UsageError
 from scicli.physics import OPERATORS
 from scicli.methods import METHODS
-from scicli.methods.base import sample_psnr
+from scicli.metrics import sample_psnr
 
 CASSI = OPERATORS.get("cassi").factory
 

@@ -294,7 +294,7 @@ def test_nmse_and_frame_metrics() -> None:
 
 def test_solver_psnr_of_a_complex_estimate_is_that_of_its_magnitude() -> None:
     from scicli.methods import METHODS
-    from scicli.methods.base import frame_psnr
+    from scicli.metrics import frame_psnr
 
     torch.manual_seed(0)
     gt = torch.rand(1, 1, 16, 16, dtype=torch.float64) * torch.exp(0.3j * torch.rand(1, 1, 16, 16))

@@ -48,7 +48,7 @@ from conftest import B, H, K, W, Scene, invoke_cli
 from scicli.core.errors import ScicliError, UsageError
 from scicli.physics import VideoSCI
 from scicli.methods import METHODS
-from scicli.methods.base import frame_psnr
+from scicli.metrics import frame_psnr
 
 PNP = ["pnp-gap", "pnp-admm", "red"]
 # (method, extra parameters) covering both RED schemes

@@ -20,13 +20,13 @@ from scicli.priors.tv import tv_chambolle
 from scicli.core.errors import UsageError
 from scicli.physics import VideoSCI
 from scicli.methods import METHODS, Result, Solver
-from scicli.methods.base import frame_psnr
+from scicli.metrics import frame_psnr
 
 B, H, W = 8, 32, 40
 CLASSICAL = [n for n in METHODS.names() if not METHODS.get(n).factory.trainable]  # learned ones: test_train_sci.py
 TV_METHODS = ["gap-tv", "admm-tv", "gd-tv"]
 # minimum mean PSNR (dB) with default parameters on the default problem
-PSNR_MIN = {"gap-tv": 32.5, "admm-tv": 32.5, "gd-tv": 26.5}
+PSNR_MIN = {"gap-tv": 32.5, "admm-tv": 32.5, "gd-tv": 26.5, "fista-tv": 27.0, "pgd-tv": 22.0}
 BASELINE_MARGIN = 5.0  # any other registered solver must beat A_dagger by this much
 
 

@@ -65,7 +65,7 @@ def test_shipped_reconstruction_runs_without_options_and_beats_gap_tv(name: str)
     """The method's default weights on a coded snapshot of the clip (random binary masks, B=8)."""
     from scicli.physics import VideoSCI
     from scicli.methods import METHODS
-    from scicli.methods.base import frame_psnr
+    from scicli.metrics import frame_psnr
 
     x = _clip()
     mask = (torch.rand(x.shape, generator=torch.Generator().manual_seed(1)) < 0.5).float()

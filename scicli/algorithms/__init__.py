@@ -3,11 +3,12 @@
 
     gap_step     (accelerated) generalized alternating projection
     admm_step    scaled ADMM (x-update by prox_l2, prior step, multiplier update)
-    nesterov     the momentum extrapolation of accelerated gradient methods
+    pgd_step     proximal gradient (ISTA)
+    nesterov     the momentum extrapolation of accelerated gradient methods (FISTA)
 """
 
 from scicli.algorithms.admm import admm_step
 from scicli.algorithms.gap import gap_step
-from scicli.algorithms.gradient import nesterov
+from scicli.algorithms.gradient import nesterov, pgd_step
 
-__all__ = ["admm_step", "gap_step", "nesterov"]
+__all__ = ["admm_step", "gap_step", "nesterov", "pgd_step"]

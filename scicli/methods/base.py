@@ -25,6 +25,7 @@ from torch import Tensor
 
 from scicli.core.params import check_range, coerce
 from scicli.core.errors import UsageError
+from scicli.metrics import frame_psnr
 from scicli.physics import LinearOperator
 
 
@@ -39,22 +40,6 @@ class Result:
 
 
 Callback = Callable[[int, int, dict[str, float]], None]  # (iteration, total, record)
-
-
-def psnr_over(x: Tensor, ref: Tensor, dims: tuple[int, ...]) -> Tensor:
-    """PSNR (data range 1, both clipped to [0, 1]) of the MSE over ``dims``."""
-    mse = ((x.clamp(0, 1) - ref.clamp(0, 1)) ** 2).mean(dim=dims)
-    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
-
-
-def frame_psnr(x: Tensor, ref: Tensor) -> Tensor:
-    """Per-frame PSNR of (N, B, H, W) tensors -> (N, B)."""
-    return psnr_over(x, ref, (-2, -1))
-
-
-def sample_psnr(x: Tensor, ref: Tensor) -> Tensor:
-    """Per-sample PSNR of (N, ...) tensors -> (N,) (the MSE over everything but the first axis)."""
-    return psnr_over(x, ref, tuple(range(1, x.ndim)))
 
 
 class Solver:

@@ -23,7 +23,8 @@ from scicli.core.errors import UsageError
 from scicli.fixedpoint import make_options, settings_options
 from scicli.physics import VideoSCI
 from scicli.core.params import param
-from scicli.methods.base import Callback, Result, Solver, frame_psnr
+from scicli.metrics import frame_psnr
+from scicli.methods.base import Callback, Result, Solver
 from scicli.methods.deq_models import DEFAULT_SOLVE, INFERENCE_KEYS
 from scicli.methods.registry import register
 from scicli.weights.store import load_model

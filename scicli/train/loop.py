@@ -38,7 +38,7 @@ from scicli.core.errors import ScicliError, UsageError
 from scicli import __version__
 from scicli.io import write_json
 from scicli.io import write_text
-from scicli.methods.base import sample_psnr
+from scicli.metrics import sample_psnr
 from scicli.core.seeding import rng_state, set_rng_state
 from scicli.core.units import level
 from scicli.train.checkpoint import load_init, model_options

@@ -28,7 +28,7 @@ from scicli.io import read_array
 from scicli.problem import mask_values
 from scicli.physics import VideoSCI
 from scicli.physics.masks import make_mask
-from scicli.methods.base import sample_psnr
+from scicli.metrics import sample_psnr
 from scicli.train.data import ClipDataset, Source, SourceCache, center_crops
 from scicli.core.seeding import derive_seed as _seed
 from scicli.core.units import level
