@@ -322,3 +322,15 @@ def test_learned_denoisers_map_wide_frames_to_the_unit_range() -> None:
     torch.testing.assert_close(D(wide, 0.5), 3.0 + 5.0 * D(unit, 0.1), atol=1e-5, rtol=1e-5)
     narrow = 0.2 + 0.5 * unit  # within [0, 1]: untouched
     torch.testing.assert_close(D(narrow, 0.1), D.net(narrow, 0.1), atol=1e-6, rtol=0)
+
+
+def test_denoisers_are_frozen_modules_that_pass_gradients_to_their_input() -> None:
+    """Frozen by requires_grad, not by no_grad: a learned method differentiates through D's input."""
+    D = DENOISERS.get("ffdnet").factory()
+    assert isinstance(D, torch.nn.Module) and not any(p.requires_grad for p in D.parameters())
+    x = torch.rand(1, 2, 16, 20, requires_grad=True)
+    D(x, torch.tensor(0.1)).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in D.parameters())
+    D.train()
+    assert not D.net.training  # the network's statistics stay frozen

@@ -35,12 +35,12 @@ from torch.nn.utils import parametrize
 
 from scicli.algorithms import gap_step
 from scicli.core.units import level
+from scicli.priors import DENOISERS
 from scicli.priors.tv import tv_chambolle
 from scicli.fixedpoint import Info, attach_gradient, make_solver, relative_residual, settings_options, solve_fixed_point
 from scicli.nets.unet import JointUNet
 from scicli.physics import VideoSCI
 from scicli.methods.gap import GapTV
-from scicli.weights.ffdnet import load_ffdnet
 from scicli.weights.store import register_model
 
 PRIORS = ("ffdnet", "none")
@@ -168,7 +168,8 @@ class DEQGap(SCIEquilibrium):
         self.accelerate, self.start_kind = bool(accelerate), start
         B = self.frames
         if prior == "ffdnet":
-            self.prior: nn.Module | None = load_ffdnet().requires_grad_(False).to(memory_format=torch.channels_last)
+            # the registry's FFDNet (IPOL weights, frozen by requires_grad): gradients reach its input
+            self.prior: nn.Module | None = DENOISERS.get("ffdnet").factory()
             self.log_sigma = nn.Parameter(torch.tensor(math.log(level(sigma))))
         else:
             self.prior = None
@@ -225,10 +226,7 @@ class DEQGap(SCIEquilibrium):
         """``u = FFDNet(v, sigma)`` frame by frame (v itself without a prior)."""
         if self.prior is None:
             return v
-        N, B, H, W = v.shape
-        frames = v.reshape(N * B, 1, H, W).contiguous(memory_format=torch.channels_last)
-        u = self.prior(frames, self.sigma.to(v.dtype))
-        return u.reshape(N, B, H, W).contiguous()
+        return self.prior(v, self.sigma.to(v.dtype))
 
     def gap_step(self, z: Tensor, op: VideoSCI, y: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """``(x, v, e')``: the estimate of state z, its (accelerated) GAP step v and the accumulated

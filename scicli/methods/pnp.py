@@ -26,9 +26,12 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 def denoiser_dtype(precision: str, y: Tensor) -> torch.dtype:
-    """The denoiser's dtype: half precision on CUDA for 'auto'; the iterate keeps y's dtype."""
+    """The denoiser's dtype: half precision on CUDA for 'auto'; the iterate keeps y's dtype
+    (a complex y, k-space, means its real dtype: complex images are denoised as real channels)."""
     if precision == "auto":
-        return torch.float16 if y.device.type == "cuda" else y.dtype
+        if y.device.type == "cuda":
+            return torch.float16
+        return y.real.dtype if y.is_complex() else y.dtype
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 

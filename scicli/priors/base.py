@@ -21,28 +21,20 @@ def complex_channels(denoise: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return torch.view_as_complex(denoise(parts).movedim(-3, -1).contiguous())
 
 
-class Denoiser:
-    """A denoiser for frames on [0, 1]; ``sigma`` is the noise level in [0, 1] units.
+class Denoiser(nn.Module):
+    """A denoiser ``D(x, sigma)`` for images on [0, 1]; ``sigma`` is the noise level in [0, 1] units.
 
-    Subclasses implement :meth:`denoise_frames` on (M, 1, H, W) and may hold a network;
-    :meth:`to` moves it. All frames of all measurements go through one forward pass.
+    An ``nn.Module`` on ``(N, C, *spatial)``: every (H, W) frame of every channel and measurement
+    goes through one batched call of :meth:`denoise_frames` on (M, 1, H, W). A network inside is
+    frozen by ``requires_grad=False``, not by a ``no_grad`` of its own: the classical loops run
+    without autograd anyway, and a learned reconstruction (deq-gap) differentiates through the
+    denoiser's input while its weights stay fixed. ``.to(device, dtype)`` moves the network.
     """
 
-    device: torch.device = torch.device("cpu")
-    dtype: torch.dtype = torch.float32
-
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Denoiser":
-        """Move to ``device``; a complex ``dtype`` (that of k-space data) means its real
-        counterpart, since complex images are denoised as real channels."""
-        self.device = torch.device(device)
-        if dtype is not None:
-            self.dtype = dtype.to_real() if dtype.is_complex else dtype
-        return self
-
-    def denoise_frames(self, x: Tensor, sigma: float) -> Tensor:
+    def denoise_frames(self, x: Tensor, sigma: Tensor | float) -> Tensor:
         raise NotImplementedError
 
-    def __call__(self, x: Tensor, sigma: float) -> Tensor:
+    def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
         if x.is_complex():
             return complex_channels(lambda t: self(t, sigma), x)
         lead = x.shape[:-2]
@@ -51,27 +43,36 @@ class Denoiser:
 
 
 class NetDenoiser(Denoiser):
-    """A denoiser backed by a frozen network ``net(x, sigma)``: channels-last, no gradients,
-    run on the denoiser's device and dtype; ``clip`` clamps the output to [0, 1]."""
+    """A denoiser backed by a frozen network ``net(x, sigma)`` (always in eval mode), run
+    channels-last in the network's own device and dtype (e.g. fp16 on a GPU while the iterate
+    stays fp32); ``clip`` clamps the output to [0, 1]."""
 
     def __init__(self, net: nn.Module, clip: bool = False) -> None:
-        self.net = net.requires_grad_(False)
+        super().__init__()
+        self.net = net.requires_grad_(False).eval().to(memory_format=torch.channels_last)
         self.clip = clip
-        self.net.to(memory_format=torch.channels_last)
 
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "NetDenoiser":
-        super().to(device, dtype)
-        self.net.to(device=self.device, dtype=self.dtype)
+    def train(self, mode: bool = True) -> "NetDenoiser":
+        """The network's statistics are frozen: it stays in eval mode."""
+        super().train(mode)
+        self.net.eval()
         return self
 
+    @property
+    def param_like(self) -> Tensor:
+        """A parameter of the network: its device and dtype are the denoiser's."""
+        return next(self.net.parameters())
+
     def run(self, x: Tensor, sigma: Tensor | float) -> Tensor:
-        """``net(x, sigma)`` computed on the denoiser's device/dtype, returned like ``x``."""
-        inp = x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=torch.channels_last)
+        """``net(x, sigma)`` computed on the network's device/dtype, returned like ``x``."""
+        p = self.param_like
+        inp = x.to(device=p.device, dtype=p.dtype).contiguous(memory_format=torch.channels_last)
+        if isinstance(sigma, Tensor):
+            sigma = sigma.to(device=p.device, dtype=p.dtype)
         return self.net(inp, sigma).to(device=x.device, dtype=x.dtype).contiguous()
 
     def finish(self, out: Tensor) -> Tensor:
-        return out.clamp_(0, 1) if self.clip else out
+        return out.clamp(0, 1) if self.clip else out
 
-    @torch.no_grad()
-    def denoise_frames(self, x: Tensor, sigma: float) -> Tensor:
+    def denoise_frames(self, x: Tensor, sigma: Tensor | float) -> Tensor:
         return self.finish(self.run(x, sigma))

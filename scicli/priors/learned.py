@@ -30,8 +30,7 @@ class LearnedDenoiser(NetDenoiser):
     def __init__(self, weights: str | Path | None = None, clip: bool = False) -> None:
         super().__init__(load_model(self.name, weights), clip)
 
-    @torch.no_grad()
-    def denoise_frames(self, x: Tensor, sigma: float) -> Tensor:
+    def denoise_frames(self, x: Tensor, sigma: Tensor | float) -> Tensor:
         """Frames whose values span more than 1 (early PnP iterates: A^T y reaches B) are mapped
         to [0, 1] first: ``D(x) = s * D((x - a) / s, sigma / s) + a`` with a = min, s = max - min,
         the affine equivariance a denoiser trained on [0, 1] images lacks by itself."""
@@ -40,7 +39,7 @@ class LearnedDenoiser(NetDenoiser):
         wide = span > 1
         a = torch.where(wide, lo, torch.zeros_like(lo))
         s = torch.where(wide, span, torch.ones_like(span))
-        sig = (sigma / s.reshape(-1)).to(device=self.device, dtype=self.dtype)
+        sig = sigma / s.reshape(-1)
         return self.finish(self.run((x - a) / s, sig) * s + a)
 
 
@@ -62,8 +61,7 @@ class VideoDenoiserWrapper(LearnedDenoiser):
 
     name = "video"
 
-    def __call__(self, x: Tensor, sigma: float) -> Tensor:
-        with torch.no_grad():
-            inp = x.to(device=self.device, dtype=self.dtype)
-            out = self.net.denoise_video(inp, sigma).to(device=x.device, dtype=x.dtype)
-        return self.finish(out)
+    def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
+        p = self.param_like
+        out = self.net.denoise_video(x.to(device=p.device, dtype=p.dtype), sigma)
+        return self.finish(out.to(device=x.device, dtype=x.dtype))

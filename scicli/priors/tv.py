@@ -107,8 +107,9 @@ class TVDenoiser(Denoiser):
     """``D(x, sigma)``: TV denoising of each frame with weight ``sigma`` (about 0.1 to 0.3 on [0, 1] data)."""
 
     def __init__(self, n_iter: int = 5, eps: float = 2e-4) -> None:
+        super().__init__()
         self.n_iter = n_iter
         self.eps = eps
 
-    def __call__(self, x: Tensor, sigma: float) -> Tensor:
-        return tv_chambolle(x, sigma, n_iter=self.n_iter, eps=self.eps)
+    def forward(self, x: Tensor, sigma: Tensor | float) -> Tensor:
+        return tv_chambolle(x, float(sigma), n_iter=self.n_iter, eps=self.eps)
