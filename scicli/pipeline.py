@@ -13,7 +13,7 @@ import torch
 import scicli
 from scicli.core.device import describe
 from scicli.metrics import frame_metrics
-from scicli.problem import Problem
+from scicli.data.problem import Problem
 from scicli.methods import Solver
 
 Progress = Callable[[int, int, dict[str, float]], None]  # (measurements done, iteration, record)

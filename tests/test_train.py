@@ -23,7 +23,7 @@ from scicli.nets.dncnn import DnCNN
 from scicli.nets.unet import UNet
 from scicli.train.checkpoint import model_config
 from scicli.weights.store import load_checkpoint
-from scicli.train.data import (
+from scicli.data.datasets import (
     ClipDataset,
     PatchDataset,
     Source,

@@ -67,7 +67,7 @@ def test_masks_are_drawn_like_the_camera(tmp_path: Path):
 
 
 def test_a_mask_file_has_the_same_values_in_train_and_reconstruct(tmp_path: Path):
-    from scicli.problem import mask_values
+    from scicli.data.problem import mask_values
     from scicli.train.sci import load_mask_file
 
     binary = (np.random.default_rng(0).random((4, 8, 8)) < 0.5).astype(np.uint8) * 255  # 8-bit file

@@ -14,7 +14,7 @@ from scicli.core.errors import UsageError
 from scicli.io import read_array
 from scicli.io.layout import resolve, to_first
 from scicli.metrics import frame_metrics
-from scicli.problem import orig_scale, parse_selection
+from scicli.data.problem import orig_scale, parse_selection
 from scicli.report import make_report, write_report
 
 

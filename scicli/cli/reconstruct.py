@@ -21,7 +21,7 @@ from scicli.io.readers import ROLE_NAMES
 from scicli.io.writers import WRITE_SUFFIXES
 from scicli.physics import OPERATORS
 from scicli.pipeline import environment, reconstruct, score
-from scicli.problem import infer_operator, load_operator_problem, load_problem, orig_scale
+from scicli.data.problem import infer_operator, load_operator_problem, load_problem, orig_scale
 from scicli.methods import METHODS
 from scicli.weights.store import is_reconstruction, load_checkpoint
 

@@ -17,7 +17,7 @@ from scicli.io.layout import resolve, to_first
 from scicli.physics import OPERATORS
 from scicli.physics.masks import MASK_KINDS, make_mask
 from scicli.pipeline import environment
-from scicli.problem import OPERATOR_KEY, operator_options, orig_scale
+from scicli.data.problem import OPERATOR_KEY, operator_options, orig_scale
 
 FORMATS = ("npy", "mat", "tif")
 

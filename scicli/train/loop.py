@@ -42,7 +42,7 @@ from scicli.metrics import sample_psnr
 from scicli.core.seeding import rng_state, set_rng_state
 from scicli.core.units import level
 from scicli.train.checkpoint import load_init, model_options
-from scicli.train.data import ClipDataset, PatchDataset, SourceCache, center_crops, list_sources, split_sources
+from scicli.data.datasets import ClipDataset, PatchDataset, SourceCache, center_crops, list_sources, split_sources
 from scicli.core.seeding import derive_seed as _seed
 from scicli.train.distributed import Distributed
 from scicli.train.sci import MASK_KINDS, SUPERVISE, SCITask

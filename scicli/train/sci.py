@@ -25,11 +25,11 @@ from torch import Tensor, nn
 
 from scicli.core.errors import UsageError
 from scicli.io import read_array
-from scicli.problem import mask_values
+from scicli.data.problem import mask_values
 from scicli.physics import VideoSCI
 from scicli.physics.masks import make_mask
 from scicli.metrics import sample_psnr
-from scicli.train.data import ClipDataset, Source, SourceCache, center_crops
+from scicli.data.datasets import ClipDataset, Source, SourceCache, center_crops
 from scicli.core.seeding import derive_seed as _seed
 from scicli.core.units import level
 
@@ -39,7 +39,7 @@ SUPERVISE = ("last", "all", "start")
 
 def load_mask_file(path: str, frames: int) -> np.ndarray:
     """A (B, H, W) float32 mask from a file (any format scicli reads), B must match --frames;
-    values as ``scicli reconstruct`` reads them (:func:`scicli.problem.mask_values`)."""
+    values as ``scicli reconstruct`` reads them (:func:`scicli.data.problem.mask_values`)."""
     arr = np.asarray(read_array(Path(path), None, "mask"))
     if arr.ndim != 3:
         raise UsageError(f"--mask {path}: expected a (B, H, W) mask array, got shape {arr.shape}")

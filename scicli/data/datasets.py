@@ -2,7 +2,7 @@
 
 A *source* is one file or one folder of frames, read with :func:`scicli.io.read_array`
 (colour -> luminance) and scaled to [0, 1]: ``x = raw / s`` with s = 255 for 8-bit data,
-the smallest of 4095 / 65535 holding the maximum for 16-bit data (``scicli.problem.orig_scale``).
+the smallest of 4095 / 65535 holding the maximum for 16-bit data (``scicli.data.problem.orig_scale``).
 Every source is a stack of frames ``(T, H, W)``; a still image has T = 1.
 
 * :class:`PatchDataset` -- ``(1, P, P)`` patches for image denoisers: a random source
@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 
 from scicli.core.errors import DataError, UsageError
 from scicli.io import read_array
-from scicli.problem import orig_scale
+from scicli.data.problem import orig_scale
 
 __all__ = [
     "IMAGE_SUFFIXES",
