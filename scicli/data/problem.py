@@ -25,6 +25,7 @@ Integer masks with values above 1 (e.g. 0/255 PNG masks) are divided by their ma
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +74,10 @@ class Problem:
         meas_shape = (len(range(*slice(lo, hi).indices(self.meas.shape[0]))), *self.meas.shape[1:])
         return OPERATORS.get(self.operator).factory.from_arrays(arrays, meas_shape=meas_shape, **self.options)
 
-    @property
+    @functools.cached_property
     def x_shape(self) -> tuple[int, ...]:
-        """Shape (C, H, W) of one reconstruction (C frames, bands or image channels)."""
+        """Shape (C, H, W) of one reconstruction (C frames, bands or image channels); computed
+        once, through the operator's adjoint."""
         y = torch.from_numpy(np.ascontiguousarray(self.meas[:1]))
         return tuple(self.operator_for(0, 1).A_adjoint(y).shape[1:])
 
