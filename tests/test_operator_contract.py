@@ -12,6 +12,8 @@ On a tiny random instance (``Operator.example``), in float64, against the dense 
 * ``.to(dtype)`` and ``.to(device)`` move everything; ``from_arrays(op.arrays())`` rebuilds it.
 
 Complex measurements (k-space) are checked as the real-linear map ``x -> (Re A x, Im A x)``.
+An unregistered dense operator without a closed-form inverse checks the base class's conjugate
+gradients and power iteration, and that GAP refuses it in one line while ADMM, RED and FISTA run.
 Adding an operator: one file in ``scicli/physics/`` and its name in ``CONTRACT`` below.
 """
 
@@ -22,7 +24,8 @@ import pytest
 import torch
 
 from scicli.core.errors import UsageError
-from scicli.physics import OPERATORS
+from scicli.methods import METHODS
+from scicli.physics import OPERATORS, LinearOperator
 
 CONTRACT = ["cassi", "cs-block", "mri", "video-sci"]
 """Every registered operator, by name: the suite runs each through the same checks."""
@@ -166,3 +169,54 @@ def test_random_instances_are_seeded(name: str) -> None:
     b = cls.random(shape, rng=np.random.default_rng(3))
     x = a.example_input(1, generator=gen(14)).float()
     torch.testing.assert_close(a.A(x), b.A(x))
+
+
+# ------------------------------------------------------------ an operator without (A A^T)^-1
+class Dense(LinearOperator):
+    """A generic dense operator (unregistered, tests only): no closed-form inverse, so the base
+    class's conjugate gradients and power iteration do the work, and GAP must refuse it."""
+
+    name = "dense-test"
+
+    def __init__(self, M: torch.Tensor, shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.register_buffer("M", M)
+        self.shape = shape
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1) @ self.M.T
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return (y @ self.M).reshape(y.shape[0], *self.shape)
+
+    def example_input(self, n: int = 1, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn((n, *self.shape), generator=generator, dtype=self.M.dtype)
+
+
+def dense_op(rows: int = 12, shape: tuple[int, int, int] = (1, 4, 5)) -> Dense:
+    M = torch.randn(rows, int(np.prod(shape)), generator=gen(20), dtype=torch.float64)
+    return Dense(M, shape)
+
+
+def test_without_a_closed_form_cg_and_power_iteration_are_exact() -> None:
+    op = dense_op()
+    M = op.M
+    assert op.adjointness_error(2, generator=gen(21)) < 1e-12
+    assert op.norm() == pytest.approx(float(torch.linalg.eigvalsh(M.T @ M).max()), rel=1e-6)
+    z, y = op.example_input(2, generator=gen(22)), torch.randn(2, 12, generator=gen(23), dtype=torch.float64)
+    ref = torch.linalg.solve(M.T @ M + 0.3 * torch.eye(20, dtype=M.dtype), (y @ M + 0.3 * z.reshape(2, -1)).T).T
+    torch.testing.assert_close(op.prox_l2(z, y, 0.3).reshape(2, -1), ref, rtol=1e-7, atol=1e-8)
+    yc = op.A(op.example_input(2, generator=gen(24)))
+    torch.testing.assert_close(op.A_dagger(yc).reshape(2, -1), (torch.linalg.pinv(M) @ yc.T).T, rtol=1e-6, atol=1e-7)
+
+
+def test_gap_refuses_an_operator_without_a_closed_form_and_admm_red_run() -> None:
+    op = dense_op().to(torch.float32)
+    x = torch.rand(1, 1, 4, 5, generator=gen(25))
+    y = op.A(x)
+    with pytest.raises(UsageError, match="GAP needs a closed-form"):
+        METHODS.get("gap-tv").factory().solve(op, y)
+    for name, params in (("admm-tv", {"iters": 20}), ("red", {"denoiser": "tv", "sigma": (10.0,), "iters": (20.0,)}),
+                         ("fista-tv", {"iters": 20})):
+        out = METHODS.get(name).factory(**params).solve(op, y).x
+        assert out.shape == x.shape and torch.isfinite(out).all(), name
