@@ -36,12 +36,25 @@ def check_range(name: str, value: Any, meta: Any) -> None:
         raise UsageError(f"parameter '{name}' must be >= {low:g}, got {value}")
 
 
-def coerce(name: str, value: Any, kind: type) -> Any:
-    """Convert a command-line string to the parameter's type, or raise a UsageError."""
+def coerce(name: str, value: Any, kind: type, message: str | None = None) -> Any:
+    """Convert a command-line string (or a number) to the parameter's type, or raise a one-line
+    UsageError (``message``, else a generic one naming the parameter).
+
+    Strings: booleans as 1/0, true/false, yes/no, on/off; tuples as comma-separated numbers;
+    integers also written as whole floats (``40.0``). Numbers: a whole float for an int becomes
+    the int, an int for a float the float; other non-string values pass unchanged."""
+    error = UsageError(message or f"parameter '{name}': cannot read '{value}' as {kind.__name__}")
     if isinstance(value, (list, tuple)) and kind is tuple:
         return tuple(float(v) for v in value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and kind is tuple:
-        return (float(value),)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if kind is tuple:
+            return (float(value),)
+        if kind is int:
+            if not float(value).is_integer():
+                raise error
+            return int(value)
+        if kind is float:
+            return float(value)
     if not isinstance(value, str):
         return value
     try:
@@ -54,8 +67,11 @@ def coerce(name: str, value: Any, kind: type) -> Any:
             raise ValueError(value)
         if kind is tuple:
             return tuple(float(v) for v in value.split(","))
-        if kind is int and float(value) == int(float(value)):
-            return int(float(value))
+        if kind is int:
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError(value)
+            return int(number)
         return kind(value)
-    except ValueError:
-        raise UsageError(f"parameter '{name}': cannot read '{value}' as {kind.__name__}") from None
+    except (ValueError, OverflowError):
+        raise error from None

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from scicli.core.errors import UsageError
+from scicli.core.params import coerce
 from scicli.core.registry import Registry
 
 Map = Callable[[Tensor], Tensor]
@@ -270,12 +271,7 @@ def make_options(name: str, **options: Any) -> Options:
     values = {}
     for key, value in options.items():
         kind = type(fields[key].default)
-        try:
-            values[key] = kind(value)
-            if kind is int and float(value) != int(float(value)):
-                raise ValueError
-        except (TypeError, ValueError):
-            raise UsageError(f"{name}: {key}={value} is not a valid {kind.__name__}") from None
+        values[key] = coerce(key, value, kind, f"{name}: {key}={value} is not a valid {kind.__name__}")
     opts = cls(**values)
     opts.check(name)
     return opts

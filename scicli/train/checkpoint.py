@@ -8,6 +8,7 @@ from typing import Any
 
 
 from scicli.core.errors import UsageError
+from scicli.core.params import coerce
 from scicli.fixedpoint import Backward, make_options, settings_options
 from scicli.methods.deq_models import DEFAULT_SOLVE, PRIORS, RECONSTRUCTORS, STARTS
 from scicli.weights.store import build_model, check_method, is_reconstruction, load_checkpoint
@@ -36,16 +37,8 @@ DEFAULT_DEPTH = {"dncnn": 10, "unet": 3, "video": 2, **{m: 3 for m in RECONSTRUC
 
 
 def _parse_value(method: str, name: str, text: str, kind: type) -> Any:
-    try:
-        if kind is bool:
-            if str(text).lower() in ("1", "true", "yes", "on"):
-                return True
-            if str(text).lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        return kind(text)
-    except ValueError:
-        raise UsageError(f"{method}: -p {name}={text} is not a valid {kind.__name__}") from None
+    """``-p NAME=VALUE`` of a model option, by the one parameter parser (:func:`coerce`)."""
+    return coerce(name, text, kind, f"{method}: -p {name}={text} is not a valid {kind.__name__}")
 
 
 def reconstruction_config(method: str, frames: int, channels: list[int], params: dict[str, str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from scicli.core.errors import UsageError
+from scicli.core.params import coerce
 from scicli.io import atomic_write, write_json
 from scicli.methods.deq_models import DEFAULT_SOLVE, INFERENCE_KEYS
 from scicli.data.datasets import SourceCache, center_crops, list_sources, split_sources
@@ -64,10 +65,8 @@ def inference_settings(items: Sequence[str], method: str) -> dict[str, Any]:
         key, _, value = item.partition("=")
         if key not in INFERENCE_KEYS or not value:
             raise UsageError(f"--solve {item}: expected KEY=VALUE with KEY one of {', '.join(INFERENCE_KEYS)}")
-        try:
-            out[key] = type(DEFAULT_SOLVE[key])(value)
-        except ValueError:
-            raise UsageError(f"--solve {item}: {value!r} is not a valid {type(DEFAULT_SOLVE[key]).__name__}") from None
+        kind = type(DEFAULT_SOLVE[key])
+        out[key] = coerce(key, value, kind, f"--solve {item}: {value!r} is not a valid {kind.__name__}")
     return out
 
 
