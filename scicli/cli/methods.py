@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import typer
 from rich.table import Table
 
@@ -27,7 +25,7 @@ def methods_cmd(
     for entry in OPERATORS.entries():
         cls = entry.factory
         roles = ", ".join([*cls.roles, *(f"[{r}]" for r in cls.optional_roles)])
-        settings = ", ".join(f"{n}={format_default(p.default)}" for n, p in keyword_defaults(cls.from_arrays).items())
+        settings = ", ".join(f"{n}={format_default(p.default)}" for n, p in cls.settings().items())
         otable.add_row(entry.name, entry.summary, roles, "yes" if cls.has_gram_inverse else "no", settings or "-")
     out.print(otable)
     table = Table(title="reconstruction methods (--method)")
@@ -68,8 +66,3 @@ def format_default(value: object) -> str:
         return "-"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
-
-def keyword_defaults(fn: object) -> dict[str, inspect.Parameter]:
-    """The keyword-only settings of an operator factory (not ``meas_shape`` / ``rng``)."""
-    return {n: p for n, p in inspect.signature(fn).parameters.items()  # type: ignore[arg-type]
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in ("meas_shape", "rng")}

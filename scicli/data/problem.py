@@ -395,8 +395,7 @@ def load_operator_problem(
 def operator_options(cls: type[LinearOperator], given: dict[str, Any], factory: str = "from_arrays") -> dict[str, Any]:
     """Operator settings (``--operator-param``, or stored by simulate) checked against the keyword
     options of ``cls.from_arrays`` (or ``cls.random``) and converted to the type of their defaults."""
-    params = {name: p for name, p in inspect.signature(getattr(cls, factory)).parameters.items()
-              if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("meas_shape", "rng")}
+    params = cls.settings(factory)
     out: dict[str, Any] = {}
     for name, value in given.items():
         if name not in params:

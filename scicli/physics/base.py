@@ -25,6 +25,7 @@ a random instance (:meth:`random`). A new operator is one file: subclass, implem
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, ClassVar
 
@@ -227,6 +228,13 @@ class LinearOperator(nn.Module):
 
     # -- files and training ----------------------------------------------------------------------
     @classmethod
+    def settings(cls, factory: str = "from_arrays") -> dict[str, inspect.Parameter]:
+        """The keyword settings of ``cls.from_arrays`` (or ``cls.random``): what
+        ``--operator-param NAME=VALUE`` may set, with their defaults."""
+        return {name: p for name, p in inspect.signature(getattr(cls, factory)).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("meas_shape", "rng")}
+
+    @classmethod
     def recognise(cls, keys: set[str]) -> bool:
         """True when a container with these (lower-case) entry names holds this operator's data:
         one of its ``role_aliases``, or all its roles other than the generic ``mask``."""
@@ -272,6 +280,29 @@ class LinearOperator(nn.Module):
             basis[i] = 1
             cols.append(self.A(basis.reshape(x.shape)).reshape(-1))
         return torch.stack(cols, dim=1)
+
+
+class DiagonalGramOperator(LinearOperator):
+    """An operator with ``A A^T = diag(R)`` (video SCI, CASSI): subclasses call
+    :meth:`set_gram_diagonal` with ``R`` once, and get the closed-form inverse and norm.
+
+    Entries where ``R == 0`` (no mask open) carry no information; the guarded copy sets them to
+    1 so that ``gamma = 0`` divisions stay finite (and leave those entries of r unchanged)."""
+
+    has_gram_inverse = True
+
+    def set_gram_diagonal(self, energy: Tensor) -> None:
+        """Register ``energy`` (R, unguarded) and ``R`` (guarded) as buffers: they move with ``.to``."""
+        self.register_buffer("energy", energy)
+        self.register_buffer("R", torch.where(energy == 0, torch.ones_like(energy), energy))
+
+    def gram_inverse(self, r: Tensor, gamma: float = 0.0) -> Tensor:
+        """``(A A^T + gamma)^-1 r = r / (R + gamma)``; for gamma = 0 the guarded R."""
+        return r / (self.energy + gamma) if gamma > 0 else r / self.R
+
+    def norm(self, **_: Any) -> float:
+        """``||A||^2 = ||A A^T|| = max R`` (the Lipschitz constant of the data term)."""
+        return float(self.energy.max())
 
 
 def check_finite_positive(name: str, value: float) -> float:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from scicli.core.errors import DataError, UsageError
-from scicli.physics.base import LinearOperator, register_operator
+from scicli.physics.base import DiagonalGramOperator, register_operator
 
 
 def _whole(name: str, value: Any, low: int) -> int:
@@ -46,7 +46,7 @@ def _whole(name: str, value: Any, low: int) -> int:
 
 @register_operator("cassi", summary="coded aperture snapshot spectral imaging (SD-CASSI): "
                                     "y = sum_l shift_{d l}(M x_l)")
-class CASSI(LinearOperator):
+class CASSI(DiagonalGramOperator):
     """SD-CASSI operator for an aperture ``M`` of shape (H, W), shared by all measurements, or
     (K, H, W), one per measurement, with ``bands`` spectral bands and dispersion ``step``.
 
@@ -80,7 +80,6 @@ class CASSI(LinearOperator):
     role_ndim = {"mask": 2}
     role_aliases = {"meas": ("meas_real",)}
     meas_ndim = 2
-    has_gram_inverse = True
     x_unit = "band"
 
     def __init__(self, mask: Tensor, bands: int, step: int = 2) -> None:
@@ -95,9 +94,8 @@ class CASSI(LinearOperator):
             mask = mask.float()
         mask = mask.contiguous()
         self.register_buffer("mask", mask)
-        energy = self._disperse((mask * mask).unsqueeze(1).expand(-1, self._bands, -1, -1))
-        self.register_buffer("energy", energy)  # R = sum_l shift_{d l}(M^2), unguarded
-        self.register_buffer("R", torch.where(energy == 0, torch.ones_like(energy), energy))
+        # R = sum_l shift_{d l}(M^2) on the sensor grid
+        self.set_gram_diagonal(self._disperse((mask * mask).unsqueeze(1).expand(-1, self._bands, -1, -1)))
 
     # -- geometry ---------------------------------------------------------------------------
     @property
@@ -143,15 +141,6 @@ class CASSI(LinearOperator):
         W = self.mask.shape[-1]
         windows = y.unfold(-1, W, self._step)  # (N, H, L, W): window l starts at column d l
         return self.mask.unsqueeze(1) * windows.permute(0, 2, 1, 3)
-
-    def gram_inverse(self, r: Tensor, gamma: float = 0.0) -> Tensor:
-        """``(A A^T + gamma)^-1 r = r / (R + gamma)``; for gamma = 0 the guarded R (1 on sensor
-        pixels no open aperture pixel reaches), so those stay finite."""
-        return r / (self.energy + gamma) if gamma > 0 else r / self.R
-
-    def norm(self, **_: Any) -> float:
-        """``||A||^2 = ||A A^T|| = max R`` (the Lipschitz constant of the data term)."""
-        return float(self.energy.max())
 
     # -- files, training, tests ---------------------------------------------------------------
     @classmethod

@@ -20,13 +20,13 @@ import torch
 from torch import Tensor
 
 from scicli.core.errors import UsageError
-from scicli.physics.base import LinearOperator, register_operator
+from scicli.physics.base import DiagonalGramOperator, register_operator
 from scicli.physics.masks import make_mask
 
 
 @register_operator("video-sci", summary="video snapshot compressive imaging (CACTI): y = sum_t M_t x_t",
                    aliases=("cacti",))
-class VideoSCI(LinearOperator):
+class VideoSCI(DiagonalGramOperator):
     """Video-SCI operator for masks of shape (B, H, W) shared by all measurements, or
     (N, B, H, W), one mask set per measurement.
 
@@ -34,7 +34,6 @@ class VideoSCI(LinearOperator):
     """
 
     roles = {"mask": "coded-aperture masks M_t, (B, H, W) or (K, B, H, W)"}
-    has_gram_inverse = True
 
     def __init__(self, mask: Tensor) -> None:
         super().__init__()
@@ -45,10 +44,8 @@ class VideoSCI(LinearOperator):
         if not torch.is_floating_point(mask):
             mask = mask.float()
         mask = mask.contiguous()  # strided views (from frames-last files) slow every product
-        energy = (mask * mask).sum(dim=1)
         self.register_buffer("mask", mask)
-        self.register_buffer("energy", energy)  # sum_t M_t^2, unguarded
-        self.register_buffer("R", torch.where(energy == 0, torch.ones_like(energy), energy))
+        self.set_gram_diagonal((mask * mask).sum(dim=1))  # R = sum_t M_t^2
 
     @property
     def frames(self) -> int:
@@ -62,15 +59,6 @@ class VideoSCI(LinearOperator):
     def A_adjoint(self, y: Tensor) -> Tensor:
         """Back-projection ``A^T y = (M_t * y)_t``: (N, H, W) -> (N, B, H, W)."""
         return self.mask * y.unsqueeze(1)
-
-    def gram_inverse(self, r: Tensor, gamma: float = 0.0) -> Tensor:
-        """``(A A^T + gamma)^-1 r = r / (R + gamma)``; for gamma = 0 the guarded R (1 where no
-        mask is open), so dead pixels stay finite."""
-        return r / (self.energy + gamma) if gamma > 0 else r / self.R
-
-    def norm(self, **_: Any) -> float:
-        """Spectral norm squared ``||A^T A|| = max R`` (Lipschitz constant of the data term)."""
-        return float(self.energy.max())
 
     # -- files, training, tests ---------------------------------------------------------
     @classmethod
