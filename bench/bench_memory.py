@@ -32,15 +32,17 @@ from rich.console import Console
 from rich.table import Table
 
 from common import sync
-from scicli.methods.deq_models import DEQGap, SCIEquilibrium, UnrolledGap
+from scicli.methods.deq_gap import DEQGap
+from scicli.methods.learned import LearnedMap
+from scicli.methods.unrolled_gap import UnrolledGap
 from scicli.train.sci import SCITask
 
 CONFIGS = (("deq-gap", "implicit"), ("deq-gap", "jfb"), ("unrolled-gap", "backprop"))
 
 
-def build(method: str, backward: str, iters: int, frames: int) -> SCIEquilibrium:
+def build(method: str, backward: str, iters: int, frames: int) -> LearnedMap:
     if method == "deq-gap":
-        model: SCIEquilibrium = DEQGap(frames, spectral_norm=False,
+        model: LearnedMap = DEQGap(frames, spectral_norm=False,
                                        solve={"max_iter": iters, "tol": 0, "backward": backward})
     else:
         model = UnrolledGap(frames, spectral_norm=False, solve={"iters": iters})

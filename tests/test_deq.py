@@ -10,7 +10,9 @@ import torch
 
 from scicli.fixedpoint import FIXED_POINT, Backward, attach_gradient, make_options, make_solver, solve_fixed_point
 from scicli.core.errors import UsageError
-from scicli.methods.deq_models import DEQGap, DEQRnn, UnrolledGap
+from scicli.methods.deq_gap import DEQGap
+from scicli.methods.deq_rnn import DEQRnn
+from scicli.methods.unrolled_gap import UnrolledGap
 from scicli.physics import VideoSCI
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -247,7 +249,7 @@ def test_a_learned_start_begins_as_gap_tv_and_learns_from_its_own_loss():
     with torch.no_grad():
         assert torch.allclose(model.start(op, y)[:, :4], GapTV().solve(op, y).x, atol=1e-6)  # zero head
     _perturbed(model)
-    out, _, start = model(y, op, solve={"max_iter": 2}, with_start=True)
+    out, _, start = model.reconstruct_with_start(y, op, solve={"max_iter": 2})
     ((start - x) ** 2).mean().backward()
     assert model.refine.body.head.weight.grad.abs().sum() > 0
     assert model.net.body.head.weight.grad is None  # the start's loss reaches the start only
@@ -304,7 +306,7 @@ def test_deq_rnn_sees_the_mask_and_keeps_a_hidden_state():
 
 def test_frames_must_match_the_weights():
     op, y, _ = _sci(B=4)
-    with pytest.raises(ValueError, match="B=6"):
+    with pytest.raises(UsageError, match="B=6"):
         DEQGap(frames=6, channels=(8,))(y, op)
 
 

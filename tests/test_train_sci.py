@@ -144,7 +144,7 @@ def test_resume_continues_bit_for_bit(stills: Path, tmp_path: Path):
 def test_supervising_every_iterate_trains_random_depths(stills: Path, tmp_path: Path, monkeypatch):
     """--supervise all: each step's loss is on the iterate after k + 1 evaluations, k drawn from
     (seed, step) in 0..max_iter-1, with the gradient of that last evaluation only."""
-    from scicli.methods.deq_models import DEQGap
+    from scicli.methods.deq_gap import DEQGap
 
     budgets = []
     original = DEQGap.run
@@ -221,10 +221,10 @@ def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
     assert "--frames" in one_error(invoke_cli(*base, "--frames", "0"))
     assert "unknown deq-gap option(s) depthx" in one_error(invoke_cli(*base, "-p", "depthx=3"))
     assert "backward mode" in one_error(invoke_cli(*base, "-p", "backward=exact"))
-    assert "iters applies to unrolled-gap" in one_error(invoke_cli(*base, "-p", "iters=3"))
-    assert "prior must be one of ffdnet, none" in one_error(invoke_cli(*base, "-p", "prior=bm3d"))
-    assert "start must be one of gap-tv, mean" in one_error(invoke_cli(*base, "-p", "start=zeros"))
-    assert "sigma must be in (0, 255]" in one_error(invoke_cli(*base, "-p", "sigma=0"))
+    assert "iters applies to unrolled networks" in one_error(invoke_cli(*base, "-p", "iters=3"))
+    assert "'prior' must be one of ffdnet, none" in one_error(invoke_cli(*base, "-p", "prior=bm3d"))
+    assert "'start' must be one of gap-tv, mean" in one_error(invoke_cli(*base, "-p", "start=zeros"))
+    assert "'sigma' must be > 0" in one_error(invoke_cli(*base, "-p", "sigma=0"))
     assert "accelerate=maybe is not a valid bool" in one_error(invoke_cli(*base, "-p", "accelerate=maybe"))
     assert "--supervise must be one of last, all" in one_error(invoke_cli(*base, "--supervise", "some"))
     assert "needs -p learned_start=1" in one_error(invoke_cli(*base, "--supervise", "start", "-p", "learned_start=0"))
@@ -234,7 +234,7 @@ def test_train_errors_are_one_line(stills: Path, tmp_path: Path):
     assert "'deq-rnn' model, which does not fit 'deq-gap'" in one_error(
         invoke_cli(*base, "--init", WEIGHTS_DIR / "deq-rnn.pt"))
     rnn = ["train", "--method", "deq-rnn", "--data", stills, "--out", tmp_path / "r"]
-    assert "tv_weight >= 0" in one_error(invoke_cli(*rnn, "-p", "tv_weight=-1"))
+    assert "'tv_weight' must be >= 0" in one_error(invoke_cli(*rnn, "-p", "tv_weight=-1"))
     assert "unknown deq-rnn option(s) prior" in one_error(invoke_cli(*rnn, "-p", "prior=ffdnet"))
 
 

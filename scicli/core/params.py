@@ -17,14 +17,21 @@ from scicli.core.errors import UsageError
 __all__ = ["check_range", "coerce", "param"]
 
 
-def param(default: Any, help: str, *, low: float | None = None, positive: bool = False) -> Any:
-    """A solver hyper-parameter with its default, a one-line help and its admissible range
-    (``low``: smallest allowed value; ``positive``: strictly above zero)."""
-    return field(default=default, metadata={"help": help, "low": low, "positive": positive})
+def param(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+          positive: bool = False, choices: tuple[str, ...] | None = None) -> Any:
+    """A parameter with its default, a one-line help and its admissible values (``low`` /
+    ``high``: smallest / largest allowed number; ``positive``: strictly above zero; ``choices``:
+    the allowed words)."""
+    return field(default=default, metadata={"help": help, "low": low, "high": high, "positive": positive,
+                                            "choices": choices})
 
 
 def check_range(name: str, value: Any, meta: Any) -> None:
-    """Numbers must be finite and inside the parameter's declared range (a UsageError otherwise)."""
+    """Numbers must be finite and inside the parameter's declared range, words among its choices
+    (a UsageError otherwise)."""
+    choices = meta.get("choices")
+    if choices and isinstance(value, str) and value not in choices:
+        raise UsageError(f"parameter '{name}' must be one of {', '.join(choices)}, got '{value}'")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if not math.isfinite(value):
@@ -34,6 +41,9 @@ def check_range(name: str, value: Any, meta: Any) -> None:
     low = meta.get("low")
     if low is not None and value < low:
         raise UsageError(f"parameter '{name}' must be >= {low:g}, got {value}")
+    high = meta.get("high")
+    if high is not None and value > high:
+        raise UsageError(f"parameter '{name}' must be <= {high:g}, got {value}")
 
 
 def coerce(name: str, value: Any, kind: type, message: str | None = None) -> Any:

@@ -2,6 +2,7 @@
 
 A solver declares its hyper-parameters as a dataclass ``Params`` (with a ``help`` string in
 each field's metadata) and implements ``init`` and ``step``; :meth:`Solver.solve` runs the loop
+(:func:`scicli.methods.runners.iterate`)
 
     state = init(op, y, x0);  repeat: x_k = step(state)  until k = iters or
     ||x_k - x_{k-1}|| / ||x_{k-1}|| < tol  (for every measurement of the batch: a batch stops
@@ -15,31 +16,15 @@ truth is given, the mean per-frame PSNR (frames clipped to [0, 1]; of the magnit
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
-from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from scicli.core.params import check_range, coerce
 from scicli.core.errors import UsageError
-from scicli.metrics import frame_psnr
+from scicli.methods.runners import Callback, Result, iterate
 from scicli.physics import LinearOperator
-
-
-@dataclass
-class Result:
-    """Solver output: the estimate (N, B, H, W) and what happened on the way."""
-
-    x: Tensor
-    history: list[dict[str, float]]
-    iterations: int
-    converged: bool
-
-
-Callback = Callable[[int, int, dict[str, float]], None]  # (iteration, total, record)
 
 
 class Solver:
@@ -93,35 +78,9 @@ class Solver:
         gt: Tensor | None = None,
         callback: Callback | None = None,
     ) -> Result:
-        """Reconstruct x (N, B, H, W) from snapshots y (N, H, W)."""
-        iters = self.total_iters()
-        tol = float(self.params.tol)
+        """Reconstruct x (N, *x_shape) from measurements y (N, *meas_shape): :func:`iterate` over
+        :meth:`step` from :meth:`init`'s state."""
         y = y.contiguous()
         state = self.init(op, y, x0)
-        y_norm = torch.linalg.vector_norm(y.flatten(1), dim=1).clamp_min(1e-12)
-        history: list[dict[str, float]] = []
-        x_prev = state["x"]
-        converged = False
-        start = time.perf_counter()
-        k = 0
-        for k in range(1, iters + 1):
-            x = self.step(state, k)
-            residual = torch.linalg.vector_norm((y - op.A(x)).flatten(1), dim=1) / y_norm
-            change = torch.linalg.vector_norm((x - x_prev).flatten(1), dim=1) / torch.linalg.vector_norm(
-                x_prev.flatten(1), dim=1
-            ).clamp_min(1e-12)
-            record = {"iter": k, "residual": float(residual.mean()), "change": float(change.max())}
-            if gt is not None:
-                record["psnr"] = float(frame_psnr(x.abs() if x.is_complex() else x,
-                                                  gt.abs() if gt.is_complex() else gt).mean())
-            record["time"] = time.perf_counter() - start
-            history.append(record)
-            if callback is not None:
-                callback(k, iters, record)
-            if not math.isfinite(record["residual"]):
-                break
-            x_prev = x
-            if tol > 0 and record["change"] < tol:
-                converged = True
-                break
-        return Result(x=state["x"], history=history, iterations=k, converged=converged)
+        return iterate(lambda k: self.step(state, k), state["x"], op, y, iters=self.total_iters(),
+                       tol=float(self.params.tol), gt=gt, callback=callback)

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from scicli.core.errors import UsageError
 from scicli.physics import LinearOperator
-from scicli.algorithms import nesterov
+from scicli.algorithms import nesterov, red_fixed_point, red_gradient
 from scicli.core.params import param
 from scicli.methods.base import Solver
 from scicli.methods.pnp import PnPMixin, denoiser_dtype, pnp_params
@@ -57,13 +57,10 @@ class Red(PnPMixin, Solver):
     def step(self, s: dict[str, Any], k: int) -> Tensor:
         p, op, y, L = self.params, s["op"], s["y"], s["L"]
         if p.scheme == "fixed-point":
-            v = self.denoise(s["x"], k)
-            s["x"] = op.project(v, y, 1.0 / (1.0 + p.tau)) if L is None else op.prox_l2(v, y, p.tau * L)
+            s["x"] = red_fixed_point(op, y, self.denoise(s["x"], k), p.tau, L)
             return s["x"]
         z = s["z"]
-        r = op.A(z) - y
-        grad = op.A_adjoint(op.gram_inverse(r) if L is None else r / L) + p.tau * (z - self.denoise(z, k))
-        x = z - p.step / (1.0 + p.tau) * grad
+        x = z - p.step / (1.0 + p.tau) * red_gradient(op, z, y, self.denoise(z, k), p.tau, L)
         s["z"] = nesterov(x, s["x"], k)
         s["x"] = x
         return x

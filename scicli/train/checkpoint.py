@@ -8,32 +8,39 @@ from typing import Any
 
 
 from scicli.core.errors import UsageError
-from scicli.core.params import coerce
+from scicli.core.params import check_range, coerce
 from scicli.fixedpoint import Backward, make_options, settings_options
-from scicli.methods.deq_models import DEFAULT_SOLVE, PRIORS, RECONSTRUCTORS, STARTS
-from scicli.weights.store import build_model, check_method, is_reconstruction, load_checkpoint
-
-GAP_KEYS: dict[str, type] = {"prior": str, "sigma": float, "accelerate": bool, "start": str, "learned_start": bool}
-"""Options of the GAP map of deq-gap and unrolled-gap (see :class:`scicli.nets.deq.DEQGap`)."""
-GAP_DEFAULTS: dict[str, Any] = {"prior": "ffdnet", "sigma": 10.0, "accelerate": True, "start": "gap-tv",
-                                "learned_start": True}
-
-RNN_KEYS: dict[str, type] = {"hidden": int, "start": str, "accelerate": bool, "tv_weight": float, "tv_iters": int}
-"""Options of the deq-rnn cell (see :class:`scicli.nets.deq.DEQRnn`)."""
-RNN_DEFAULTS: dict[str, Any] = {"hidden": 8, "start": "gap-tv", "accelerate": True, "tv_weight": 0.1, "tv_iters": 5}
+from scicli.methods.learned import DEFAULT_SOLVE, LearnedMap, option_fields
+from scicli.weights.store import MODELS, build_model, check_method, is_reconstruction, load_checkpoint
 
 SOLVE_KEYS: dict[str, type] = {k: type(v) for k, v in DEFAULT_SOLVE.items()} | {"iters": int}
 """Fixed-point settings a reconstruction network stores (``-p NAME=VALUE`` at training)."""
+MAP_KEYS: dict[str, type] = {"channels": list, "width": int, "depth": int, "spectral_norm": bool, "centre": bool}
+"""What every learned map has: its U-Net's scales (``channels`` or ``width``/``depth``), spectral norm, centring."""
 
-MODEL_KEYS: dict[str, dict[str, type]] = {
+DENOISER_KEYS: dict[str, dict[str, type]] = {
     "dncnn": {"depth": int, "width": int},
     "unet": {"channels": list, "width": int, "depth": int},
     "video": {"channels": list, "width": int, "depth": int, "frames": int},
-    **{m: {"channels": list, "width": int, "depth": int, "spectral_norm": bool, "centre": bool, **SOLVE_KEYS,
-           **(RNN_KEYS if m == "deq-rnn" else GAP_KEYS)} for m in RECONSTRUCTORS},
 }
-DEFAULT_WIDTH = {"dncnn": 32, "unet": 16, "video": 32, **{m: 32 for m in RECONSTRUCTORS}}
-DEFAULT_DEPTH = {"dncnn": 10, "unet": 3, "video": 2, **{m: 3 for m in RECONSTRUCTORS}}
+
+
+def learned_map(method: str) -> type[LearnedMap]:
+    """The map class of a learned reconstruction method."""
+    return MODELS.get(method).factory
+
+
+def model_keys(method: str) -> dict[str, type]:
+    """The ``-p`` names a trainable method takes at training, with their types."""
+    if method in DENOISER_KEYS:
+        return DENOISER_KEYS[method]
+    return {**MAP_KEYS, **SOLVE_KEYS, **{f.name: type(f.default) for f in option_fields(learned_map(method))}}
+
+
+DEFAULT_WIDTH = {"dncnn": 32, "unet": 16, "video": 32}
+DEFAULT_DEPTH = {"dncnn": 10, "unet": 3, "video": 2}
+MAP_WIDTH, MAP_DEPTH = 32, 3
+"""The U-Net scales of a learned map by default: 32, 64, 128 channels."""
 
 
 def _parse_value(method: str, name: str, text: str, kind: type) -> Any:
@@ -42,30 +49,25 @@ def _parse_value(method: str, name: str, text: str, kind: type) -> Any:
 
 
 def reconstruction_config(method: str, frames: int, channels: list[int], params: dict[str, str]) -> dict[str, Any]:
-    """Config of a reconstruction network: U-Net ``channels`` (from :func:`model_config`),
-    spectral norm, hidden channels (deq-rnn) and the fixed-point settings in ``params``."""
+    """Config of a learned map: U-Net ``channels`` (from :func:`model_config`), spectral norm,
+    centring, the map's declared options (``Options``: checked by their declared ranges) and the
+    fixed-point settings in ``params``."""
+    cls = learned_map(method)
     config: dict[str, Any] = {"frames": int(frames), "channels": channels,
                               "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "0"), bool),
                               "centre": _parse_value(method, "centre", params.pop("centre", "1"), bool)}
-    keys, defaults = (RNN_KEYS, RNN_DEFAULTS) if method == "deq-rnn" else (GAP_KEYS, GAP_DEFAULTS)
-    for key, kind in keys.items():
-        config[key] = _parse_value(method, key, params.pop(key), kind) if key in params else defaults[key]
-    if config.get("hidden", 1) < 1 or config.get("tv_iters", 1) < 1 or config.get("tv_weight", 0) < 0:
-        raise UsageError(f"{method}: need hidden >= 1, tv_iters >= 1 and tv_weight >= 0")
-    if config.get("prior", PRIORS[0]) not in PRIORS:
-        raise UsageError(f"{method}: prior must be one of {', '.join(PRIORS)}, got '{config['prior']}'")
-    if config["start"] not in STARTS:
-        raise UsageError(f"{method}: start must be one of {', '.join(STARTS)}, got '{config['start']}'")
-    if not 0 < config.get("sigma", 1.0) <= 255:
-        raise UsageError(f"{method}: sigma must be in (0, 255], got {config['sigma']:g}")
+    for f in option_fields(cls):
+        value = _parse_value(method, f.name, params.pop(f.name), type(f.default)) if f.name in params else f.default
+        check_range(f.name, value, f.metadata)
+        config[f.name] = value
     solve = {k: _parse_value(method, k, v, SOLVE_KEYS[k]) for k, v in params.items()}
-    if "iters" in solve and method != "unrolled-gap":
-        raise UsageError(f"{method}: -p iters applies to unrolled-gap (a DEQ runs to its tolerance: max_iter, tol)")
+    if "iters" in solve and not cls.unrolled:
+        raise UsageError(f"{method}: -p iters applies to unrolled networks (a DEQ runs to its tolerance: max_iter, tol)")
     full = {**DEFAULT_SOLVE, **solve}
     Backward.parse(full["backward"])
     make_options(full["solver"], **settings_options(full, full["tol"], full["max_iter"]))
-    if method == "unrolled-gap" and solve.get("iters", 10) < 1:
-        raise UsageError("unrolled-gap: iters must be >= 1")
+    if cls.unrolled and solve.get("iters", 10) < 1:
+        raise UsageError(f"{method}: iters must be >= 1")
     config["solve"] = solve
     return config
 
@@ -77,11 +79,11 @@ def model_options(method: str, config: dict[str, Any]) -> list[str]:
         parts += ["-p", "spectral_norm=1"]
     if "centre" in config and not config["centre"]:
         parts += ["-p", "centre=0"]
-    for key, default in (RNN_DEFAULTS if method == "deq-rnn" else GAP_DEFAULTS).items():
-        if key in config and config[key] != default:
-            value = config[key]
-            parts += ["-p", f"{key}={int(value) if isinstance(value, bool) else value:g}"
-                      if isinstance(value, (float, bool)) else f"{key}={value}"]
+    for f in option_fields(learned_map(method)):
+        if f.name in config and config[f.name] != f.default:
+            value = config[f.name]
+            parts += ["-p", f"{f.name}={int(value) if isinstance(value, bool) else value:g}"
+                      if isinstance(value, (float, bool)) else f"{f.name}={value}"]
     for key, value in (config.get("solve") or {}).items():
         if key in DEFAULT_SOLVE and DEFAULT_SOLVE[key] == value:
             continue
@@ -121,7 +123,7 @@ def model_config(method: str, width: int | None = None, depth: int | None = None
     """
     check_method(method)
     params = dict(params or {})
-    allowed = MODEL_KEYS[method]
+    allowed = model_keys(method)
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise UsageError(f"unknown {method} option(s) {', '.join(unknown)} (known: {', '.join(sorted(allowed))})")
@@ -135,7 +137,9 @@ def model_config(method: str, width: int | None = None, depth: int | None = None
                 value = int(params[name])
             except ValueError:
                 raise UsageError(f"-p {name}={params[name]}: expected an integer") from None
-        value = (DEFAULT_WIDTH if name == "width" else DEFAULT_DEPTH)[method] if value is None else value
+        if value is None:
+            defaults = (DEFAULT_WIDTH, MAP_WIDTH) if name == "width" else (DEFAULT_DEPTH, MAP_DEPTH)
+            value = defaults[0].get(method, defaults[1])
         low = 2 if (name == "depth" and method == "dncnn") else 1
         high = 6 if (name == "depth" and method != "dncnn") else (1024 if is_reconstruction(method) else 4096)
         if value < low or value > high:

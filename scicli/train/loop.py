@@ -284,6 +284,19 @@ class DenoiseTask:
         return validate(model, items, self.args.val_sigmas, device)
 
 
+class Objective(nn.Module):
+    """The loss of a training step as a module, ``objective(x, step, key) = task.loss(model, ...)``:
+    what DDP wraps, so that every hook the task calls on the model (the reconstruction, one step
+    of the map, the start) runs inside one ``forward`` and its gradients are synchronised."""
+
+    def __init__(self, task: Task, model: nn.Module) -> None:
+        super().__init__()
+        self.task, self.model = task, model
+
+    def forward(self, x: Tensor, step: int, key: int) -> Tensor:
+        return self.task.loss(self.model, x, step, key)
+
+
 def make_task(args: TrainArgs) -> Task:
     """The training task of ``args.method``: denoising or SCI reconstruction."""
     if is_reconstruction(args.method):
@@ -433,7 +446,7 @@ class Trainer:
             if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
                 raise UsageError("--compile on a CPU needs a C++ compiler (c++, g++ or clang++ on PATH)")
             compile_networks(model)
-        self.runner = dist.wrap(model)
+        self.objective = dist.wrap(Objective(self.task, model))
         # frozen parameters (a prior) get no gradient: Adam skips them
         self.optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
         total_steps = args.epochs * steps
@@ -496,7 +509,7 @@ class Trainer:
         """One optimisation step on the batch ``x``; returns the loss (mean over processes)."""
         x = x.to(self.device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.args.amp):
-            loss = self.task.loss(self.runner, x, self.step_count, self.dist.step_key(self.step_count))
+            loss = self.objective(x, self.step_count, self.dist.step_key(self.step_count))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -127,19 +127,17 @@ class SCITask:
         key = step if key is None else key
         op, y = self.problem(x, key)
         if self.supervise == "start":  # the learned start alone (no fixed-point solve)
-            start, _ = model(y, op, start_only=True)
-            return F.mse_loss(start, x)
+            return F.mse_loss(model.start_estimate(y, op), x)
         if step < self.warmup:
-            out, _ = model(y, op, one_step=self.perturb(x, op, y, key))
-            return F.mse_loss(out, x)
-        config = getattr(model, "module", model).config
+            return F.mse_loss(model.one_step(self.perturb(x, op, y, key), y, op), x)
+        config = model.config
         solve = None
         if self.supervise == "all" and "iters" not in config["solve"]:
             # the iterate after k + 1 evaluations, k ~ U{0..max_iter - 1}, gradient of the last one
             k = int(np.random.default_rng(_seed(self.seed, 0xA11, key)).integers(int(config["solve"]["max_iter"])))
             solve = {"max_iter": k, "backward": "jfb"}
         if config.get("learned_start"):  # the start's refinement learns to be close to x too
-            out, _, start = model(y, op, solve=solve, with_start=True)
+            out, _, start = model.reconstruct_with_start(y, op, solve=solve)
             return F.mse_loss(out, x) + F.mse_loss(start, x)
         out, _ = model(y, op, solve=solve)
         return F.mse_loss(out, x)

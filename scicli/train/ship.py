@@ -20,7 +20,7 @@ import torch
 from scicli.core.errors import UsageError
 from scicli.core.params import coerce
 from scicli.io import atomic_write, write_json
-from scicli.methods.deq_models import DEFAULT_SOLVE, INFERENCE_KEYS
+from scicli.methods.learned import DEFAULT_SOLVE, INFERENCE_KEYS
 from scicli.data.datasets import SourceCache, center_crops, list_sources, split_sources
 from scicli.train.loop import TrainArgs, read_log, validate
 from scicli.train.sci import SCITask

@@ -1,0 +1,258 @@
+"""What every learned reconstruction method shares: the map's base class, its solver, its registration.
+
+A learned method is one file (``deq_gap.py``, ``deq_rnn.py``, ``unrolled_gap.py``) holding a
+:class:`LearnedMap` subclass, a map ``z' = f(z; y, A)`` on a state z whose first B channels are
+the estimate, and one :func:`register_learned` call. The map's options are a dataclass of
+:func:`scicli.core.params.param` fields (``Options``: what ``scicli train -p NAME=VALUE``
+sets); it is run by a runner of :mod:`scicli.methods.runners` (``equilibrium`` for a DEQ,
+``unroll`` for an unrolled network) and trained through named hooks:
+
+    forward(y, A)                    the reconstruction and the runner's record
+    reconstruct_with_start(y, A)     the same and the start's estimate (a learned start's loss)
+    start_estimate(y, A)             the start alone (to train a learned start by itself)
+    one_step(x, y, A)                one application of the map to an estimate (denoising pre-training)
+
+The weights file (``--weights RUN/best.pt``, or ``scicli/weights/<method>.pt`` when scicli ships
+one) holds the method, the map's config and its weights; the fixed-point settings a user gives
+override the ones stored with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from scicli.core.errors import UsageError
+from scicli.core.params import param
+from scicli.fixedpoint import Info, make_options, settings_options
+from scicli.methods.base import Solver
+from scicli.methods.registry import register
+from scicli.methods.runners import Callback, Result, equilibrium
+from scicli.metrics import frame_psnr
+from scicli.physics import LinearOperator, VideoSCI
+from scicli.weights.store import load_model, register_model
+
+DEFAULT_SOLVE: dict[str, Any] = {"solver": "anderson", "max_iter": 30, "tol": 1e-3, "m": 5, "lam": 1e-4,
+                                 "beta": 1.0, "backward": "implicit", "backward_max_iter": 30,
+                                 "backward_tol": 1e-4}
+"""Fixed-point settings of a DEQ (training defaults; stored in the config)."""
+INFERENCE_KEYS = ("solver", "max_iter", "tol", "m", "lam", "beta")
+"""The settings that shape a forward solve (what ``reconstruct -p`` and ``ship --solve`` may set)."""
+
+
+class LearnedMap(nn.Module):
+    """Base of the learned maps ``f(z; y, A)`` for video SCI (B frames per snapshot).
+
+    Subclasses set ``method`` and ``Options`` and implement :meth:`f`; :meth:`start`,
+    :meth:`lift` and :meth:`run` have defaults (``y / R`` for every frame, the estimate itself,
+    the equilibrium runner)."""
+
+    method: ClassVar[str] = ""
+    operator: ClassVar[str] = "video-sci"
+    unrolled: ClassVar[bool] = False
+    """True for a map run a fixed number of times (``-p iters=K``) rather than to its fixed point."""
+
+    @dataclass
+    class Options:
+        """The map's own options (none here)."""
+
+    def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
+                 solve: dict[str, Any] | None = None, centre: bool = False) -> None:
+        super().__init__()
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames}")
+        settings = dict(DEFAULT_SOLVE)
+        unknown = sorted(set(solve or {}) - set(settings) - {"iters"})
+        if unknown:
+            raise ValueError(f"unknown solve settings {unknown}")
+        settings.update(solve or {})
+        self.frames = int(frames)
+        self.config: dict[str, Any] = {"frames": self.frames, "channels": [int(c) for c in channels],
+                                       "spectral_norm": bool(spectral_norm), "solve": settings,
+                                       "centre": bool(centre)}
+        self.centre = bool(centre)
+
+    # -- the map ------------------------------------------------------------------------
+    def start(self, op: VideoSCI, y: Tensor) -> Tensor:
+        """The start state: ``x_t = y / R`` for every frame (the per-pixel mean of the open frames)."""
+        x = op.gram_inverse(y).unsqueeze(1).expand(-1, self.frames, -1, -1)
+        return self.lift(x.contiguous())
+
+    def f(self, z: Tensor, op: VideoSCI, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def lift(self, x: Tensor) -> Tensor:
+        """The state of an estimate x (x itself; a map with more state adds it at zero)."""
+        return x
+
+    def image(self, z: Tensor) -> Tensor:
+        """The estimate of state z: its first B channels."""
+        return z[:, : self.frames]
+
+    def run(self, f, z0: Tensor, settings: dict[str, Any]) -> tuple[Tensor, Info]:
+        """Solve ``z = f(z)`` from z0 (:func:`scicli.methods.runners.equilibrium`)."""
+        return equilibrium(f, z0, settings)
+
+    # -- the hooks ----------------------------------------------------------------------
+    def check(self, op: LinearOperator, y: Tensor) -> None:
+        """A one-line UsageError for an operator the weights do not fit."""
+        if not isinstance(op, VideoSCI):
+            raise UsageError(f"{self.method} is a {self.operator} network; it does not apply to operator '{op.name}'")
+        if op.frames != self.frames:
+            raise UsageError(f"{self.method} weights are for B={self.frames} frames per snapshot; "
+                             f"this mask has B={op.frames} (train weights for it with --frames {op.frames})")
+
+    def _prime(self) -> None:
+        """Inside ``parametrize.cached()``: compute the normalised weights once, with autograd
+        when it is on, so the no-grad forward solve and the recorded steps share them."""
+        for m in self.modules():
+            if parametrize.is_parametrized(m, "weight"):
+                m.weight  # noqa: B018 - the access fills the cache
+
+    def settings(self, solve: dict[str, Any] | None) -> dict[str, Any]:
+        """The stored fixed-point settings updated by ``solve``."""
+        return {**self.config["solve"], **(solve or {})}
+
+    def forward(self, y: Tensor, op: VideoSCI, solve: dict[str, Any] | None = None,
+                z0: Tensor | None = None) -> tuple[Tensor, Info]:
+        """The reconstruction (N, B, H, W) of snapshots y (N, H, W) from the start state (or
+        ``z0``) and the runner's record."""
+        x, info, _ = self.reconstruct_with_start(y, op, solve, z0)
+        return x, info
+
+    def reconstruct_with_start(self, y: Tensor, op: VideoSCI, solve: dict[str, Any] | None = None,
+                               z0: Tensor | None = None) -> tuple[Tensor, Info, Tensor]:
+        """The reconstruction, the record and the start's estimate (with its gradient when the
+        start is learned)."""
+        self.check(op, y)
+        with parametrize.cached():
+            self._prime()
+            start = self.start(op, y) if z0 is None else z0
+            z, info = self.run(lambda z: self.f(z, op, y), start, self.settings(solve))
+        return self.image(z), info, self.image(start)
+
+    def start_estimate(self, y: Tensor, op: VideoSCI) -> Tensor:
+        """The start's estimate alone (no solve)."""
+        self.check(op, y)
+        with parametrize.cached():
+            self._prime()
+            return self.image(self.start(op, y))
+
+    def one_step(self, x: Tensor, y: Tensor, op: VideoSCI) -> Tensor:
+        """One application of the map to the estimate x (other state at zero)."""
+        self.check(op, y)
+        with parametrize.cached():
+            self._prime()
+            return self.image(self.f(self.lift(x), op, y))
+
+
+def load_reconstructor(method: str, weights: str | Path | None) -> nn.Module:
+    """The eval-mode network of ``weights`` (a checkpoint file or run directory, default: the
+    shipped file) for ``method``."""
+    return load_model(method, weights, option="--weights RUN/best.pt")
+
+
+class LearnedSolver(Solver):
+    """Runs a trained map; the history lists the runner's residual per evaluation (and the PSNR
+    of the result against a given ground truth)."""
+
+    method: ClassVar[str] = ""
+    trainable = True
+
+    def __init__(self, **overrides: Any) -> None:
+        super().__init__(**overrides)
+        self.given = set(overrides)  # what the user set; the rest comes from the weights' settings
+        if hasattr(self.params, "solver"):  # fixed-point options checked before any data is read
+            st = {**DEFAULT_SOLVE, "max_iter": 1, **self.settings()}
+            make_options(st["solver"], **settings_options(st, st["tol"], st["max_iter"]))
+        self.model = load_reconstructor(self.method, self.params.weights)
+
+    def settings(self) -> dict[str, Any]:
+        """The fixed-point settings the user gave (-p solver= max_iter= tol= m= lam= beta=,
+        iters=); everything else is what was stored with the weights."""
+        p = self.params
+        out = {k: getattr(p, k) for k in (*INFERENCE_KEYS, "iters") if k in self.given and hasattr(p, k)}
+        if not out.get("max_iter", 1):  # max_iter=0: the stored budget
+            del out["max_iter"]
+        if not out.get("iters", 1):
+            del out["iters"]
+        return out
+
+    def effective_settings(self) -> dict[str, Any]:
+        """The settings a solve uses: those stored with the weights, updated by the user's."""
+        return self.model.settings(self.settings())
+
+    def total_iters(self) -> int:
+        used = self.effective_settings()
+        return int(used.get("iters", 10)) if self.model.unrolled else int(used["max_iter"])
+
+    @torch.no_grad()
+    def solve(self, op: LinearOperator, y: Tensor, *, x0: Tensor | None = None, gt: Tensor | None = None,
+              callback: Callback | None = None) -> Result:
+        self.model.check(op, y)
+        model = self.model.to(device=y.device, dtype=y.dtype)
+        z0 = None if x0 is None else model.lift(x0.to(y.dtype))
+        x, info = model(y, op, solve=self.settings(), z0=z0)
+        history = [{"iter": k, "fixed_point_residual": r} for k, r in enumerate(info.residuals, start=1)]
+        if gt is not None and history:
+            history[-1]["psnr"] = float(frame_psnr(x, gt).mean())
+        if callback is not None:
+            total = max(len(history), 1)
+            for k, rec in enumerate(history, start=1):
+                callback(k, total, rec)
+        if info.diverged:
+            warnings.warn(f"{self.method}: the fixed-point solve stopped early ({info.diverged}); "
+                          f"returning the best iterate (step {info.best_step})", RuntimeWarning, stacklevel=2)
+        return Result(x=x, history=history, iterations=info.steps, converged=info.converged)
+
+
+def equilibrium_params() -> type:
+    """The ``-p`` parameters of a DEQ method at reconstruction: weights and fixed-point settings."""
+    stored = "; default: as stored with the weights"
+
+    @dataclass
+    class DEQParams:
+        weights: str = param("", "trained weights (a scicli train checkpoint; default: the shipped file)")
+        solver: str = param("anderson", "fixed-point solver: anderson, broyden or fixed-point" + stored)
+        max_iter: int = param(0, "most evaluations of the map (0: the budget stored with the weights)", low=0)
+        tol: float = param(1e-3, "stop at relative residual ||f(z) - z|| / ||f(z)|| <= tol" + stored, low=0)
+        m: int = param(5, "Anderson history size" + stored, low=1)
+        lam: float = param(1e-4, "Anderson regularisation (relative)" + stored, low=0)
+        beta: float = param(1.0, "relaxation: z <- (1 - beta) z + beta f(z) (mixed, for Anderson)" + stored,
+                            positive=True)
+
+    return DEQParams
+
+
+def unrolled_params() -> type:
+    """The ``-p`` parameters of an unrolled method at reconstruction: weights and the step count."""
+
+    @dataclass
+    class UnrolledParams:
+        weights: str = param("", "trained weights (a scicli train checkpoint; default: the shipped file)")
+        iters: int = param(0, "unrolled steps (0: as trained)", low=0)
+
+    return UnrolledParams
+
+
+def option_fields(model: type[LearnedMap]) -> list[dataclasses.Field]:
+    """The declared options of a learned map (``-p NAME=VALUE`` of ``scicli train``)."""
+    return list(dataclasses.fields(model.Options))
+
+
+def register_learned(model: type[LearnedMap], summary: str) -> type[LearnedSolver]:
+    """Register a learned map under ``model.method``: its builder in the weights store and its
+    solver (parameters by the runner: unrolled or equilibrium) in :data:`METHODS`."""
+    register_model(model.method, kind="reconstruction", summary=(model.__doc__ or model.method).splitlines()[0])(model)
+    params = unrolled_params() if model.unrolled else equilibrium_params()
+    solver = type(f"{model.__name__}Solver", (LearnedSolver,), {"method": model.method, "Params": params,
+                                                                 "__doc__": summary})
+    register(model.method, summary=summary, trainable=True)(solver)
+    return solver

@@ -1,0 +1,105 @@
+"""The three ways a method runs its iteration, written once.
+
+    iterate       the classical loop: no autograd, ``x_k = step(k)`` until k = iters or
+                  ``||x_k - x_{k-1}|| / ||x_{k-1}|| < tol`` for every measurement of the batch,
+                  with a per-iteration record (residual ``||y - A x|| / ||y||``, change, PSNR
+                  against a given ground truth, seconds)
+    unroll        K applications ``z_{k+1} = f(z_k)`` recorded for backprop (unrolled networks)
+    equilibrium   the fixed point ``z* = f(z*)`` by a fixed-point solver without autograd, then
+                  one recorded application whose gradient is the implicit one (deep equilibrium)
+
+The steps themselves are :mod:`scicli.algorithms`'; a method chooses its runner.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from scicli.fixedpoint import Info, attach_gradient, make_solver, relative_residual, settings_options, solve_fixed_point
+from scicli.metrics import frame_psnr
+from scicli.physics import LinearOperator
+
+Callback = Callable[[int, int, dict[str, float]], None]  # (iteration, total, record)
+
+
+@dataclass
+class Result:
+    """A reconstruction and what happened on the way."""
+
+    x: Tensor
+    history: list[dict[str, float]]
+    iterations: int
+    converged: bool
+
+
+def _norms(t: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(t.flatten(1), dim=1)
+
+
+@torch.no_grad()
+def iterate(step: Callable[[int], Tensor], x0: Tensor, op: LinearOperator, y: Tensor, *, iters: int,
+            tol: float = 0.0, gt: Tensor | None = None, callback: Callback | None = None) -> Result:
+    """Run ``x_k = step(k)``, k = 1..iters, from ``x0``; stop early at relative change < ``tol``
+    (0: never) or at a non-finite residual. The record of iteration k holds ``iter``,
+    ``residual`` (mean over the batch), ``change`` (max over the batch), ``psnr`` (mean per-frame
+    PSNR against ``gt``, of the magnitudes for complex images) and ``time``."""
+    y_norm = _norms(y).clamp_min(1e-12)
+    history: list[dict[str, float]] = []
+    x = x_prev = x0
+    converged = False
+    start = time.perf_counter()
+    k = 0
+    for k in range(1, iters + 1):
+        x = step(k)
+        residual = _norms(y - op.A(x)) / y_norm
+        change = _norms(x - x_prev) / _norms(x_prev).clamp_min(1e-12)
+        record = {"iter": k, "residual": float(residual.mean()), "change": float(change.max())}
+        if gt is not None:
+            record["psnr"] = float(frame_psnr(x.abs() if x.is_complex() else x,
+                                              gt.abs() if gt.is_complex() else gt).mean())
+        record["time"] = time.perf_counter() - start
+        history.append(record)
+        if callback is not None:
+            callback(k, iters, record)
+        if not math.isfinite(record["residual"]):
+            break
+        x_prev = x
+        if tol > 0 and record["change"] < tol:
+            converged = True
+            break
+    return Result(x=x, history=history, iterations=k, converged=converged)
+
+
+def unroll(f: Callable[[Tensor], Tensor], z0: Tensor, steps: int) -> tuple[Tensor, Info]:
+    """``f`` applied ``steps`` times from ``z0`` with autograd (when it is on): the unrolled network.
+    The record lists the relative change of every step; a fixed number of steps is the method
+    itself, so the result counts as converged."""
+    info = Info()
+    z = z0
+    for _ in range(int(steps)):
+        fz = f(z)
+        info.residuals.append(float(relative_residual(fz.detach(), z.detach()).max()))
+        info.steps += 1
+        z = fz
+    info.best_step = info.steps
+    info.converged = True
+    return z, info
+
+
+def equilibrium(f: Callable[[Tensor], Tensor], z0: Tensor, settings: dict[str, Any]) -> tuple[Tensor, Info]:
+    """The fixed point of ``f`` from ``z0`` with the fixed-point ``settings`` (solver, max_iter,
+    tol, backward, backward_max_iter, backward_tol and the solver's own options); its gradient is
+    the ``backward`` one (implicit, neumann:K or jfb). ``max_iter = 0``: the first application
+    alone, recorded (training on the first iterate)."""
+    s = settings
+    if int(s["max_iter"]) == 0:
+        return attach_gradient(f, z0, "jfb"), Info(steps=1)
+    solver = make_solver(s["solver"], **settings_options(s, s["tol"], s["max_iter"]))
+    back = make_solver(s["solver"], **settings_options(s, s["backward_tol"], s["backward_max_iter"]))
+    return solve_fixed_point(f, z0, solver, s["backward"], back)
