@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 x0, base_s, base_it = (None, 0.0, 0) if args.pnp_from_scratch else gap_tv()
                 t1 = time.perf_counter()
-                r = REGISTRY.get("pnp-gap").factory(**pnp_params).solve(op, y, x0=x0)
+                r = REGISTRY.get("pnp-gap").factory.from_command_line(**pnp_params).solve(op, y, x0=x0)
                 x, seconds = r.x, base_s + time.perf_counter() - t1
                 iters_text = f"{r.iterations}" if x0 is None else f"{base_it}+{r.iterations}"
             if device.type == "cuda":

@@ -124,7 +124,7 @@ def make_solver(method: str, params: dict[str, Any]):
     if method == "qinit":
         return None
     extra = {"denoiser": "ffdnet"} if method == "pnp-admm" else {}
-    return REGISTRY.get(method).factory(**extra, **params)
+    return REGISTRY.get(method).factory.from_command_line(**extra, **params)  # sigma on 0..255
 
 
 def reconstruct(method: str, solver, op: BlockCS, y: torch.Tensor, gt: torch.Tensor | None = None):

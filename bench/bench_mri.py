@@ -95,7 +95,7 @@ def solver_for(method: str, args: argparse.Namespace):
     if method == "admm-tv":
         return REGISTRY.get("admm-tv").factory(iters=args.tv_iters, tv_weight=args.tv_weight,
                                               tv_iters=args.tv_inner, gamma=args.tv_gamma)
-    return REGISTRY.get("pnp-admm").factory(denoiser="ffdnet", sigma=floats(args.sigma),
+    return REGISTRY.get("pnp-admm").factory.from_command_line(denoiser="ffdnet", sigma=floats(args.sigma),
                                            iters=floats(args.pnp_iters), gamma=args.pnp_gamma)
 
 

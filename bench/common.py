@@ -88,13 +88,13 @@ def effective_params(solver: Any) -> dict[str, Any]:
         keys = ("iters",) if hasattr(solver.params, "iters") else ("solver", "max_iter", "tol", "m", "beta")
         used = solver.effective_settings()
         return {k: used[k] for k in keys if k in used}
-    return vars(solver.params)
+    return solver.command_line_params()  # as typed: noise levels on 0..255
 
 
 def run(scene: Scene, method: str, params: dict, repeat: int, warmup: bool = True,
         x0: torch.Tensor | None = None) -> dict:
     """Time ``repeat`` solves (after an optional warm-up) and score the last one."""
-    solver = METHODS.get(method).factory(**params)
+    solver = METHODS.get(method).factory.from_command_line(**params)  # as typed: sigma on 0..255
     if warmup:
         solver.solve(scene.op, scene.y, x0=x0)
     times = []

@@ -14,6 +14,7 @@ from scicli.methods.deq_gap import DEQGap
 from scicli.methods.deq_rnn import DEQRnn
 from scicli.methods.unrolled_gap import UnrolledGap
 from scicli.physics import VideoSCI
+from scicli.weights.store import FORMAT, load_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -221,11 +222,11 @@ def test_an_untrained_deq_gap_is_pnp_gap_with_ffdnet_at_its_sigma_from_the_gap_t
     from scicli.methods.gap import GapTV, PnPGap
 
     op, y, _ = _sci(P=32)
-    model = DEQGap(frames=4, channels=(8, 16), sigma=12.0)
+    model = DEQGap(frames=4, channels=(8, 16), sigma=12 / 255)
     with torch.no_grad():  # (with autograd on, one more recorded application carries the gradient)
         x, info = model(y, op, solve={"solver": "fixed-point", "max_iter": 5, "tol": 0})
     x0 = GapTV().solve(op, y).x
-    ref = PnPGap(denoiser="ffdnet", sigma=[12.0], iters=[5]).solve(op, y, x0=x0).x
+    ref = PnPGap(denoiser="ffdnet", sigma=[12 / 255], iters=[5]).solve(op, y, x0=x0).x
     assert info.steps == 5
     assert torch.allclose(x, ref, atol=1e-4)
 
@@ -356,3 +357,14 @@ def test_implicit_backward_warns_when_it_cannot_converge():
         z.sum().backward()
     assert any("did not converge" in str(c.message) for c in caught)
     assert math.isfinite(float(w.grad))
+
+
+def test_a_version_1_checkpoint_quoting_sigma_on_0_255_loads_with_sigma_on_0_1(tmp_path) -> None:
+    """Format 1 stored the prior's sigma as typed (12); format 2 holds levels on [0, 1]."""
+    model = DEQGap(frames=4, channels=(8,), sigma=12 / 255)
+    old = {"format": FORMAT, "format_version": 1, "method": "deq-gap", "config": {**model.config, "sigma": 12.0},
+           "model": model.state_dict(), "args": {"model": {**model.config, "sigma": 12.0}}}
+    torch.save(old, tmp_path / "old.pt")
+    loaded = load_model("deq-gap", tmp_path / "old.pt")
+    assert loaded.config["sigma"] == pytest.approx(12 / 255)
+    assert float(loaded.sigma) == pytest.approx(12 / 255)

@@ -1,7 +1,7 @@
 """Specification of the plug-and-play solvers ``pnp-gap``, ``pnp-admm`` and ``red``.
 
 Each solver plugs a registered denoiser ``D(x, sigma)`` (``--denoiser``, default ffdnet) into
-its iteration and anneals the noise level: ``sigma=(s_1, ..., s_m)`` (0..255 scale) with
+its iteration and anneals the noise level: ``sigma=(s_1, ..., s_m)`` (on [0, 1]; 0..255 as typed) with
 ``iters=(n_1, ..., n_m)`` runs n_1 iterations at s_1 / 255, then n_2 at s_2 / 255, ...; the
 denoiser sees the whole (N, B, H, W) batch in one call per iteration. A warm start ``x0``
 (``--x0``) replaces the solver's own initial estimate.
@@ -138,7 +138,7 @@ def test_sigma_schedule_runs_each_level_for_its_block_of_iterations(problem, mon
     """iters=(2, 3), sigma=(50, 25): five iterations, D sees 50/255 twice, then 25/255 three times,
     each time the whole (N, B, H, W) batch in one call."""
     schedule = {"iters": (2, 3), "sigma": (50, 25)} if form == "tuples" else {"iters": "2,3", "sigma": "50,25"}
-    solver = METHODS.get(name).factory(**schedule, **extra)
+    solver = METHODS.get(name).factory.from_command_line(**schedule, **extra)  # as typed: 0..255
     assert solver.total_iters() == 5
     spy = SpyDenoiser()
     monkeypatch.setattr(solver, "denoiser", spy)
@@ -156,7 +156,7 @@ def test_sigma_schedule_runs_each_level_for_its_block_of_iterations(problem, mon
 def test_precision_sets_the_denoisers_dtype_and_the_iterate_keeps_float32(problem, monkeypatch, name, precision,
                                                                           dtype) -> None:
     """On the CPU 'auto' is the data's dtype (on CUDA it would be float16)."""
-    solver = METHODS.get(name).factory(sigma=(25,), iters=(1,), precision=precision)
+    solver = METHODS.get(name).factory.from_command_line(sigma=(25,), iters=(1,), precision=precision)
     spy = SpyDenoiser()
     monkeypatch.setattr(solver, "denoiser", spy)
     x = solver.solve(problem.op, problem.y).x
@@ -173,7 +173,8 @@ def test_unknown_precision_is_a_usage_error(name) -> None:
 def test_default_schedule_is_the_fields_ffdnet_schedule() -> None:
     solver = METHODS.get("pnp-gap").factory()
     assert solver.params.denoiser == "ffdnet"
-    assert tuple(solver.params.sigma) == (50, 25, 12, 6)
+    assert solver.params.sigma == pytest.approx((50 / 255, 25 / 255, 12 / 255, 6 / 255))  # [0, 1] inside
+    assert solver.command_line_params()["sigma"] == pytest.approx((50, 25, 12, 6))  # 0..255 as typed
     assert tuple(solver.params.iters) == (10, 10, 10, 10)
     assert solver.total_iters() == 40
 
@@ -181,7 +182,7 @@ def test_default_schedule_is_the_fields_ffdnet_schedule() -> None:
 @pytest.mark.parametrize("name", PNP)
 def test_schedule_length_mismatch_is_a_usage_error_naming_both_options(name) -> None:
     with pytest.raises(UsageError) as info:
-        METHODS.get(name).factory(sigma="50,25", iters="3")
+        METHODS.get(name).factory.from_command_line(sigma="50,25", iters="3")
     assert "--sigma" in str(info.value) and "--iters" in str(info.value)
 
 
@@ -205,7 +206,7 @@ def test_schedule_length_mismatch_is_a_usage_error_naming_both_options(name) -> 
 def test_bad_sigma_or_iters_is_a_usage_error(sigma, iters) -> None:
     """Noise levels must be finite and > 0; iteration counts whole numbers >= 1."""
     with pytest.raises(UsageError):
-        METHODS.get("pnp-gap").factory(sigma=sigma, iters=iters)
+        METHODS.get("pnp-gap").factory.from_command_line(sigma=sigma, iters=iters)
 
 
 @pytest.mark.parametrize("name", PNP)
@@ -248,7 +249,7 @@ def test_warm_start_from_a_consistent_estimate_does_not_blow_up(problem, consist
     then A x0 = y makes x0 a fixed point of the projection, and only the denoiser acts."""
     start = float(problem.psnr(consistent_x0).mean())
     x0 = consistent_x0.clone()
-    solver = METHODS.get(name).factory(sigma=(WARM_SIGMA,), iters=(3,), **extra)
+    solver = METHODS.get(name).factory.from_command_line(sigma=(WARM_SIGMA,), iters=(3,), **extra)
     result = solver.solve(problem.op, problem.y, x0=x0, gt=problem.gt)
     assert torch.equal(x0, consistent_x0), "the solver modified x0 in place"
     first = result.history[0]["psnr"]

@@ -105,7 +105,7 @@ def test_describe_lists_every_parameter_with_help(method: str) -> None:
     names = [name for name, _, _ in rows]
     assert "iters" in names and "tol" in names
     assert all(isinstance(h, str) and h for _, _, h in rows)
-    defaults = vars(solver(method).params)
+    defaults = solver(method).command_line_params()  # as the command line quotes them (noise levels x 255)
     assert {name: default for name, default, _ in rows} == defaults
 
 

@@ -84,7 +84,7 @@ def test_measurements_follow_the_forward_model():
     x = torch.rand(2, 4, 8, 8)
     op, y = task.problem(x, step=3)
     assert torch.allclose(y, (op.mask * x).sum(dim=1))
-    noisy = SCITask(frames=4, mask="random", meas_noise=25.0, seed=0)
+    noisy = SCITask(frames=4, mask="random", meas_noise=25 / 255, seed=0)
     _, yn = noisy.problem(x, step=3)
     assert 0 < float((yn - y).std()) < 25 / 255
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -126,7 +125,7 @@ def reconstruct_cmd(
         if v is not None
     }
     overrides.update(parse_params(param))
-    solver = entry.factory(**overrides)
+    solver = entry.factory.from_command_line(**overrides)
     if ssim not in ("skimage", "matlab"):
         raise UsageError(f"--ssim must be skimage or matlab, got '{ssim}'")
     if dtype not in ("float32", "uint8", "uint16"):
@@ -233,7 +232,7 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
         "method": method,
         "operator": problem.operator,
         "operator_options": problem.options,
-        "parameters": dataclasses.asdict(solver.params),
+        "parameters": solver.command_line_params(),
         "problem": problem.info,
         "shape": {"measurements": K, "frames": B, "height": frames.shape[1], "width": frames.shape[2]},
         "channels": OPERATORS.get(problem.operator).factory.x_unit + "s",

@@ -4,26 +4,58 @@ A method, denoiser or operator declares its settings as a dataclass whose fields
 :func:`param` (default, one-line help, admissible range); values typed on the command line
 (``-p NAME=VALUE``, ``--operator-param NAME=VALUE``) are converted by :func:`coerce` to the
 type of the default and checked by :func:`check_range`.
+
+A noise level (``param(..., level=True)``) is held on [0, 1] like the data; the command line
+quotes it on the 0..255 scale: :func:`from_command_line` converts typed values on their way in,
+:func:`to_command_line` for display and for the record of a run (:mod:`scicli.core.units`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import field
 from typing import Any
 
 from scicli.core.errors import UsageError
+from scicli.core.units import level, level255
 
-__all__ = ["check_range", "coerce", "param"]
+__all__ = ["check_range", "coerce", "from_command_line", "param", "to_command_line"]
 
 
 def param(default: Any, help: str, *, low: float | None = None, high: float | None = None,
-          positive: bool = False, choices: tuple[str, ...] | None = None) -> Any:
+          positive: bool = False, choices: tuple[str, ...] | None = None, level: bool = False) -> Any:
     """A parameter with its default, a one-line help and its admissible values (``low`` /
     ``high``: smallest / largest allowed number; ``positive``: strictly above zero; ``choices``:
-    the allowed words)."""
+    the allowed words). ``level``: a noise level, on [0, 1] here and 0..255 on the command line."""
     return field(default=default, metadata={"help": help, "low": low, "high": high, "positive": positive,
-                                            "choices": choices})
+                                            "choices": choices, "level": level})
+
+
+def _scale(value: Any, convert: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return type(value)(convert(float(v)) for v in value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return convert(float(value))
+    return value
+
+
+def from_command_line(params: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Values typed on the command line for dataclass ``params``: noise levels (0..255) divided
+    by 255 after :func:`coerce`; the rest as given (the dataclass's own checks follow)."""
+    fields = {f.name: f for f in dataclasses.fields(params)}
+    out = dict(values)
+    for name, value in values.items():
+        f = fields.get(name)
+        if f is not None and f.metadata.get("level"):
+            out[name] = _scale(coerce(name, value, type(f.default)), level)
+    return out
+
+
+def to_command_line(params: Any) -> dict[str, Any]:
+    """The fields of a params dataclass as the command line quotes them (noise levels x 255)."""
+    return {f.name: _scale(getattr(params, f.name), level255) if f.metadata.get("level") else getattr(params, f.name)
+            for f in dataclasses.fields(params)}
 
 
 def check_range(name: str, value: Any, meta: Any) -> None:

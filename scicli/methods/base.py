@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from scicli.core.params import check_range, coerce
+from scicli.core.params import check_range, coerce, from_command_line, to_command_line
 from scicli.core.errors import UsageError
 from scicli.methods.runners import Callback, Result, iterate
 from scicli.physics import LinearOperator
@@ -52,9 +52,19 @@ class Solver:
         return cls.Params(**values)
 
     @classmethod
+    def from_command_line(cls, **overrides: Any) -> "Solver":
+        """The solver of parameters as typed on the command line (noise levels on 0..255)."""
+        return cls(**from_command_line(cls.Params, overrides))
+
+    def command_line_params(self) -> dict[str, Any]:
+        """The parameters as the command line quotes them (for reports and reproducing commands)."""
+        return to_command_line(self.params)
+
+    @classmethod
     def describe(cls) -> list[tuple[str, Any, str]]:
-        """(name, default, help) for every hyper-parameter."""
-        return [(f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(cls.Params)]
+        """(name, default as the command line quotes it, help) for every hyper-parameter."""
+        defaults = to_command_line(cls.Params())
+        return [(f.name, defaults[f.name], f.metadata.get("help", "")) for f in dataclasses.fields(cls.Params)]
 
     def total_iters(self) -> int:
         """Number of iterations the loop runs at most."""

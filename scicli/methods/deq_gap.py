@@ -60,13 +60,14 @@ class DEQGap(LearnedMap):
 
         prior: str = param("ffdnet", "the denoiser of the step: ffdnet (frozen, learned sigma) or none",
                            choices=PRIORS)
-        sigma: float = param(10.0, "the prior's initial noise level, on the 0..255 scale", positive=True, high=255)
+        sigma: float = param(level(10.0), "the prior's initial noise level (0..255 on the command line)",
+                             positive=True, high=1.0, level=True)
         accelerate: bool = param(True, "accumulate the residual e (accelerated GAP)")
         start: str = param("gap-tv", "the start: the gap-tv estimate or y / R (mean)", choices=STARTS)
         learned_start: bool = param(True, "refine the start with a second U-Net")
 
     def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
-                 solve: dict[str, Any] | None = None, prior: str = "ffdnet", sigma: float = 10.0,
+                 solve: dict[str, Any] | None = None, prior: str = "ffdnet", sigma: float = level(10.0),
                  accelerate: bool = True, start: str = "gap-tv", learned_start: bool = False,
                  centre: bool = False) -> None:
         super().__init__(frames, channels, spectral_norm, solve, centre)
@@ -74,8 +75,8 @@ class DEQGap(LearnedMap):
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
         if start not in STARTS:
             raise ValueError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma}")
+        if not 0 < sigma <= 1:
+            raise ValueError(f"sigma (a noise level on [0, 1]) must be in (0, 1], got {sigma}")
         self.config.update(prior=prior, sigma=float(sigma), accelerate=bool(accelerate), start=start,
                            learned_start=bool(learned_start))
         self.accelerate, self.start_kind = bool(accelerate), start
@@ -83,7 +84,7 @@ class DEQGap(LearnedMap):
         if prior == "ffdnet":
             # the registry's FFDNet (IPOL weights, frozen by requires_grad): gradients reach its input
             self.prior: nn.Module | None = DENOISERS.get("ffdnet").factory()
-            self.log_sigma = nn.Parameter(torch.tensor(math.log(level(sigma))))
+            self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))
         else:
             self.prior = None
         self.net = self.correction(channels, spectral_norm, centre)

@@ -1,8 +1,9 @@
 """Plug-and-play pieces shared by PnP solvers: the denoiser and its sigma schedule.
 
-The field anneals the noise level: e.g. FFDNet with sigma = 50, 25, 12, 6 (on the 0..255
-scale) for 10 iterations each. ``sigma`` and ``iters`` are lists of equal length; iteration
-k uses ``sigma_j / 255`` for the j-th block of ``iters_j`` iterations.
+The field anneals the noise level: e.g. FFDNet with sigma = 50, 25, 12, 6 (/255) for 10
+iterations each. ``sigma`` (noise levels on [0, 1]; 0..255 on the command line) and ``iters``
+are lists of equal length; iteration k uses ``sigma_j`` for the j-th block of ``iters_j``
+iterations.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def pnp_params(sigmas: tuple = (50.0, 25.0, 12.0, 6.0), blocks: tuple = (10.0, 1
     @dataclass
     class PnPParams:
         denoiser: str = param("ffdnet", "denoiser D(x, sigma) (tv, ffdnet, ...)")
-        sigma: tuple = param(sigmas, "noise levels on the 0..255 scale, one per block (for tv: 255 x TV weight)")
+        sigma: tuple = param(tuple(level(s) for s in sigmas),
+                             "noise levels (0..255 on the command line), one per block (for tv: the TV weight)",
+                             level=True)
         iters: tuple = param(blocks, "iterations per sigma block")
         weights: str = param("", "weights file for the denoiser (default: the shipped or packaged one)")
         precision: str = param("auto", "denoiser arithmetic: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, "
@@ -65,7 +68,7 @@ class PnPMixin:
             not math.isfinite(n) or int(n) != n or n < 1 for n in p.iters
         ):
             raise UsageError("--sigma levels must be > 0 and --iters entries whole numbers >= 1")
-        self.schedule = [level(s) for s, n in zip(p.sigma, p.iters) for _ in range(int(n))]
+        self.schedule = [float(s) for s, n in zip(p.sigma, p.iters) for _ in range(int(n))]
         if p.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{p.precision}'")
         entry = DENOISERS.get(p.denoiser)

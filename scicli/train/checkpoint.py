@@ -8,7 +8,7 @@ from typing import Any
 
 
 from scicli.core.errors import UsageError
-from scicli.core.params import check_range, coerce
+from scicli.core.params import check_range, coerce, from_command_line, to_command_line
 from scicli.fixedpoint import Backward, make_options, settings_options
 from scicli.methods.learned import DEFAULT_SOLVE, LearnedMap, option_fields
 from scicli.weights.store import MODELS, build_model, check_method, is_reconstruction, load_checkpoint
@@ -56,8 +56,11 @@ def reconstruction_config(method: str, frames: int, channels: list[int], params:
     config: dict[str, Any] = {"frames": int(frames), "channels": channels,
                               "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "0"), bool),
                               "centre": _parse_value(method, "centre", params.pop("centre", "1"), bool)}
+    given = {f.name: _parse_value(method, f.name, params.pop(f.name), type(f.default))
+             for f in option_fields(cls) if f.name in params}
+    given = from_command_line(cls.Options, given)  # noise levels typed on 0..255
     for f in option_fields(cls):
-        value = _parse_value(method, f.name, params.pop(f.name), type(f.default)) if f.name in params else f.default
+        value = given.get(f.name, f.default)
         check_range(f.name, value, f.metadata)
         config[f.name] = value
     solve = {k: _parse_value(method, k, v, SOLVE_KEYS[k]) for k, v in params.items()}
@@ -79,9 +82,11 @@ def model_options(method: str, config: dict[str, Any]) -> list[str]:
         parts += ["-p", "spectral_norm=1"]
     if "centre" in config and not config["centre"]:
         parts += ["-p", "centre=0"]
-    for f in option_fields(learned_map(method)):
+    cls = learned_map(method)
+    typed = to_command_line(cls.Options(**{f.name: config[f.name] for f in option_fields(cls) if f.name in config}))
+    for f in option_fields(cls):  # as typed: noise levels on 0..255
         if f.name in config and config[f.name] != f.default:
-            value = config[f.name]
+            value = typed[f.name]
             parts += ["-p", f"{f.name}={int(value) if isinstance(value, bool) else value:g}"
                       if isinstance(value, (float, bool)) else f"{f.name}={value}"]
     for key, value in (config.get("solve") or {}).items():

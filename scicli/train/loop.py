@@ -40,7 +40,7 @@ from scicli.io import write_json
 from scicli.io import write_text
 from scicli.metrics import sample_psnr
 from scicli.core.seeding import rng_state, set_rng_state
-from scicli.core.units import level
+from scicli.core.units import level, level255
 from scicli.train.checkpoint import load_init, model_options
 from scicli.data.datasets import ClipDataset, PatchDataset, SourceCache, center_crops, list_sources, split_sources
 from scicli.core.seeding import derive_seed as _seed
@@ -64,7 +64,9 @@ RESUME_OVERRIDABLE = ("epochs", "device", "log_every", "workers", "amp", "compil
 
 @dataclass
 class TrainArgs:
-    """Everything that defines a training run (stored in every checkpoint as plain values)."""
+    """Everything that defines a training run (stored in every checkpoint as plain values): the
+    record of the command line, so noise levels (``sigma_range``, ``val_sigmas``, ``meas_noise``)
+    are on 0..255 as typed; the tasks take them on [0, 1] (:func:`make_task`)."""
 
     method: str
     data: list[str]
@@ -187,10 +189,10 @@ def cosine_factor(step: int, total: int) -> float:
 
 
 def noisy_batch(x: Tensor, lo: float, hi: float, seed: int, step: int) -> tuple[Tensor, Tensor]:
-    """``(x + sigma n, sigma)`` with ``sigma ~ U(lo, hi) / 255`` per image and the noise of
-    step ``step`` drawn on the CPU from (seed, step): identical on every device and on resume."""
+    """``(x + sigma n, sigma)`` with ``sigma ~ U(lo, hi)`` per image (noise levels on [0, 1]) and
+    the noise of step ``step`` drawn on the CPU from (seed, step): identical on every device and on resume."""
     gen = torch.Generator().manual_seed(_seed(seed, 0x7E57, step))
-    sigma = level(lo + (hi - lo) * torch.rand(x.shape[0], generator=gen, dtype=torch.float64))
+    sigma = lo + (hi - lo) * torch.rand(x.shape[0], generator=gen, dtype=torch.float64)
     noise = torch.randn(x.shape, generator=gen, dtype=torch.float32)
     sigma = sigma.to(torch.float32)
     noisy = x + (sigma.reshape(-1, 1, 1, 1) * noise).to(x.device)
@@ -200,7 +202,8 @@ def noisy_batch(x: Tensor, lo: float, hi: float, seed: int, step: int) -> tuple[
 @torch.no_grad()
 def validate(model: nn.Module | None, items: Sequence[np.ndarray], sigmas: Sequence[float],
              device: torch.device, chunk: int = 16) -> dict[str, float]:
-    """Mean PSNR of ``D(x + sigma n, sigma)`` over the validation items, per sigma (0..255).
+    """Mean PSNR of ``D(x + sigma n, sigma)`` over the validation items, per sigma (on [0, 1];
+    the scores are keyed by the level on 0..255, as the command line quotes it).
 
     The noise is fixed (seeded by sigma and item), so epochs and runs compare directly.
     ``model=None`` scores the noisy input itself.
@@ -219,14 +222,15 @@ def validate(model: nn.Module | None, items: Sequence[np.ndarray], sigmas: Seque
                 part = idx[k:k + chunk]
                 clean = torch.stack([torch.from_numpy(items[j]) for j in part])  # (n, 1, h, w)
                 noise = torch.stack([
-                    torch.randn(items[j].shape, generator=torch.Generator().manual_seed(_seed(0x7A1, float(s), j)))
+                    torch.randn(items[j].shape,
+                                generator=torch.Generator().manual_seed(_seed(0x7A1, float(_sigma_key(level255(s))), j)))
                     for j in part
                 ])
-                noisy = clean + level(s) * noise
-                out = noisy if model is None else model(noisy.to(device), level(s)).cpu()
+                noisy = clean + s * noise
+                out = noisy if model is None else model(noisy.to(device), s).cpu()
                 c = clean.shape[1] // 2  # multi-frame items: score the centre frame
                 values.extend(sample_psnr(out[:, -1:] if out.shape[1] == 1 else out[:, c:c + 1], clean[:, c:c + 1]).tolist())
-        scores[_sigma_key(s)] = float(np.mean(values)) if values else float("nan")
+        scores[_sigma_key(level255(s))] = float(np.mean(values)) if values else float("nan")
     if model is not None and was_training:
         model.train()
     return scores
@@ -261,6 +265,8 @@ class DenoiseTask:
     def __init__(self, args: TrainArgs) -> None:
         self.args = args
         self.window = int((args.model or {}).get("frames", 0)) if args.method == "video" else 0
+        self.sigma_range = tuple(level(s) for s in args.sigma_range)  # the record's 0..255, on [0, 1]
+        self.val_sigmas = [level(s) for s in args.val_sigmas]
 
     def dataset(self, sources: Sequence[Any], patch: int, cache: SourceCache) -> Any:
         if self.window:
@@ -271,17 +277,17 @@ class DenoiseTask:
         return center_crops(sources, size, frames=max(self.window, 1), cache=cache)
 
     def loss(self, model: nn.Module, x: Tensor, step: int, key: int | None = None) -> Tensor:
-        lo, hi = self.args.sigma_range
+        lo, hi = self.sigma_range
         noisy, sigma = noisy_batch(x, lo, hi, self.args.seed, step if key is None else key)
         w = self.window
         target = x[:, w // 2: w // 2 + 1] if w else x
         return F.mse_loss(model(noisy, sigma), target)
 
     def baseline(self, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
-        return validate(None, items, self.args.val_sigmas, device)
+        return validate(None, items, self.val_sigmas, device)
 
     def validate(self, model: nn.Module, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
-        return validate(model, items, self.args.val_sigmas, device)
+        return validate(model, items, self.val_sigmas, device)
 
 
 class Objective(nn.Module):
@@ -300,7 +306,8 @@ class Objective(nn.Module):
 def make_task(args: TrainArgs) -> Task:
     """The training task of ``args.method``: denoising or SCI reconstruction."""
     if is_reconstruction(args.method):
-        return SCITask(args.frames, args.mask, args.meas_noise, args.seed, args.warmup, args.sigma_range,
+        return SCITask(args.frames, args.mask, level(args.meas_noise), args.seed, args.warmup,
+                       [level(s) for s in args.sigma_range],
                        args.supervise)
     return DenoiseTask(args)
 

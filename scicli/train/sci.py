@@ -4,7 +4,7 @@ Each step draws clips x (N, B, P, P) from the dataset (videos, frame folders, or
 panned by a smooth synthetic camera motion), masks M (N, B, P, P) like the target camera's
 (``random``: Bernoulli(1/2) per pixel and frame; ``shifted``: one pattern moved one pixel per
 frame; a mask file: random P x P windows of it), and measurement noise of level
-``sigma_n ~ U(0, meas_noise) / 255``:
+``sigma_n ~ U(0, meas_noise)`` (noise levels on [0, 1]):
 
     y = sum_t M_t x_t + sigma_n n,     L(theta) = mean || x*_theta(y, M) - x ||^2
 
@@ -90,7 +90,7 @@ class SCITask:
     """Clips -> coded snapshots -> reconstruction loss; validation PSNR of the reconstructions."""
 
     def __init__(self, frames: int, mask: str, meas_noise: float, seed: int, warmup: int = 0,
-                 sigma_range: Sequence[float] = (0.0, 50.0), supervise: str = "last") -> None:
+                 sigma_range: Sequence[float] = (0.0, level(50.0)), supervise: str = "last") -> None:
         self.frames = int(frames)
         self.warmup = int(warmup)
         self.sigma_range = tuple(float(s) for s in sigma_range)
@@ -111,14 +111,14 @@ class SCITask:
         N, B, H, W = x.shape
         mask = self.masks.batch(N, H, W, step, tag)
         gen = torch.Generator().manual_seed(_seed(self.seed, tag + 1, step))
-        sigma = torch.rand(N, generator=gen) * level(self.meas_noise)
+        sigma = torch.rand(N, generator=gen) * self.meas_noise
         noise = torch.randn((N, H, W), generator=gen)
         return measure(x, mask.to(x.device), sigma.to(x.device), noise.to(x.device))
 
     def loss(self, model: nn.Module, x: Tensor, step: int, key: int | None = None) -> Tensor:
         """Step ``step`` (random streams from ``key``, default ``step``): during the first
         ``warmup`` steps the map is pre-trained as a denoiser, ``||f(x + sigma n) - x||^2``
-        with ``sigma ~ U(sigma_range) / 255`` (a learned map that starts as a real denoiser
+        with ``sigma ~ U(sigma_range)`` (a learned map that starts as a real denoiser
         is a near-contraction, which the fixed-point solve needs); then the fixed point, or with
         ``supervise="all"`` the iterate after a random number of evaluations (every iterate on
         the way is trained to be close to x: a map that converges in few evaluations); with
@@ -144,14 +144,14 @@ class SCITask:
 
     def perturb(self, x: Tensor, op: VideoSCI, y: Tensor, key: int) -> Tensor:
         """An iterate-like estimate of x: ``x + a (x0 - x) + sigma n`` with the solver's start
-        x0, ``a ~ U(0, 1)`` and ``sigma ~ U(sigma_range) / 255`` per clip; the fixed-point
+        x0, ``a ~ U(0, 1)`` and ``sigma ~ U(sigma_range)`` per clip; the fixed-point
         iterates travel from x0 towards x, and the map learns to move every point of that path
         closer to x (which makes x an attracting fixed point)."""
         gen = torch.Generator().manual_seed(_seed(self.seed, 0xD0, key))
         N = x.shape[0]
         lo, hi = self.sigma_range
         a = torch.rand((N, 1, 1, 1), generator=gen).to(x.device)
-        sigma = level(lo + (hi - lo) * torch.rand((N, 1, 1, 1), generator=gen)).to(x.device)
+        sigma = (lo + (hi - lo) * torch.rand((N, 1, 1, 1), generator=gen)).to(x.device)
         x0 = op.gram_inverse(y).unsqueeze(1)  # the start x_t = y / R of every model
         return x + a * (x0 - x) + sigma * torch.randn(x.shape, generator=gen).to(x.device)
 

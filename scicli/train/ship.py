@@ -19,6 +19,7 @@ import torch
 
 from scicli.core.errors import UsageError
 from scicli.core.params import coerce
+from scicli.core.units import level
 from scicli.io import atomic_write, write_json
 from scicli.methods.learned import DEFAULT_SOLVE, INFERENCE_KEYS
 from scicli.data.datasets import SourceCache, center_crops, list_sources, split_sources
@@ -45,7 +46,7 @@ def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
     if is_reconstruction(ckpt["method"]):
         if name != "untrained":
             raise UsageError(f"baseline '{name}' is not supported for {ckpt['method']} (only untrained)")
-        task = SCITask(args.frames, args.mask, args.meas_noise, args.seed)
+        task = SCITask(args.frames, args.mask, level(args.meas_noise), args.seed)
         return task.validate(build_model(ckpt["method"], dict(ckpt["config"])).eval(), items, torch.device("cpu"))
     if name != "ffdnet":
         raise UsageError(f"baseline '{name}' is not supported (only ffdnet)")
@@ -53,7 +54,7 @@ def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
         model = build_model("video", dict(ckpt["config"])).eval()
     else:
         model = load_ffdnet()
-    return validate(model, items, args.val_sigmas, torch.device("cpu"))
+    return validate(model, items, [level(s) for s in args.val_sigmas], torch.device("cpu"))
 
 
 def inference_settings(items: Sequence[str], method: str) -> dict[str, Any]:

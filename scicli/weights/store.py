@@ -13,6 +13,7 @@ methods from their own files. Loading never imports training code.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any, Callable
@@ -22,10 +23,12 @@ from torch import nn
 
 from scicli.core.errors import DataError, ScicliError, UsageError
 from scicli.core.registry import Registry
+from scicli.core.units import LEVEL_SCALE
 from scicli.io import atomic_write
 
 FORMAT = "scicli-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: noise levels in a model's config on [0, 1] (version 1 quoted them on 0..255, as typed)."""
 WEIGHTS_DIR = Path(__file__).resolve().parent
 """Where scicli's shipped weights and their ``manifest.json`` live."""
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -96,6 +99,26 @@ def load_checkpoint(path: Path, method: str | None = None) -> dict[str, Any]:
         raise DataError(f"{path}: checkpoint format {ckpt.get('format_version')} is newer than this scicli reads")
     if method is not None and ckpt.get("method") != method:
         raise UsageError(f"{path} holds a '{ckpt.get('method')}' model, not '{method}'")
+    return upgrade(ckpt)
+
+
+def upgrade(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint of an older format in this one's terms: version 1 configs quote the noise
+    levels of a model's options (``param(level=True)`` fields of its ``Options``) on 0..255."""
+    if int(ckpt.get("format_version", 0)) < 2 and ckpt.get("method") in MODELS.names():
+        options = getattr(MODELS.get(str(ckpt["method"])).factory, "Options", None)
+        levels = [f.name for f in dataclasses.fields(options) if f.metadata.get("level")] \
+            if dataclasses.is_dataclass(options) else []
+
+        def convert(config: Any) -> Any:
+            if not isinstance(config, dict):
+                return config
+            return {k: float(v) / LEVEL_SCALE if k in levels and isinstance(v, (int, float)) else v
+                    for k, v in config.items()}
+
+        ckpt = {**ckpt, "config": convert(ckpt.get("config")), "format_version": FORMAT_VERSION}
+        if isinstance(ckpt.get("args"), dict):  # the run's record holds the model config too
+            ckpt["args"] = {**ckpt["args"], "model": convert(ckpt["args"].get("model"))}
     return ckpt
 
 
