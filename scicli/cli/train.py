@@ -11,6 +11,7 @@ from rich.progress import Progress
 
 from scicli.cli.common import guarded, interactive, out, parse_params, plain, progress_bar
 from scicli.core.errors import UsageError
+from scicli.physics import OPERATORS
 from scicli.weights.store import MODELS, check_method, is_reconstruction, load_checkpoint
 
 METHODS = ", ".join(MODELS.names())
@@ -96,7 +97,9 @@ def train_cmd(
     patch: Optional[int] = typer.Option(None, "--patch", help="Training patch size in pixels (default 64)."),
     sigma_range: Optional[str] = typer.Option(None, "--sigma-range", help="Denoisers: noise levels LOW,HIGH on 0..255 (default 0,50)."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Reconstruction methods: frames per snapshot B (default 8)."),
-    mask: Optional[str] = typer.Option(None, "--mask", help="Reconstruction methods: random, shifted, or a mask file (default random)."),
+    mask: Optional[str] = typer.Option(None, "--mask", help="Reconstruction methods: random (random operator instances), shifted (video-sci), or a file of the operator's arrays, e.g. a mask or Phi (default random)."),
+    operator: Optional[str] = typer.Option(None, "--operator", help="Reconstruction methods: the forward model trained on (default video-sci; see scicli methods)."),
+    operator_param: Optional[list[str]] = typer.Option(None, "--operator-param", "-O", help="Operator setting NAME=VALUE for its instances, e.g. ratio=0.1 (cs-block, mri)."),
     meas_noise: Optional[float] = typer.Option(None, "--meas-noise", help="Reconstruction methods: measurement noise up to this level, 0..255 scale (default 0)."),
     amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast (CUDA only)."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the networks (GPU; on a CPU it needs a C++ compiler); the first steps are slow."),
@@ -143,6 +146,8 @@ def train_cmd(
         "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "lr": lr,
         "val_fraction": val_fraction, "device": device_name, "seed": seed, "workers": workers,
         "log_every": log_every, "frames": frames, "mask": mask, "meas_noise": meas_noise,
+        "operator": OPERATORS.get(operator).name if operator is not None else None,
+        "operator_options": parse_params(operator_param) or None,
         "amp": amp or None, "compile": compile_ or None, "warmup": warmup, "supervise": supervise, "init": str(init) if init else None,
     }
     model_given = width is not None or depth is not None or bool(params)

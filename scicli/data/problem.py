@@ -429,3 +429,26 @@ def _operator_orig(path: Path, key: str | None, info: dict[str, Any], problem: P
     info["orig_max_value"] = scale
     out = orig[:K][idx] / scale
     return np.ascontiguousarray(out.astype(np.complex64 if np.iscomplexobj(out) else np.float32))
+
+
+def operator_arrays(path: Path, operator: str) -> dict[str, np.ndarray]:
+    """The role arrays of ``operator`` that file ``path`` holds (training on a fixed instance,
+    ``scicli train --mask FILE``): every role found by its names in a ``.mat``/``.npz`` (the first
+    role also as the file's only array, or as a plain array file); a mask scaled as for
+    reconstruction. Without the first role it is a one-line UsageError; the operator's
+    :meth:`~scicli.physics.LinearOperator.for_images` checks the rest."""
+    cls = OPERATORS.get(operator).factory
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    for i, role in enumerate([*cls.roles, *cls.optional_roles]):
+        key = role_key(path, role, cls.role_aliases.get(role, ()))
+        if key is None and i == 0 and (path.suffix.lower() not in CONTAINERS or len(_keys(path)) == 1):
+            arrays[role] = read_array(path, None, role if role in ROLE_NAMES else None)
+        elif key is not None:
+            arrays[role] = read_array(path, key)
+    first = next(iter(cls.roles))
+    if first not in arrays:
+        raise UsageError(f"--mask {path}: no {first} array ({cls.roles[first]}) for operator '{cls.name}' in it")
+    if "mask" in arrays:
+        arrays["mask"] = mask_values(arrays["mask"], str(path))
+    return arrays

@@ -29,7 +29,7 @@ from scicli.algorithms import gap_step
 from scicli.core.params import param
 from scicli.core.units import level
 from scicli.methods.gap import GapTV
-from scicli.methods.learned import LearnedMap, register_learned
+from scicli.methods.learned import VideoMap, register_learned
 from scicli.nets.unet import JointUNet
 from scicli.physics import VideoSCI
 from scicli.priors import DENOISERS
@@ -38,7 +38,7 @@ PRIORS = ("ffdnet", "none")
 STARTS = ("gap-tv", "mean")
 
 
-class DEQGap(LearnedMap):
+class DEQGap(VideoMap):
     """The accelerated GAP step with a learned denoiser, solved to its fixed point.
 
     With ``accelerate=False`` the state is x alone and ``v = P(x)``; with ``prior="none"``

@@ -1,13 +1,15 @@
 """What every learned reconstruction method shares: the map's base class, its solver, its registration.
 
-A learned method is one file (``deq_gap.py``, ``deq_rnn.py``, ``unrolled_gap.py``) holding a
-:class:`LearnedMap` subclass, a map ``z' = f(z; y, A)`` on a state z whose first B channels are
-the estimate, and one :func:`register_learned` call. The map's options are a dataclass of
+A learned method is one file (``deq_gap.py``, ``deq_rnn.py``, ``unrolled_gap.py``, ...) holding
+a :class:`LearnedMap` subclass, a map ``z' = f(z; y, A)`` on a state z that holds the estimate
+(:class:`VideoMap`: the video SCI maps, whose first B channels are the video), and one
+:func:`register_learned` call. The map's options are a dataclass of
 :func:`scicli.core.params.param` fields (``Options``: what ``scicli train -p NAME=VALUE``
 sets); it is run by a runner of :mod:`scicli.methods.runners` (``equilibrium`` for a DEQ,
 ``unroll`` for an unrolled network) and trained through named hooks:
 
     forward(y, A)                    the reconstruction and the runner's record
+    training_loss(y, A, x)           the loss against the ground truth (MSE, plus a method's own terms)
     reconstruct_with_start(y, A)     the same and the start's estimate (a learned start's loss)
     start_estimate(y, A)             the start alone (to train a learned start by itself)
     one_step(x, y, A)                one application of the map to an estimate (denoising pre-training)
@@ -37,6 +39,7 @@ from scicli.methods.registry import register
 from scicli.methods.runners import Callback, Result, equilibrium
 from scicli.metrics import frame_psnr
 from scicli.physics import LinearOperator, VideoSCI
+from scicli.physics.base import signature_mismatch
 from scicli.weights.store import load_model, register_model
 
 DEFAULT_SOLVE: dict[str, Any] = {"solver": "anderson", "max_iter": 30, "tol": 1e-3, "m": 5, "lam": 1e-4,
@@ -48,44 +51,44 @@ INFERENCE_KEYS = ("solver", "max_iter", "tol", "m", "lam", "beta")
 
 
 class LearnedMap(nn.Module):
-    """Base of the learned maps ``f(z; y, A)`` for video SCI (B frames per snapshot).
+    """Base of the learned maps ``f(z; y, A)``: a state z whose estimate is :meth:`image`.
 
-    Subclasses set ``method`` and ``Options`` and implement :meth:`f`; :meth:`start`,
-    :meth:`lift` and :meth:`run` have defaults (``y / R`` for every frame, the estimate itself,
-    the equilibrium runner)."""
+    Subclasses set ``method`` and ``Options`` and implement :meth:`f`; :meth:`start` (the
+    operator's linear estimate), :meth:`lift` / :meth:`image` (the estimate is the state) and
+    :meth:`run` (the equilibrium runner) have defaults. The config stores what the weights were
+    trained for: ``operator`` (a name, or None for any) and ``signature`` (the operator's
+    :meth:`~scicli.physics.LinearOperator.signature`, e.g. m for block CS), so that weights
+    applied to another operator or sampling ratio are refused in one line."""
 
     method: ClassVar[str] = ""
-    operator: ClassVar[str] = "video-sci"
+    operator: ClassVar[str | None] = None
     unrolled: ClassVar[bool] = False
-    """True for a map run a fixed number of times (``-p iters=K``) rather than to its fixed point."""
+    """True for a map run a fixed number of times rather than to its fixed point."""
 
     @dataclass
     class Options:
         """The map's own options (none here)."""
 
-    def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
-                 solve: dict[str, Any] | None = None, centre: bool = False) -> None:
+    def __init__(self, solve: dict[str, Any] | None = None, operator: str | None = None,
+                 signature: dict[str, Any] | None = None) -> None:
         super().__init__()
-        if frames < 1:
-            raise ValueError(f"frames must be >= 1, got {frames}")
         settings = dict(DEFAULT_SOLVE)
         unknown = sorted(set(solve or {}) - set(settings) - {"iters"})
         if unknown:
             raise ValueError(f"unknown solve settings {unknown}")
         settings.update(solve or {})
-        self.frames = int(frames)
-        self.config: dict[str, Any] = {"frames": self.frames, "channels": [int(c) for c in channels],
-                                       "spectral_norm": bool(spectral_norm), "solve": settings,
-                                       "centre": bool(centre)}
-        self.centre = bool(centre)
+        self.config: dict[str, Any] = {"solve": settings}
+        if operator is not None:
+            self.config["operator"] = str(operator)
+        if signature:
+            self.config["signature"] = dict(signature)
 
     # -- the map ------------------------------------------------------------------------
-    def start(self, op: VideoSCI, y: Tensor) -> Tensor:
-        """The start state: ``x_t = y / R`` for every frame (the per-pixel mean of the open frames)."""
-        x = op.gram_inverse(y).unsqueeze(1).expand(-1, self.frames, -1, -1)
-        return self.lift(x.contiguous())
+    def start(self, op: LinearOperator, y: Tensor) -> Tensor:
+        """The start state: the operator's linear estimate (:meth:`LinearOperator.start`)."""
+        return self.lift(op.start(y))
 
-    def f(self, z: Tensor, op: VideoSCI, y: Tensor) -> Tensor:
+    def f(self, z: Tensor, op: LinearOperator, y: Tensor) -> Tensor:
         raise NotImplementedError
 
     def lift(self, x: Tensor) -> Tensor:
@@ -93,22 +96,26 @@ class LearnedMap(nn.Module):
         return x
 
     def image(self, z: Tensor) -> Tensor:
-        """The estimate of state z: its first B channels."""
-        return z[:, : self.frames]
+        """The estimate of state z (z itself)."""
+        return z
 
     def run(self, f, z0: Tensor, settings: dict[str, Any]) -> tuple[Tensor, Info]:
         """Solve ``z = f(z)`` from z0 (:func:`scicli.methods.runners.equilibrium`)."""
         return equilibrium(f, z0, settings)
 
-    # -- the hooks ----------------------------------------------------------------------
+    # -- what the weights fit -------------------------------------------------------------
     def check(self, op: LinearOperator, y: Tensor) -> None:
         """A one-line UsageError for an operator the weights do not fit."""
-        if not isinstance(op, VideoSCI):
-            raise UsageError(f"{self.method} is a {self.operator} network; it does not apply to operator '{op.name}'")
-        if op.frames != self.frames:
-            raise UsageError(f"{self.method} weights are for B={self.frames} frames per snapshot; "
-                             f"this mask has B={op.frames} (train weights for it with --frames {op.frames})")
+        name = self.config.get("operator", self.operator)
+        if name is not None and op.name != name:
+            raise UsageError(f"{self.method} weights are for operator '{name}'; they do not apply to '{op.name}'")
+        bad = signature_mismatch(self.config.get("signature", {}), op.signature())
+        if bad:
+            have = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in op.signature().items())
+            raise UsageError(f"{self.method} weights are for {op.name} with {', '.join(bad)}; this one has {have} "
+                             f"(train weights for it with scicli train --operator {op.name})")
 
+    # -- the hooks ----------------------------------------------------------------------
     def _prime(self) -> None:
         """Inside ``parametrize.cached()``: compute the normalised weights once, with autograd
         when it is on, so the no-grad forward solve and the recorded steps share them."""
@@ -120,14 +127,14 @@ class LearnedMap(nn.Module):
         """The stored fixed-point settings updated by ``solve``."""
         return {**self.config["solve"], **(solve or {})}
 
-    def forward(self, y: Tensor, op: VideoSCI, solve: dict[str, Any] | None = None,
+    def forward(self, y: Tensor, op: LinearOperator, solve: dict[str, Any] | None = None,
                 z0: Tensor | None = None) -> tuple[Tensor, Info]:
-        """The reconstruction (N, B, H, W) of snapshots y (N, H, W) from the start state (or
-        ``z0``) and the runner's record."""
+        """The reconstruction of measurements y from the start state (or ``z0``) and the
+        runner's record."""
         x, info, _ = self.reconstruct_with_start(y, op, solve, z0)
         return x, info
 
-    def reconstruct_with_start(self, y: Tensor, op: VideoSCI, solve: dict[str, Any] | None = None,
+    def reconstruct_with_start(self, y: Tensor, op: LinearOperator, solve: dict[str, Any] | None = None,
                                z0: Tensor | None = None) -> tuple[Tensor, Info, Tensor]:
         """The reconstruction, the record and the start's estimate (with its gradient when the
         start is learned)."""
@@ -138,19 +145,57 @@ class LearnedMap(nn.Module):
             z, info = self.run(lambda z: self.f(z, op, y), start, self.settings(solve))
         return self.image(z), info, self.image(start)
 
-    def start_estimate(self, y: Tensor, op: VideoSCI) -> Tensor:
+    def start_estimate(self, y: Tensor, op: LinearOperator) -> Tensor:
         """The start's estimate alone (no solve)."""
         self.check(op, y)
         with parametrize.cached():
             self._prime()
             return self.image(self.start(op, y))
 
-    def one_step(self, x: Tensor, y: Tensor, op: VideoSCI) -> Tensor:
+    def one_step(self, x: Tensor, y: Tensor, op: LinearOperator) -> Tensor:
         """One application of the map to the estimate x (other state at zero)."""
         self.check(op, y)
         with parametrize.cached():
             self._prime()
             return self.image(self.f(self.lift(x), op, y))
+
+    def training_loss(self, y: Tensor, op: LinearOperator, x: Tensor) -> Tensor:
+        """The loss of one batch against the ground truth x: ``mean ||x*(y, A) - x||^2`` (a
+        method with an extra term, e.g. ISTA-Net's symmetry loss, adds it here)."""
+        return torch.nn.functional.mse_loss(self(y, op)[0], x)
+
+
+class VideoMap(LearnedMap):
+    """A learned map for video SCI with B frames per snapshot and a joint-frame U-Net of
+    ``channels`` scales: the state's first B channels are the video, the start ``y / R``."""
+
+    operator = "video-sci"
+
+    def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
+                 solve: dict[str, Any] | None = None, centre: bool = False) -> None:
+        super().__init__(solve)
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames}")
+        self.frames = int(frames)
+        self.config = {"frames": self.frames, "channels": [int(c) for c in channels],
+                       "spectral_norm": bool(spectral_norm), "solve": self.config["solve"], "centre": bool(centre)}
+        self.centre = bool(centre)
+
+    def start(self, op: VideoSCI, y: Tensor) -> Tensor:
+        """``x_t = y / R`` for every frame (the per-pixel mean of the open frames)."""
+        x = op.gram_inverse(y).unsqueeze(1).expand(-1, self.frames, -1, -1)
+        return self.lift(x.contiguous())
+
+    def image(self, z: Tensor) -> Tensor:
+        """The video of state z: its first B channels."""
+        return z[:, : self.frames]
+
+    def check(self, op: LinearOperator, y: Tensor) -> None:
+        if not isinstance(op, VideoSCI):
+            raise UsageError(f"{self.method} is a video-sci network; it does not apply to operator '{op.name}'")
+        if op.frames != self.frames:
+            raise UsageError(f"{self.method} weights are for B={self.frames} frames per snapshot; "
+                             f"this mask has B={op.frames} (train weights for it with --frames {op.frames})")
 
 
 def load_reconstructor(method: str, weights: str | Path | None) -> nn.Module:

@@ -259,6 +259,20 @@ class LinearOperator(nn.Module):
         """Scalar settings that, with :meth:`arrays`, rebuild this instance."""
         return {}
 
+    def signature(self) -> dict[str, Any]:
+        """What learned weights depend on: the facts of this instance a network trained on another
+        would not fit (B frames, m measurements per block, a sampling ratio). Whole numbers must
+        be equal, fractions within 10 % relative (:func:`signature_mismatch`): random masks of one
+        nominal ratio vary a little."""
+        return {}
+
+    @classmethod
+    def for_images(cls, arrays: dict[str, np.ndarray], shape: tuple[int, ...], **options: Any) -> "LinearOperator":
+        """An instance from the arrays of a file (``--mask FILE`` of training) for images of
+        ``shape`` (C, H, W): :meth:`from_arrays`, completed by the shape where the arrays leave
+        it open (the image size of block CS)."""
+        return cls.from_arrays(arrays, **options)
+
     @classmethod
     def random(cls, shape: tuple[int, ...], *, rng: np.random.Generator, **options: Any) -> "LinearOperator":
         """A random instance for images of ``shape`` (C, H, W) (``scicli simulate`` and training)."""
@@ -303,6 +317,21 @@ class DiagonalGramOperator(LinearOperator):
     def norm(self, **_: Any) -> float:
         """``||A||^2 = ||A A^T|| = max R`` (the Lipschitz constant of the data term)."""
         return float(self.energy.max())
+
+
+def signature_mismatch(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """``NAME VALUE`` for every fact of ``expected`` that ``actual`` does not match (floats within
+    10 % relative, everything else equal)."""
+    out = []
+    for key, want in expected.items():
+        have = actual.get(key)
+        if isinstance(want, float) and isinstance(have, (int, float)) and not isinstance(have, bool):
+            same = abs(float(have) - want) <= 0.1 * max(abs(want), 1e-12)
+        else:
+            same = have == want
+        if not same:
+            out.append(f"{key} {want:g}" if isinstance(want, float) else f"{key} {want}")
+    return out
 
 
 def check_finite_positive(name: str, value: float) -> float:

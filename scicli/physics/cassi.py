@@ -215,6 +215,10 @@ class CASSI(DiagonalGramOperator):
     def options(self) -> dict[str, Any]:
         return {"step": self._step, "bands": self._bands}
 
+    def signature(self) -> dict[str, Any]:
+        """Learned weights fit one number of bands and one dispersion step."""
+        return {"bands": self._bands, "step": self._step}
+
     @classmethod
     def random(cls, shape: tuple[int, ...], *, rng: np.random.Generator, density: float = 0.5,
                step: int = 2, **options: Any) -> "CASSI":

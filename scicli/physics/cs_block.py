@@ -293,6 +293,15 @@ class BlockCS(LinearOperator):
     def options(self) -> dict[str, Any]:
         return {"block": self.block}
 
+    def signature(self) -> dict[str, Any]:
+        """Learned weights fit one block size and one number m of measurements per block."""
+        return {"block": self.block, "m": self.m}
+
+    @classmethod
+    def for_images(cls, arrays: dict[str, np.ndarray], shape: tuple[int, ...], **options: Any) -> "BlockCS":
+        """Phi (and Qinit) of a file for images of ``shape`` (1, H, W): the size comes from the images."""
+        return cls.from_arrays({**arrays, "size": np.array(shape[-2:], dtype=np.int64)}, **options)
+
     @classmethod
     def random(cls, shape: tuple[int, ...], *, rng: np.random.Generator, ratio: float = 0.1,
                block: int = DEFAULT_BLOCK, **options: Any) -> "BlockCS":

@@ -295,6 +295,10 @@ class MRI(LinearOperator):
         mask = self.mask[0] if self.mask.shape[0] == 1 else self.mask
         return {"mask": mask.detach().cpu().numpy()}
 
+    def signature(self) -> dict[str, Any]:
+        """Learned weights fit one sampling ratio (and real or complex images)."""
+        return {"ratio": round(self.ratio, 4), "complex_images": self.complex_images}
+
     def options(self) -> dict[str, Any]:
         return {"complex_images": self.complex_images}
 

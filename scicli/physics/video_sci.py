@@ -52,6 +52,10 @@ class VideoSCI(DiagonalGramOperator):
         """Number of coded frames B in one snapshot."""
         return self.mask.shape[1]
 
+    def signature(self) -> dict[str, Any]:
+        """Learned weights fit one number B of frames per snapshot."""
+        return {"frames": self.frames}
+
     def A(self, x: Tensor) -> Tensor:
         """Snapshot ``y = sum_t M_t * x_t``: (N, B, H, W) -> (N, H, W)."""
         return (self.mask * x).sum(dim=1)

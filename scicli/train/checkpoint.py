@@ -10,7 +10,7 @@ from typing import Any
 from scicli.core.errors import UsageError
 from scicli.core.params import check_range, coerce, from_command_line, to_command_line
 from scicli.fixedpoint import Backward, make_options, settings_options
-from scicli.methods.learned import DEFAULT_SOLVE, LearnedMap, option_fields
+from scicli.methods.learned import DEFAULT_SOLVE, LearnedMap, VideoMap, option_fields
 from scicli.weights.store import MODELS, build_model, check_method, is_reconstruction, load_checkpoint
 
 SOLVE_KEYS: dict[str, type] = {k: type(v) for k, v in DEFAULT_SOLVE.items()} | {"iters": int}
@@ -34,7 +34,9 @@ def model_keys(method: str) -> dict[str, type]:
     """The ``-p`` names a trainable method takes at training, with their types."""
     if method in DENOISER_KEYS:
         return DENOISER_KEYS[method]
-    return {**MAP_KEYS, **SOLVE_KEYS, **{f.name: type(f.default) for f in option_fields(learned_map(method))}}
+    cls = learned_map(method)
+    common = MAP_KEYS if issubclass(cls, VideoMap) else {}
+    return {**common, **SOLVE_KEYS, **{f.name: type(f.default) for f in option_fields(cls)}}
 
 
 DEFAULT_WIDTH = {"dncnn": 32, "unet": 16, "video": 32}
@@ -48,21 +50,24 @@ def _parse_value(method: str, name: str, text: str, kind: type) -> Any:
     return coerce(name, text, kind, f"{method}: -p {name}={text} is not a valid {kind.__name__}")
 
 
-def reconstruction_config(method: str, frames: int, channels: list[int], params: dict[str, str]) -> dict[str, Any]:
-    """Config of a learned map: U-Net ``channels`` (from :func:`model_config`), spectral norm,
-    centring, the map's declared options (``Options``: checked by their declared ranges) and the
-    fixed-point settings in ``params``."""
+def map_options(method: str, params: dict[str, str]) -> dict[str, Any]:
+    """The declared options of a learned map from ``-p NAME=VALUE`` (popped from ``params``):
+    typed, noise levels from 0..255, checked by their declared ranges; defaults for the rest."""
     cls = learned_map(method)
-    config: dict[str, Any] = {"frames": int(frames), "channels": channels,
-                              "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "0"), bool),
-                              "centre": _parse_value(method, "centre", params.pop("centre", "1"), bool)}
     given = {f.name: _parse_value(method, f.name, params.pop(f.name), type(f.default))
              for f in option_fields(cls) if f.name in params}
     given = from_command_line(cls.Options, given)  # noise levels typed on 0..255
+    config = {}
     for f in option_fields(cls):
         value = given.get(f.name, f.default)
         check_range(f.name, value, f.metadata)
         config[f.name] = value
+    return config
+
+
+def solve_config(method: str, params: dict[str, str]) -> dict[str, Any]:
+    """The runner settings a learned map stores, from the remaining ``-p NAME=VALUE``."""
+    cls = learned_map(method)
     solve = {k: _parse_value(method, k, v, SOLVE_KEYS[k]) for k, v in params.items()}
     if "iters" in solve and not cls.unrolled:
         raise UsageError(f"{method}: -p iters applies to unrolled networks (a DEQ runs to its tolerance: max_iter, tol)")
@@ -71,13 +76,25 @@ def reconstruction_config(method: str, frames: int, channels: list[int], params:
     make_options(full["solver"], **settings_options(full, full["tol"], full["max_iter"]))
     if cls.unrolled and solve.get("iters", 10) < 1:
         raise UsageError(f"{method}: iters must be >= 1")
-    config["solve"] = solve
+    return solve
+
+
+def reconstruction_config(method: str, frames: int, channels: list[int], params: dict[str, str]) -> dict[str, Any]:
+    """Config of a learned map: U-Net ``channels`` (from :func:`model_config`), spectral norm,
+    centring, the map's declared options (``Options``: checked by their declared ranges) and the
+    fixed-point settings in ``params``."""
+    config: dict[str, Any] = {"frames": int(frames), "channels": channels,
+                              "spectral_norm": _parse_value(method, "spectral_norm", params.pop("spectral_norm", "0"), bool),
+                              "centre": _parse_value(method, "centre", params.pop("centre", "1"), bool)}
+    config.update(map_options(method, params))
+    config["solve"] = solve_config(method, params)
     return config
 
 
 def model_options(method: str, config: dict[str, Any]) -> list[str]:
     """The ``scicli train`` options that rebuild ``config`` (for the reproducing command)."""
-    parts = ["-p", "channels=" + ",".join(str(c) for c in config["channels"])]
+    parts = ["-p", "channels=" + ",".join(str(c) for c in config["channels"])] if "channels" in config and \
+        issubclass(learned_map(method), VideoMap) else []
     if config.get("spectral_norm", False):
         parts += ["-p", "spectral_norm=1"]
     if "centre" in config and not config["centre"]:
@@ -163,6 +180,12 @@ def model_config(method: str, width: int | None = None, depth: int | None = None
             raise UsageError(f"-p frames={frames}: the temporal window must be odd (3, 5, 7)")
         w, d = number("width", width), number("depth", depth)
         return {"frames": t, "channels": [w * 2 ** i for i in range(d)]}
+    if is_reconstruction(method) and not issubclass(learned_map(method), VideoMap):
+        if width is not None or depth is not None:
+            raise UsageError(f"{method}: --width/--depth do not apply; set its options with -p (see scicli methods -v)")
+        config = map_options(method, params)
+        config["solve"] = solve_config(method, params)
+        return config
     # U-Nets (unet and the reconstruction networks): explicit channels, or --width/--depth
     if "channels" in params:
         if width is not None or depth is not None or "width" in params or "depth" in params:

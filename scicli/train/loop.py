@@ -45,6 +45,7 @@ from scicli.train.checkpoint import load_init, model_options
 from scicli.data.datasets import ClipDataset, PatchDataset, SourceCache, center_crops, list_sources, split_sources
 from scicli.core.seeding import derive_seed as _seed
 from scicli.train.distributed import Distributed
+from scicli.train.operators import RANDOM, OperatorTask
 from scicli.train.sci import MASK_KINDS, SUPERVISE, SCITask
 from scicli.weights.store import (
     FORMAT,
@@ -86,7 +87,9 @@ class TrainArgs:
     workers: int = 0
     device: str = "auto"
     frames: int = 8  # reconstruction methods: frames per snapshot B
-    mask: str = "random"  # random | shifted | a mask file
+    mask: str = "random"  # random | shifted (video-sci) | a file of the operator's arrays
+    operator: str = "video-sci"  # reconstruction methods: the forward model trained on
+    operator_options: dict[str, Any] = field(default_factory=dict)  # -O NAME=VALUE (e.g. ratio=0.1)
     meas_noise: float = 0.0  # measurement noise level, up to this (0..255 scale)
     amp: bool = False  # bfloat16 autocast (CUDA)
     compile: bool = False  # torch.compile the networks (the fixed-point loop stays eager)
@@ -114,12 +117,17 @@ class TrainArgs:
         if is_reconstruction(self.method):
             if self.frames < 1:
                 raise UsageError(f"--frames must be at least 1, got {self.frames}")
-            if self.mask not in MASK_KINDS and not Path(self.mask).is_file():
-                raise UsageError(f"--mask {self.mask}: not random, shifted or an existing mask file")
+            kinds = MASK_KINDS if self.operator == "video-sci" else (RANDOM,)
+            if self.mask not in kinds and not Path(self.mask).is_file():
+                raise UsageError(f"--mask {self.mask}: not {' or '.join(kinds)} or an existing file")
+            if self.operator == "video-sci" and self.operator_options:  # others: checked by the task
+                raise UsageError(f"-O {', '.join(self.operator_options)}: video-sci takes no settings")
             if not (0.0 <= self.meas_noise <= 255.0):
                 raise UsageError(f"--meas-noise must be in [0, 255], got {self.meas_noise}")
             if self.supervise not in SUPERVISE:
                 raise UsageError(f"--supervise must be one of {', '.join(SUPERVISE)}, got '{self.supervise}'")
+            if self.operator != "video-sci" and (self.warmup or self.supervise != "last"):
+                raise UsageError(f"--warmup and --supervise apply to video-sci maps, not --operator {self.operator}")
             if self.supervise == "start" and not (self.model or {}).get("learned_start"):
                 raise UsageError("--supervise start trains the learned start: it needs -p learned_start=1 "
                                  "(deq-gap, unrolled-gap)")
@@ -134,7 +142,11 @@ class TrainArgs:
         for d in self.data:
             parts += ["--data", d]
         parts += ["--out", self.out, "--patch", str(self.patch)]
-        if is_reconstruction(self.method):
+        if is_reconstruction(self.method) and self.operator != "video-sci":
+            parts += ["--operator", self.operator, "--mask", self.mask, "--meas-noise", f"{self.meas_noise:g}"]
+            for key, value in self.operator_options.items():
+                parts += ["-O", f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"]
+        elif is_reconstruction(self.method):
             parts += ["--frames", str(self.frames), "--mask", self.mask, "--meas-noise", f"{self.meas_noise:g}",
                       "--warmup", str(self.warmup), "--supervise", self.supervise, "--sigma-range", f"{self.sigma_range[0]:g},{self.sigma_range[1]:g}"]
         else:
@@ -305,6 +317,9 @@ class Objective(nn.Module):
 
 def make_task(args: TrainArgs) -> Task:
     """The training task of ``args.method``: denoising or SCI reconstruction."""
+    if is_reconstruction(args.method) and args.operator != "video-sci":
+        return OperatorTask(args.operator, args.operator_options, args.mask, level(args.meas_noise), args.seed,
+                            args.patch)
     if is_reconstruction(args.method):
         return SCITask(args.frames, args.mask, level(args.meas_noise), args.seed, args.warmup,
                        [level(s) for s in args.sigma_range],
@@ -447,7 +462,8 @@ class Trainer:
         if args.amp and device.type != "cuda":
             raise UsageError("--amp (bfloat16 autocast) needs a CUDA device")
 
-        self.model = model = build_model(args.method, args.model or {}).to(device)
+        facts = self.task.model_facts() if hasattr(self.task, "model_facts") else {}
+        self.model = model = build_model(args.method, {**(args.model or {}), **facts}).to(device)
         args.model = dict(model.config)
         if args.compile:
             if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
