@@ -33,7 +33,40 @@ from scicli.physics import OPERATORS, LinearOperator
 RANDOM = "random"
 
 
-class OperatorTask:
+class ReconstructionTask:
+    """What the reconstruction tasks share: validation PSNR of the model's reconstructions of the
+    held-out items, each with its own fixed problem (:meth:`problem` with the validation tag),
+    and the same score of the linear start (:meth:`linear_start`) as the baseline."""
+
+    def problem(self, x: Tensor, step: int, tag: int = 0x0B5) -> tuple[LinearOperator, Tensor]:
+        raise NotImplementedError
+
+    def linear_start(self, op: LinearOperator, y: Tensor, x: Tensor) -> Tensor:
+        """The estimate before any learning, shaped like x."""
+        raise NotImplementedError
+
+    def baseline(self, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
+        """The linear start scored like the model (what the network improves on)."""
+        return self.validate(None, items, device)
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module | None, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
+        """Mean PSNR of the reconstructions (of the linear start for ``model=None``)."""
+        if model is not None:
+            was = model.training
+            model.eval()
+        values = []
+        for j, item in enumerate(items):
+            x = torch.from_numpy(item)[None].to(device)
+            op, y = self.problem(x, j, tag=0x7A1)
+            out = self.linear_start(op, y, x) if model is None else model(y, op)[0]
+            values.extend(sample_psnr(out.real if out.is_complex() else out, x).tolist())
+        if model is not None and was:
+            model.train()
+        return {"psnr": float(np.mean(values)) if values else float("nan")}
+
+
+class OperatorTask(ReconstructionTask):
     """Images -> measurements of a (file or random) operator instance -> the model's loss."""
 
     def __init__(self, operator: str, options: dict[str, Any], mask: str, meas_noise: float, seed: int,
@@ -87,22 +120,6 @@ class OperatorTask:
         op, y = self.problem(x, step if key is None else key)
         return model.training_loss(y, op, x)
 
-    def baseline(self, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
-        """The operator's linear start scored like the model (what the network improves on)."""
-        return self.validate(None, items, device)
-
-    @torch.no_grad()
-    def validate(self, model: nn.Module | None, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
-        if model is not None:
-            was = model.training
-            model.eval()
-        values = []
-        for j, item in enumerate(items):
-            x = torch.from_numpy(item)[None].to(device)
-            op, y = self.problem(x, j, tag=0x7A1)
-            out = op.start(y) if model is None else model(y, op)[0]
-            out = out.real if out.is_complex() else out
-            values.extend(sample_psnr(out, x).tolist())
-        if model is not None and was:
-            model.train()
-        return {"psnr": float(np.mean(values)) if values else float("nan")}
+    def linear_start(self, op: LinearOperator, y: Tensor, x: Tensor) -> Tensor:
+        """The operator's own start (:meth:`LinearOperator.start`: Qinit y, zero filling, A^T y)."""
+        return op.start(y)

@@ -28,8 +28,8 @@ from scicli.io import read_array
 from scicli.data.problem import mask_values
 from scicli.physics import VideoSCI
 from scicli.physics.masks import make_mask
-from scicli.metrics import sample_psnr
 from scicli.data.datasets import ClipDataset, Source, SourceCache, center_crops
+from scicli.train.operators import ReconstructionTask
 from scicli.core.seeding import derive_seed as _seed
 from scicli.core.units import level
 
@@ -86,7 +86,7 @@ def measure(x: Tensor, mask: Tensor, sigma: Tensor, noise: Tensor) -> tuple[Vide
     return op, op.A(x) + sigma.reshape(-1, 1, 1) * noise
 
 
-class SCITask:
+class SCITask(ReconstructionTask):
     """Clips -> coded snapshots -> reconstruction loss; validation PSNR of the reconstructions."""
 
     def __init__(self, frames: int, mask: str, meas_noise: float, seed: int, warmup: int = 0,
@@ -155,21 +155,6 @@ class SCITask:
         x0 = op.gram_inverse(y).unsqueeze(1)  # the start x_t = y / R of every model
         return x + a * (x0 - x) + sigma * torch.randn(x.shape, generator=gen).to(x.device)
 
-    def baseline(self, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
-        """The start ``x_t = y / R`` scored like the model (what the network improves on)."""
-        return self.validate(None, items, device)
-
-    @torch.no_grad()
-    def validate(self, model: nn.Module | None, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
-        if model is not None:
-            was = model.training
-            model.eval()
-        values = []
-        for j, item in enumerate(items):
-            x = torch.from_numpy(item)[None].to(device)
-            op, y = self.problem(x, j, tag=0x7A1)
-            out = op.gram_inverse(y).unsqueeze(1).expand_as(x) if model is None else model(y, op)[0]
-            values.extend(sample_psnr(out, x).tolist())
-        if model is not None and was:
-            model.train()
-        return {"psnr": float(np.mean(values)) if values else float("nan")}
+    def linear_start(self, op: VideoSCI, y: Tensor, x: Tensor) -> Tensor:
+        """``x_t = y / R`` for every frame (the start of every video map)."""
+        return op.gram_inverse(y).unsqueeze(1).expand_as(x)
