@@ -9,7 +9,10 @@ each field's metadata) and implements ``init`` and ``step``; :meth:`Solver.solve
 
 and records, per iteration, the relative residual ``||y - A x|| / ||y||`` and, when the ground
 truth is given, the mean per-frame PSNR (frames clipped to [0, 1]; of the magnitudes ``|x|``,
-``|gt|`` for complex images).
+``|gt|`` for complex images). The history is bounded (:class:`History`: every record of the
+first iterations, then ever sparser ones, and always the last), so a huge ``--iters`` costs no
+memory. An iterate that becomes NaN/Inf ends the solve with :class:`Diverged` (exit code 1):
+a non-finite result is never returned.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 from torch import Tensor
 
 from scicli.core.params import check_range, coerce
-from scicli.core.errors import UsageError
+from scicli.core.errors import DataError, UsageError
 from scicli.metrics import frame_psnr
 from scicli.physics import LinearOperator
 
@@ -40,6 +43,43 @@ class Result:
 
 
 Callback = Callable[[int, int, dict[str, float]], None]  # (iteration, total, record)
+
+HISTORY_LIMIT = 1000
+"""Records a :class:`History` keeps at most (plus the last one)."""
+
+
+class Diverged(DataError):
+    """The iterate became NaN/Inf (exit code 1); ``iteration`` is where it was noticed."""
+
+    def __init__(self, message: str, iteration: int) -> None:
+        super().__init__(message)
+        self.iteration = iteration
+
+
+class History:
+    """Per-iteration records in bounded memory: all of them up to ``limit``, then every
+    ``stride``-th (the stride doubles each time the list is full again), and the last one."""
+
+    def __init__(self, limit: int = HISTORY_LIMIT) -> None:
+        self.limit = max(2, int(limit))
+        self.stride = 1
+        self._kept: list[dict[str, float]] = []
+        self._last: dict[str, float] | None = None
+
+    def append(self, record: dict[str, float]) -> None:
+        self._last = record
+        if int(record["iter"]) % self.stride:
+            return
+        self._kept.append(record)
+        if len(self._kept) > self.limit:
+            self.stride *= 2
+            self._kept = [r for r in self._kept if int(r["iter"]) % self.stride == 0 or r is self._kept[0]]
+
+    def records(self) -> list[dict[str, float]]:
+        """The kept records in order, ending with the last one appended."""
+        if self._last is None or (self._kept and self._kept[-1] is self._last):
+            return list(self._kept)
+        return [*self._kept, self._last]
 
 
 class Solver:
@@ -99,7 +139,7 @@ class Solver:
         y = y.contiguous()
         state = self.init(op, y, x0)
         y_norm = torch.linalg.vector_norm(y.flatten(1), dim=1).clamp_min(1e-12)
-        history: list[dict[str, float]] = []
+        history = History()
         x_prev = state["x"]
         converged = False
         start = time.perf_counter()
@@ -118,10 +158,10 @@ class Solver:
             history.append(record)
             if callback is not None:
                 callback(k, iters, record)
-            if not math.isfinite(record["residual"]):
-                break
+            if not math.isfinite(record["residual"]) or not bool(torch.isfinite(x).all()):
+                raise Diverged(f"the iterate became NaN/Inf at iteration {k}", k)
             x_prev = x
             if tol > 0 and record["change"] < tol:
                 converged = True
                 break
-        return Result(x=state["x"], history=history, iterations=k, converged=converged)
+        return Result(x=state["x"], history=history.records(), iterations=k, converged=converged)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -316,6 +317,11 @@ def check_run_dir(out: Path, resume: bool, force: bool) -> None:
         raise UsageError("--resume and --force exclude each other (continue the run, or start it over)")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
+    probe = out.parent
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if os.path.lexists(probe) and not probe.is_dir():
+        raise UsageError(f"--out {out}: {probe} is a file, not a folder")
     if resume:
         if not (out / "last.pt").is_file():
             raise UsageError(f"--resume: {out / 'last.pt'} not found (nothing to resume)")
