@@ -29,6 +29,7 @@ from conftest import B, H, K, W, Scene, invoke_cli
 from scicli.core.errors import DataError, UsageError
 from scicli.data.problem import load_problem
 from scicli.io import WriteGroup, write_json, write_text
+from scicli.io.atomic import remove_stale_temp_files
 from scicli.methods import METHODS
 from scicli.methods.base import History
 from scicli.weights.store import load_checkpoint, save_checkpoint
@@ -105,6 +106,12 @@ class TestOutputIsInput:
         one_line_error(run(inputs, "--out", tmp_path / "x.tif", "--preview", tmp_path / "p.png",
                            "--report", tmp_path / "p.png"), 2, "same file")
 
+    def test_two_outputs_hard_linked_to_each_other(self, inputs: Path, tmp_path: Path) -> None:
+        (tmp_path / "x.tif").write_bytes(b"old")
+        os.link(tmp_path / "x.tif", tmp_path / "x.json")
+        one_line_error(run(inputs, "--out", tmp_path / "x.tif", "--force"), 2, "same file")
+        assert (tmp_path / "x.tif").read_bytes() == b"old"
+
     def test_symlink_and_hard_link_to_an_input(self, inputs: Path, tmp_path: Path) -> None:
         before = snapshot(inputs)
         (tmp_path / "sym.npy").symlink_to(inputs / "meas.npy")
@@ -174,6 +181,10 @@ class TestChecksFirst:
     def test_bad_preview_suffix(self, inputs: Path, tmp_path: Path) -> None:
         one_line_error(run(inputs, "--out", tmp_path / "x.tif", "--preview", tmp_path / "p.jpg"), 2, "p.jpg")
         assert list(tmp_path.glob("x.*")) == []
+
+    @pytest.mark.usefixtures("no_reading")
+    def test_report_that_is_not_json(self, inputs: Path, tmp_path: Path) -> None:
+        one_line_error(run(inputs, "--out", tmp_path / "x.tif", "--report", tmp_path / "r.npy"), 2, "r.npy", ".json")
 
     @pytest.mark.usefixtures("no_reading")
     def test_parent_of_out_is_a_file(self, inputs: Path, tmp_path: Path) -> None:
@@ -266,6 +277,10 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_one(tmp_path: Path)
     assert proc.returncode == -signal.SIGKILL
     ckpt = load_checkpoint(last)
     assert ckpt["epoch"] == 1 and torch.equal(ckpt["model"]["w"], torch.ones(3))
+    leftovers = list(tmp_path.glob(".last.tmp-*.pt"))
+    assert len(leftovers) == 1  # the killed write's temporary file: a resumed run removes it
+    assert remove_stale_temp_files(last) == 1 and not list(tmp_path.glob(".last.tmp-*"))
+    assert load_checkpoint(last)["epoch"] == 1
 
 
 # ----------------------------------------------------------------------------- 5. float options
@@ -437,3 +452,22 @@ def test_checkpoint_errors_in_plain_words(kind: str, needle: str, tmp_path: Path
         load_checkpoint(path)
     text = str(exc.value)
     assert needle in text and "PyTorch 2.6" not in text and "(101)" not in text and "\n" not in text
+
+
+def test_shipping_never_replaces_the_checkpoint_it_reads(tmp_path: Path) -> None:
+    from scicli.train.ship import ship  # noqa: PLC0415 - the training stack, for this test only
+
+    ckpt = tmp_path / "dncnn.pt"
+    ckpt.write_bytes(b"a checkpoint")
+    with pytest.raises(UsageError, match="is the input"):
+        ship(ckpt, "dncnn", weights_dir=tmp_path)
+    assert ckpt.read_bytes() == b"a checkpoint"
+
+
+@pytest.mark.parametrize("text, kind", [("nan", float), ("inf", float), ("-inf", float), ("1,nan", tuple),
+                                        ("1e400", float)])
+def test_the_one_parameter_parser_refuses_non_finite_numbers(text: str, kind: type) -> None:
+    from scicli.core.params import coerce  # noqa: PLC0415 - the parser under test only
+
+    with pytest.raises(UsageError, match="finite"):
+        coerce("x", text, kind)

@@ -159,7 +159,7 @@ def reconstruct_cmd(
     colour = [t.with_name(t.stem + "_srgb.png") if op == "cassi" else None for t, op in zip(targets, operators)]
     # every output checked before any data is read: place, suffix, --force, collisions, inputs
     outputs = [Output("--out", t, ARRAY_SUFFIXES) for t in targets]
-    outputs += [Output("--report", r) for r in reports]
+    outputs += [Output("--report", r, (".json",)) for r in reports]
     outputs += [Output("--preview", preview, PREVIEW_SUFFIXES)] if preview is not None else []
     outputs += [Output("--out (sRGB rendering)", c) for c in colour if c is not None]
     check_outputs(outputs, [*files, mask, gt, x0, weights], force=force)

@@ -27,7 +27,8 @@ import numpy as np
 
 from scicli.core.errors import DataError, ScicliError, UsageError
 
-__all__ = ["WriteGroup", "atomic_write", "remove_temp_files", "write_text", "write_json"]
+__all__ = ["WriteGroup", "atomic_write", "remove_stale_temp_files", "remove_temp_files", "write_text",
+           "write_json"]
 
 _LIVE_TEMPS: set[str] = set()
 """Temporary files being written now (removed by :func:`remove_temp_files` on a signal)."""
@@ -45,6 +46,17 @@ def remove_temp_files() -> None:
     """Remove every temporary file a write of this process has not finished (signal handlers)."""
     for name in list(_LIVE_TEMPS):
         _remove_quietly(name)
+
+
+def remove_stale_temp_files(path: Path) -> int:
+    """Remove the temporary files that writes of ``path`` left behind when their process was
+    killed (``kill -9``: no handler runs). Only for a folder one process owns (a training run).
+    Returns how many were removed."""
+    path = Path(path)
+    stale = list(path.parent.glob(f".{path.stem}.tmp-*{path.suffix}")) if path.parent.is_dir() else []
+    for tmp in stale:
+        _remove_quietly(tmp)
+    return len(stale)
 
 
 def _umask() -> int:

@@ -70,14 +70,17 @@ def check_outputs(outputs: Sequence[Output], inputs: Iterable[Path | None], *, f
     module docstring). ``inputs`` are every file the command reads (None entries skipped;
     directories stand for the files in them)."""
     seen: dict[str, Output] = {}
+    linked: dict[tuple[int, int], Output] = {}
     for out in outputs:
-        _check_place(out, force)
         key = os.path.realpath(out.path)
-        if key in seen:
-            other = seen[key]
+        ident = _identity(out.path)
+        other = seen.get(key) or (linked.get(ident) if ident is not None else None)
+        if other is not None:
             raise UsageError(f"{other.option} {other.path} and {out.option} {out.path} are the same file; "
                              "give each output its own name")
         seen[key] = out
+        if ident is not None:
+            linked[ident] = out
     read: list[Path] = []
     for src in inputs:
         if src is None:
@@ -97,3 +100,5 @@ def check_outputs(outputs: Sequence[Output], inputs: Iterable[Path | None], *, f
         if src is not None:
             raise UsageError(f"{out.option} {out.path} is the input {src}; scicli never overwrites its inputs "
                              "(not even with --force): choose another output name")
+    for out in outputs:
+        _check_place(out, force)

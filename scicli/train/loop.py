@@ -39,6 +39,7 @@ from scicli.core.errors import ScicliError, UsageError
 from scicli import __version__
 from scicli.io import write_json
 from scicli.io import write_text
+from scicli.io.atomic import remove_stale_temp_files
 from scicli.metrics import sample_psnr
 from scicli.core.seeding import rng_state, set_rng_state
 from scicli.core.units import level
@@ -459,6 +460,8 @@ class Trainer:
                     pass
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
+            for name in RUN_FILES:  # half-written files of a run killed during a save (kill -9)
+                remove_stale_temp_files(out / name)
         self.log_path = out / "log.jsonl"
         if ckpt is not None and dist.is_main:  # drop records written after the checkpoint (an interrupted epoch)
             kept = [r for r in read_log(self.log_path) if int(r.get("step", 0)) <= self.step_count]
