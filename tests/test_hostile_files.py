@@ -335,6 +335,7 @@ def test_property_cli_never_destroys_or_crashes(out_suffix: str, preview_suffix:
     assert result.exit_code in (0, 1, 2), result.output
     assert "Traceback" not in result.output
     assert {p: p.read_bytes() for p in inputs.iterdir()} == before  # inputs untouched, nothing added
+    assert sorted(p.name for p in root.iterdir()) == ["in", "out"]  # nothing written outside --out
     written = sorted(p.name for p in out.iterdir())
     if result.exit_code != 0:
         lines = [line for line in ANSI.sub("", result.stderr).splitlines() if line.strip()]
