@@ -163,11 +163,13 @@ class WriteGroup:
         return path
 
     def commit(self) -> None:
-        """Move every staged file into place; on a failure remove the ones already moved."""
+        """Move every staged file into place. On a failure (a name taken meanwhile, a signal)
+        the files this group already moved are removed again, so no half of the group stays
+        (with ``force`` a replaced file cannot be brought back: it keeps the new content)."""
         done: list[tuple[Path, os.stat_result]] = []
         staged, self._staged = self._staged, []
         try:
-            for i, (tmp, path) in enumerate(staged):
+            for tmp, path in staged:
                 info = os.stat(tmp)
                 _place(tmp, path, self.force)
                 done.append((path, info))
