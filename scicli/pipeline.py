@@ -14,7 +14,9 @@ import scicli
 from scicli.core.device import describe
 from scicli.metrics import frame_metrics
 from scicli.data.problem import Problem
+from scicli.core.errors import DataError
 from scicli.methods import Solver
+from scicli.methods.base import Diverged
 
 Progress = Callable[[int, int, dict[str, float]], None]  # (measurements done, iteration, record)
 
@@ -52,9 +54,15 @@ def reconstruct(
         init = None if x0 is None else torch.from_numpy(x0[lo:hi]).to(device)
         t0 = time.perf_counter()
         callback = None if on_iteration is None else (lambda k, n, rec, lo=lo: on_iteration(lo, k, rec))
-        result = solver.solve(op, y, x0=init, gt=gt, callback=callback)
+        try:
+            result = solver.solve(op, y, x0=init, gt=gt, callback=callback)
+        except Diverged as exc:
+            raise DataError(f"{exc} (measurements {lo}..{hi - 1}); likely cause: {likely_cause(problem)}") from None
         x = result.x.detach().cpu()
         x = x.to(torch.complex64 if x.is_complex() else torch.float32).numpy()
+        if not np.isfinite(x).all():  # e.g. a float32 overflow in the last step, or a learned method
+            raise DataError(f"the result of measurements {lo}..{hi - 1} holds NaN/Inf values; "
+                            f"likely cause: {likely_cause(problem)}")
         if out is None:
             out = np.empty((K, *x.shape[1:]), dtype=x.dtype)
         out[lo:hi] = x
@@ -72,6 +80,19 @@ def reconstruct(
             on_batch(record)
     assert out is not None  # K >= 1
     return Reconstruction(x=out, batches=batches, seconds=time.perf_counter() - start)
+
+
+def likely_cause(problem: Problem) -> str:
+    """The likeliest reason a solve went non-finite, from the magnitudes of its inputs."""
+    tops = {role: float(np.abs(arr).max()) for role, arr in problem.arrays.items() if arr.size}
+    role, top = max(tops.items(), key=lambda item: item[1], default=("mask", 0.0))
+    y_top = float(np.abs(problem.meas).max()) if problem.meas.size else 0.0
+    if top > 1e3:
+        return f"the {role} values reach {top:.3g}, far outside [0, 1]: rescale the {role}"
+    if y_top > 1e3:
+        return (f"the scaled measurements reach {y_top:.3g} (max value {problem.info.get('max_value')}): "
+                "pass the data's true scale with --max-value")
+    return "the method diverges with these parameters: try a smaller --step, fewer --iters or another --method"
 
 
 def score(x: np.ndarray, orig: np.ndarray, ssim_convention: str = "skimage") -> dict[str, Any]:

@@ -169,14 +169,20 @@ def test_gif_and_png_via_imageio(tmp_path: Path, frames_u8: np.ndarray) -> None:
 
 
 def test_rgb_image_to_grayscale(tmp_path: Path, frames_u8: np.ndarray) -> None:
+    """Luminance in the source's dtype: an 8-bit colour image gives 8-bit gray (rounded), so the
+    integer rules (0/255 masks, the 255 scale) apply to colour files as to gray ones."""
     rgb = np.stack([frames_u8[0], frames_u8[1], frames_u8[2]], axis=-1)
-    expected = (rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
+    expected = np.rint(rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
     iio.imwrite(tmp_path / "c.png", rgb)
     got = read_array(tmp_path / "c.png")
-    assert got.shape == (16, 20) and got.dtype == np.float32
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert got.shape == (16, 20) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected)
     tifffile.imwrite(tmp_path / "c.tif", rgb, photometric="rgb")
-    np.testing.assert_allclose(read_array(tmp_path / "c.tif"), expected, rtol=1e-6)
+    np.testing.assert_array_equal(read_array(tmp_path / "c.tif"), expected)
+    floats = rgb.astype(np.float32) / 255
+    np.save(tmp_path / "f.npy", floats)
+    tifffile.imwrite(tmp_path / "f.tif", floats, photometric="rgb")
+    assert read_array(tmp_path / "f.tif").dtype == np.float32
 
 
 def test_directory_of_png_frames_natural_sort(tmp_path: Path, frames_u8: np.ndarray) -> None:

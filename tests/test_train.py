@@ -7,7 +7,12 @@ are tiny (patch 32, batch 4, 2 steps per epoch) so the whole file takes seconds 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -327,3 +332,34 @@ def test_train_errors_are_one_line(images: Path, tmp_path: Path) -> None:
     ok(invoke_cli("train", "--method", "unet", "--data", images, "--out", run, "--force", "--epochs", "1",
                   "-p", "channels=4", "--patch", "16", "--batch-size", "2", "--steps-per-epoch", "1", "--quiet"))
     assert torch.load(run / "best.pt", weights_only=True)["method"] == "unet"
+
+
+def test_kill_9_during_a_checkpoint_write_keeps_the_previous_last_pt(images: Path, tmp_path: Path) -> None:
+    """Issue 13: ``kill -9`` in the middle of epoch 2's save of last.pt leaves epoch 1's last.pt
+    loadable, and ``--resume`` continues from it (removing the killed write's temporary file)."""
+    run = tmp_path / "run"
+    argv = ["scicli", "train", "--method", "dncnn", "--data", str(images), "--out", str(run), "--epochs", "2",
+            "--width", "8", "--depth", "4", *TINY]
+    script = textwrap.dedent(f"""
+        import os, signal, sys, torch
+        real, calls = torch.save, []
+        def save(obj, f, *a, **k):
+            calls.append(f)
+            real(obj, f, *a, **k)
+            if len(calls) == 3:  # epoch 1: last.pt, best.pt; epoch 2: last.pt, killed half-written
+                with open(f, "r+b") as fh:
+                    fh.truncate(os.path.getsize(f) // 2)
+                os.kill(os.getpid(), signal.SIGKILL)
+        torch.save = save
+        sys.argv = {argv!r}
+        from scicli.cli.app import main
+        main()
+    """)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    assert len(list(run.glob(".last.tmp-*.pt"))) == 1
+    ok(invoke_cli("train", "--resume", "--out", run, "--quiet"))
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
+    assert not list(run.glob(".*.tmp-*"))

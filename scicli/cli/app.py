@@ -14,7 +14,8 @@ except ImportError:  # pragma: no cover - older typer with click as a dependency
     from click.exceptions import ClickException
 
 from scicli import __version__
-from scicli.cli.common import STATE
+from scicli.cli.common import STATE, Terminated, install_signal_handlers, quiet_libraries
+from scicli.io.atomic import remove_temp_files
 from scicli.cli.evaluate import evaluate_cmd
 from scicli.cli.methods import methods_cmd
 from scicli.cli.reconstruct import reconstruct_cmd
@@ -45,6 +46,7 @@ def root(
 ) -> None:
     """y = sum_t M_t * x_t + noise: simulate snapshots, reconstruct the B frames, evaluate them."""
     STATE["debug"] = debug or bool(os.environ.get("SCICLI_DEBUG"))
+    quiet_libraries(STATE["debug"])
 
 
 app.command("simulate")(simulate_cmd)
@@ -63,6 +65,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def main() -> None:
     """Entry point: option-parsing mistakes also end in one ``error:`` line (exit 2)."""
     warnings.showwarning = _one_line_warning
+    install_signal_handlers()
     try:
         code = app(standalone_mode=False)
     except ClickException as exc:
@@ -77,4 +80,7 @@ def main() -> None:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         code = 130
+    except Terminated as exc:  # a signal outside a command (while parsing options)
+        remove_temp_files()
+        code = 128 + exc.signum
     sys.exit(code if isinstance(code, int) else 0)

@@ -1,31 +1,94 @@
-"""Shared CLI plumbing: one-line errors, consoles, progress display, option parsing."""
+"""Shared CLI plumbing: one-line errors, consoles, progress display, option parsing, signals.
+
+The consoles print text as it is (``markup=False``): file names, keys and paths come from the
+user and may hold ``[`` and ``]``; styling is added with :class:`rich.text.Text` only.
+"""
 
 from __future__ import annotations
 
 import functools
+import logging
+import math
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from scicli.core.errors import ScicliError, UsageError
+from scicli.io.atomic import remove_temp_files
+from scicli.io.limits import parse_size, set_memory_budget
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 STATE = {"debug": bool(os.environ.get("SCICLI_DEBUG"))}
-out = Console()
-err = Console(stderr=True)
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C (temporary files removed), exit 128 + signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    remove_temp_files()
+    raise Terminated(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP end a command like SIGINT: no temporary file left, exit 143 / 129."""
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _on_signal)
+
+
+def quiet_libraries(debug: bool) -> None:
+    """Third-party log records (tifffile's warnings about a corrupt file, ...) are not shown
+    without --debug: the one ``error:`` line says what is wrong."""
+    root = logging.getLogger()
+    if debug:
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
+        return
+    if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+        root.addHandler(logging.NullHandler())  # no "last resort" printing of WARNING records
 
 
 def fail(message: str, code: int) -> None:
-    """Print ``error: message`` as one line on stderr and exit with ``code``."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    """Print ``error: message`` as one line on stderr and exit with ``code`` (message as is)."""
+    err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def check_float(option: str, value: float | None, *, low: float | None = None, high: float | None = None,
+                above: float | None = None) -> float | None:
+    """A float option must be finite and in range (``low <= value <= high``, ``value > above``);
+    None (not given) passes. One-line UsageError (exit 2) otherwise."""
+    if value is None:
+        return None
+    value = float(value)
+    if not math.isfinite(value):
+        raise UsageError(f"{option} must be a finite number, got {value}")
+    if above is not None and value <= above:
+        raise UsageError(f"{option} must be > {above:g}, got {value:g}")
+    if low is not None and value < low:
+        raise UsageError(f"{option} must be >= {low:g}, got {value:g}")
+    if high is not None and value > high:
+        raise UsageError(f"{option} must be <= {high:g}, got {value:g}")
+    return value
+
+
+def use_memory_budget(text: str | None) -> None:
+    """``--max-memory SIZE`` (e.g. 4G): the largest array a reader allocates (default: half the RAM)."""
+    set_memory_budget(None if text is None else parse_size(text))
 
 
 def guarded(fn: F) -> F:
@@ -40,15 +103,20 @@ def guarded(fn: F) -> F:
         except ScicliError as exc:
             if STATE["debug"]:
                 raise
-            fail(escape(str(exc)), exc.exit_code)
+            fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
+            remove_temp_files()
             err.print("interrupted")
             raise typer.Exit(130)
+        except Terminated as exc:
+            remove_temp_files()
+            err.print(f"terminated ({signal.Signals(exc.signum).name})")
+            raise typer.Exit(128 + exc.signum)
         except Exception as exc:  # a bug or an environment failure: still one line
             if STATE["debug"]:
                 raise
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            fail(escape(f"{type(exc).__name__}: {text} (rerun with scicli --debug for the traceback)"), 1)
+            fail(f"{type(exc).__name__}: {text} (rerun with scicli --debug for the traceback)", 1)
 
     return wrapper  # type: ignore[return-value]
 
@@ -76,10 +144,10 @@ def progress_bar(enabled: bool) -> Iterator[Progress | None]:
         yield None
         return
     bar = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
+        TextColumn("{task.fields[status]}", markup=False),
         TimeElapsedColumn(),
         console=err,
         transient=True,

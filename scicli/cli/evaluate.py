@@ -9,13 +9,14 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from scicli.cli.common import guarded, out
+from scicli.cli.common import check_float, guarded, out, use_memory_budget
 from scicli.core.errors import UsageError
 from scicli.io import read_array
 from scicli.io.layout import resolve, to_first
 from scicli.metrics import frame_metrics
 from scicli.data.problem import orig_scale, parse_selection
-from scicli.report import make_report, write_report
+from scicli.io.outputs import Output, check_outputs
+from scicli.report import SUPPORTED_SUFFIXES as REPORT_SUFFIXES, make_report, write_report
 
 
 @guarded
@@ -29,24 +30,32 @@ def evaluate_cmd(
     gt_key: Optional[str] = typer.Option(None, "--gt-key", help="Array name of the ground truth in .mat/.npz."),
     layout: str = typer.Option("auto", "--layout", help="Frame axis: auto, first or last."),
     max_value: Optional[float] = typer.Option(None, "--max-value", help="Intensity scale of both videos (default: automatic)."),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing report."),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest array a file may declare, e.g. 4G (default: half the RAM)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing report (never an input)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the mean line."),
 ) -> None:
     """Per-frame PSNR and SSIM (data range 1, frames clipped to [0, 1]) and their means."""
     if ssim not in ("skimage", "matlab"):
         raise UsageError(f"--ssim must be skimage or matlab, got '{ssim}'")
+    check_float("--max-value", max_value, above=0)
+    use_memory_budget(max_memory)
+    if report is not None:
+        check_outputs([Output("--report", report, REPORT_SUFFIXES)], [recon, gt], force=force)
     x = read_array(recon, key=recon_key, role="recon")
     ref = read_array(gt, key=gt_key, role="orig")
     for path, arr in ((recon, x), (gt, ref)):
         if arr.ndim not in (2, 3, 4):
             raise UsageError(f"{path}: expected a video (F, H, W) or (H, W, F), got shape {arr.shape}")
-    x, ref = _frames_first([(recon, x), (gt, ref)], layout)
+    shapes = (tuple(x.shape), tuple(ref.shape))
+    (x, ref), lays = _frames_first([(recon, x), (gt, ref)], layout)
     idx = parse_selection(frames, ref.shape[0], "frame")
     ref = ref[idx]
     if x.shape != ref.shape:
-        hint = f"; pass --frames 0:{x.shape[0]} to compare with a subset" if x.shape[0] < ref.shape[0] else ""
-        raise UsageError(f"{recon} has {x.shape[0]} frames of {x.shape[1]}x{x.shape[2]}, "
-                         f"{gt} {ref.shape[0]} of {ref.shape[1]}x{ref.shape[2]}{hint}")
+        hint = (f"; pass --frames 0:{x.shape[0]} to compare with a subset"
+                if x.shape[0] < ref.shape[0] and x.shape[1:] == ref.shape[1:] else "")
+        raise UsageError(f"{recon} {shapes[0]} read as {x.shape[0]} frames of {x.shape[1]}x{x.shape[2]} "
+                         f"(frames {lays[0]}), {gt} {shapes[1]} as {ref.shape[0]} of {ref.shape[1]}x{ref.shape[2]} "
+                         f"(frames {lays[1]}): they do not match{hint}")
     sx = float(max_value) if max_value else orig_scale(x)
     sr = float(max_value) if max_value else orig_scale(ref)
     m = frame_metrics(x / sx, ref / sr, ssim_convention=ssim)
@@ -67,8 +76,9 @@ def evaluate_cmd(
     out.print(m["convention"]["short"] + (f"; report: {report}" if report else ""), highlight=False, soft_wrap=True)
 
 
-def _frames_first(videos: list[tuple[Path, np.ndarray]], layout: str) -> list[np.ndarray]:
-    """Both videos frames-first (F, H, W), in layouts under which they share a frame size.
+def _frames_first(videos: list[tuple[Path, np.ndarray]], layout: str) -> tuple[list[np.ndarray], list[str]]:
+    """Both videos frames-first (F, H, W), in layouts under which they share a frame size, and
+    the layout each was read in.
 
     A 4-D array (K, B, H, W) / (H, W, B, K) follows its format's convention (MATLAB: frames
     last) unless --layout says otherwise, and is flattened to K*B frames.
@@ -81,4 +91,5 @@ def _frames_first(videos: list[tuple[Path, np.ndarray]], layout: str) -> list[np
             arr = arr.reshape(-1, *arr.shape[-2:])
         flat[f"{path} ({role})"] = (path, arr)
     lays, _ = resolve({label: (arr.shape, "video") for label, (_, arr) in flat.items()}, layout)
-    return [to_first(arr, lays[label]) if arr.ndim == 3 else arr[None] for label, (_, arr) in flat.items()]
+    return ([to_first(arr, lays[label]) if arr.ndim == 3 else arr[None] for label, (_, arr) in flat.items()],
+            [lays[label] for label in flat])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from scicli.cli.common import guarded, out
 from scicli.priors import DENOISERS
@@ -42,7 +43,7 @@ def methods_cmd(
     out.print(table)
     if verbose:
         for entry in METHODS.entries():
-            out.print(f"\n[bold]{entry.name}[/]: {entry.summary}")
+            out.print(Text.assemble("\n", (entry.name, "bold"), f": {entry.summary}"))
             for n, d, h in entry.factory.describe():
                 out.print(f"  {n:<12} {format_default(d):<8} {h}", highlight=False)
     dtable = Table(title="denoisers (--denoiser, for pnp-gap, pnp-admm, red)")

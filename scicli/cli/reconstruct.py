@@ -10,14 +10,16 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from scicli.cli.common import guarded, interactive, out, parse_params, plain, progress_bar
+from scicli.cli.common import (check_float, guarded, interactive, out, parse_params, plain, progress_bar,
+                               use_memory_budget)
 from scicli.core.device import resolve_device
 from scicli.core.errors import ScicliError, UsageError
 from scicli.color import cube_to_srgb
-from scicli.io import read_array, write_array, write_json, write_preview, write_rgb
+from scicli.io import WriteGroup, read_array, write_array, write_json, write_preview, write_rgb
+from scicli.io.outputs import Output, check_outputs
 from scicli.io.layout import resolve, to_first
 from scicli.io.readers import ROLE_NAMES
-from scicli.io.writers import WRITE_SUFFIXES
+from scicli.io.writers import PREVIEW_SUFFIXES, WRITE_SUFFIXES
 from scicli.physics import OPERATORS
 from scicli.pipeline import environment, reconstruct, score
 from scicli.data.problem import infer_operator, load_operator_problem, load_problem, orig_scale
@@ -26,6 +28,7 @@ from scicli.weights.store import is_reconstruction, load_checkpoint
 
 INPUT_SUFFIXES = (".mat", ".npz", ".npy", ".tif", ".tiff")
 OUTPUT_FORMATS = ("tif", "npy", "mat", "npz")
+ARRAY_SUFFIXES = tuple(s for s in WRITE_SUFFIXES if s not in PREVIEW_SUFFIXES)
 
 
 SIDE_FILES = {n.lower() for n in (*ROLE_NAMES["mask"], *ROLE_NAMES["orig"], *ROLE_NAMES["recon"])}
@@ -107,7 +110,8 @@ def reconstruct_cmd(
     mask_key: Optional[str] = typer.Option(None, "--mask-key", help="Array name of the mask in .mat/.npz."),
     gt_key: Optional[str] = typer.Option(None, "--gt-key", help="Array name of the ground truth in .mat/.npz."),
     ssim: str = typer.Option("skimage", "--ssim", help="SSIM convention: skimage or matlab."),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest array a file may declare, e.g. 4G (default: half the RAM)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs (never an input)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain progress lines, no tables."),
 ) -> None:
     """Reconstruct the B frames behind each snapshot.
@@ -115,6 +119,8 @@ def reconstruct_cmd(
     One output per input; with several inputs or a directory, --out is a directory and a bad
     file is reported and skipped (exit code 1 at the end).
     """
+    check_float("--max-value", max_value, above=0)
+    use_memory_budget(max_memory)
     if method is None:
         method = _method_of(weights) if weights is not None else "gap-tv"
     entry = METHODS.get(method)
@@ -150,10 +156,12 @@ def reconstruct_cmd(
     operators = [operator or infer_operator(f, mask) for f in files]
     # spectral cubes get an sRGB rendering beside them
     colour = [t.with_name(t.stem + "_srgb.png") if op == "cassi" else None for t, op in zip(targets, operators)]
-    if not force:  # refuse before computing anything
-        for path in [*targets, *reports, *([preview] if preview else []), *(c for c in colour if c)]:
-            if path.exists():
-                raise UsageError(f"{path} exists; pass --force to overwrite")
+    # every output checked before any data is read: place, suffix, --force, collisions, inputs
+    outputs = [Output("--out", t, ARRAY_SUFFIXES) for t in targets]
+    outputs += [Output("--report", r, (".json",)) for r in reports]
+    outputs += [Output("--preview", preview, PREVIEW_SUFFIXES)] if preview is not None else []
+    outputs += [Output("--out (sRGB rendering)", c) for c in colour if c is not None]
+    check_outputs(outputs, [*files, mask, gt, x0, weights], force=force)
 
     failures = 0
     op_options = parse_params(operator_param)
@@ -220,11 +228,23 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
                              on_iteration=on_iteration, on_batch=on_batch)
 
     frames = result.x.reshape(K * B, *result.x.shape[2:])
-    write_array(target, frames, force=force, dtype=dtype)
-    if preview is not None:
-        write_preview(preview, frames, force=force)
-    if srgb is not None:  # one sRGB rendering per spectral cube (CIE 1931 over the band centres)
-        write_rgb(srgb, np.stack([cube_to_srgb(cube) for cube in result.x]), force=force)
+    doc = _document(src, target, srgb, method=method, problem=problem, solver=solver, result=result,
+                    dtype=dtype, batch_size=batch_size, device=device, ssim=ssim)
+    with WriteGroup(force=force) as group:  # the array, its previews and its report: all or none
+        write_array(target, frames, dtype=dtype, group=group)
+        if preview is not None:
+            write_preview(preview, frames, group=group)
+        if srgb is not None:  # one sRGB rendering per spectral cube (CIE 1931 over the band centres)
+            write_rgb(srgb, np.stack([cube_to_srgb(cube) for cube in result.x]), group=group)
+        write_json(rep, doc, group=group)
+        group.commit()
+    _summary(src, target, doc, quiet)
+
+
+def _document(src: Path, target: Path, srgb: Path | None, *, method: str, problem: Any, solver: Any, result: Any,
+              dtype: str, batch_size: int, device: Any, ssim: str) -> dict[str, Any]:
+    """The JSON report of one reconstruction."""
+    K, B, H, W = result.x.shape[0], result.x.shape[1], result.x.shape[-2], result.x.shape[-1]
     doc: dict[str, Any] = {
         "input": str(src),
         "output": str(target),
@@ -234,7 +254,7 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
         "operator_options": problem.options,
         "parameters": solver.command_line_params(),
         "problem": problem.info,
-        "shape": {"measurements": K, "frames": B, "height": frames.shape[1], "width": frames.shape[2]},
+        "shape": {"measurements": K, "frames": B, "height": H, "width": W},
         "channels": OPERATORS.get(problem.operator).factory.x_unit + "s",
         "output_scale": f"[0, 1] intensities ({dtype})",
         "seconds": result.seconds,
@@ -244,10 +264,8 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if problem.orig is not None:
-        metrics = score(result.x, problem.orig, ssim)
-        doc["metrics"] = metrics
-    write_json(rep, doc, force=force)
-    _summary(src, target, doc, quiet)
+        doc["metrics"] = score(result.x, problem.orig, ssim)
+    return doc
 
 
 def _summary(src: Path, target: Path, doc: dict[str, Any], quiet: bool) -> None:

@@ -9,10 +9,11 @@ import numpy as np
 import torch
 import typer
 
-from scicli.cli.common import guarded, out, parse_params
+from scicli.cli.common import check_float, guarded, out, parse_params, use_memory_budget
 from scicli.core.units import level
 from scicli.core.errors import UsageError
-from scicli.io import atomic_write, read_array, write_array, write_json
+from scicli.io import WriteGroup, atomic_write, read_array, write_array, write_json
+from scicli.io.outputs import Output, check_outputs
 from scicli.io.layout import resolve, to_first
 from scicli.physics import OPERATORS
 from scicli.physics.masks import MASK_KINDS, make_mask
@@ -38,10 +39,15 @@ def simulate_cmd(
     layout: str = typer.Option("auto", "--layout", help="Frame axis of the video: auto, first or last."),
     max_value: Optional[float] = typer.Option(None, "--max-value", help="Intensity scale of the video (default: automatic)."),
     max_measurements: Optional[int] = typer.Option(None, "--measurements", min=1, help="Use at most this many snapshots."),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest array a file may declare, e.g. 4G (default: half the RAM)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs (never an input)."),
 ) -> None:
     """Simulate a camera: y = A x + noise. video-sci (default): y_k = sum_t M_t * x_{kB+t} for consecutive
     groups of B frames; other operators: every image (or cube) of the input through a random or given instance."""
+    check_float("--max-value", max_value, above=0)
+    check_float("--density", density, above=0, high=1)
+    check_float("--noise", noise, low=0)
+    use_memory_budget(max_memory)
     name = OPERATORS.get(operator).name
     if name != "video-sci":
         return _simulate_operator(name, video, operator_param, mask=mask, noise=noise, seed=seed, out_dir=out_dir,
@@ -52,6 +58,11 @@ def simulate_cmd(
     fmt = fmt or "npy"
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
+    names = {"npy": ["meas.npy", "mask.npy", "orig.npy"], "tif": ["meas.tif", "mask.tif", "orig.tif"],
+             "mat": ["sim.mat"]}[fmt]
+    targets = [out_dir / n for n in names] + [out_dir / "simulation.json"]
+    check_outputs([Output("--out", t) for t in targets],
+                  [video, None if mask in MASK_KINDS else Path(mask)], force=force)
     raw = read_array(video, key=key, role="orig")
     if raw.ndim != 3:
         raise UsageError(f"{video}: expected a video of frames (F, H, W) or (H, W, F), got shape {raw.shape}")
@@ -88,13 +99,6 @@ def simulate_cmd(
     if noise > 0:
         meas = meas + level(noise) * rng.standard_normal(meas.shape)
 
-    names = {"npy": ["meas.npy", "mask.npy", "orig.npy"], "tif": ["meas.tif", "mask.tif", "orig.tif"],
-             "mat": ["sim.mat"]}[fmt]
-    targets = [out_dir / n for n in names] + [out_dir / "simulation.json"]
-    if not force:
-        for t in targets:
-            if t.exists():
-                raise UsageError(f"{t} exists; pass --force to overwrite")
     orig_frames = orig.reshape(K * frames, H, W).astype(np.float32)
     if fmt == "mat":
         import scipy.io  # noqa: PLC0415 (heavy optional dependency, loaded for .mat output only)
@@ -104,11 +108,6 @@ def simulate_cmd(
                                    "mask": np.moveaxis(masks, 0, -1),
                                    "orig": np.moveaxis(orig_frames, 0, -1)}, do_compression=True)
 
-        atomic_write(targets[0], _write, force=force)
-    else:
-        write_array(targets[0], meas.astype(np.float32), force=force)
-        write_array(targets[1], masks, force=force, dtype=None)
-        write_array(targets[2], orig_frames, force=force)
     info = {
         "video": str(video),
         "video_shape": list(raw.shape),
@@ -127,7 +126,15 @@ def simulate_cmd(
         "files": [str(t) for t in targets[:-1]],
         "environment": environment(torch.device("cpu")),
     }
-    write_json(targets[-1], info, force=force)
+    with WriteGroup(force=force) as group:  # all files of one simulation, or none
+        if fmt == "mat":
+            atomic_write(targets[0], _write, group=group)
+        else:
+            write_array(targets[0], meas.astype(np.float32), group=group)
+            write_array(targets[1], masks, dtype=None, group=group)
+            write_array(targets[2], orig_frames, group=group)
+        write_json(targets[-1], info, group=group)
+        group.commit()
     out.print(f"simulated {K} snapshots of {frames} frames ({H}x{W}) from {video} -> {out_dir}/ "
               f"({', '.join(names)}, simulation.json)", highlight=False, soft_wrap=True)
 
@@ -141,6 +148,9 @@ def _simulate_operator(name: str, path: Path, operator_param: Optional[list[str]
     cls = OPERATORS.get(name).factory
     if fmt != "npz":
         raise UsageError(f"--format {fmt}: {name} simulations are written as one .npz (meas, orig, operator arrays)")
+    targets = [out_dir / "sim.npz", out_dir / "simulation.json"]
+    check_outputs([Output("--out", t) for t in targets],
+                  [path, None if mask in ("random", "") else Path(mask)], force=force)
     raw = read_array(path, key=key, role="orig")
     if raw.ndim == 2:
         raw = raw[None]
@@ -170,11 +180,6 @@ def _simulate_operator(name: str, path: Path, operator_param: Optional[list[str]
             arrays["size"] = np.array([H, W])
         op = cls.from_arrays(arrays, meas_shape=None, **operator_options(cls, given))
         mask_src = str(mask)
-    targets = [out_dir / "sim.npz", out_dir / "simulation.json"]
-    if not force:
-        for t in targets:
-            if t.exists():
-                raise UsageError(f"{t} exists; pass --force to overwrite")
     op = op.to(torch.float64)
     with torch.no_grad():
         y = op.A(torch.from_numpy(x))
@@ -185,14 +190,16 @@ def _simulate_operator(name: str, path: Path, operator_param: Optional[list[str]
     meas = y.numpy().astype(np.complex64 if y.is_complex() else np.float32)
     entries = {"meas": meas, "orig": x.astype(np.float32), OPERATOR_KEY: np.array(name),
                **op.arrays(), **{f"option_{k}": np.array(v) for k, v in op.options().items()}}
-    atomic_write(targets[0], lambda tmp: np.savez_compressed(tmp, **entries), force=force)
     info = {"input": str(path), "input_shape": list(raw.shape), "input_max_value": scale, "operator": name,
             "operator_options": op.options(), "mask": mask_src, "measurements": K, "image_shape": [C, H, W],
             "meas_shape": list(meas.shape[1:]), "noise_sigma": level(noise), "noise_level_255": noise, "seed": seed,
             "scaling": "orig = input / input_max_value (on [0, 1]); meas = A orig + noise"
                        + (" (noise on real and imaginary parts)" if y.is_complex() else ""),
             "files": [str(targets[0])], "environment": environment(torch.device("cpu"))}
-    write_json(targets[1], info, force=force)
+    with WriteGroup(force=force) as group:
+        atomic_write(targets[0], lambda tmp: np.savez_compressed(tmp, **entries), group=group)
+        write_json(targets[1], info, group=group)
+        group.commit()
     out.print(f"simulated {K} {name} measurements of {C}x{H}x{W} from {path} -> {targets[0]} "
               f"(meas {tuple(meas.shape)}, {', '.join(op.arrays())})", highlight=False, soft_wrap=True)
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 from rich.progress import Progress
 
-from scicli.cli.common import guarded, interactive, out, parse_params, plain, progress_bar
+from scicli.cli.common import check_float, guarded, interactive, out, parse_params, plain, progress_bar
 from scicli.core.errors import UsageError
 from scicli.physics import OPERATORS
 from scicli.weights.store import MODELS, check_method, is_reconstruction, load_checkpoint
@@ -139,6 +139,9 @@ def train_cmd(
 
     if method is not None:
         check_method(method)
+    check_float("--lr", lr, above=0)
+    check_float("--val-fraction", val_fraction, low=0, high=1)
+    check_float("--meas-noise", meas_noise, low=0, high=255)
     params = parse_params(param)
     given: dict[str, Any] = {
         "method": method, "data": list(data) if data else None, "patch": patch,

@@ -84,7 +84,17 @@ def coerce(name: str, value: Any, kind: type, message: str | None = None) -> Any
 
     Strings: booleans as 1/0, true/false, yes/no, on/off; tuples as comma-separated numbers;
     integers also written as whole floats (``40.0``). Numbers: a whole float for an int becomes
-    the int, an int for a float the float; other non-string values pass unchanged."""
+    the int, an int for a float the float; other non-string values pass unchanged. A float
+    (or a number of a tuple) that is NaN or infinite is a UsageError."""
+    converted = _coerce(name, value, kind, message)
+    numbers = converted if isinstance(converted, tuple) else (converted,)
+    if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+        raise UsageError(f"parameter '{name}' must be a finite number, got {value}")
+    return converted
+
+
+def _coerce(name: str, value: Any, kind: type, message: str | None) -> Any:
+    """:func:`coerce` before the finiteness check."""
     error = UsageError(message or f"parameter '{name}': cannot read '{value}' as {kind.__name__}")
     if isinstance(value, (list, tuple)) and kind is tuple:
         return tuple(float(v) for v in value)

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +146,35 @@ def orig_scale(orig: np.ndarray) -> float:
     return next((s for s in SCALES[1:] if top <= s), SCALES[-1])
 
 
+def given_scale(max_value: float | None) -> float | None:
+    """``--max-value``: None (automatic) or a finite number > 0; anything else is a UsageError
+    (NaN gives all-NaN output, 0 or a negative value a zero or inverted one)."""
+    if max_value is None:
+        return None
+    value = float(max_value)
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"--max-value must be a finite number > 0, got {max_value}")
+    return value
+
+
+NEGATIVE_SHARE = 0.01
+"""Negative measurements count as significant above this share of the total |y|."""
+
+
+def warn_negative(meas: np.ndarray, label: str) -> None:
+    """Warn (once per file) when measurements that should be intensities have a significant
+    negative part (a wrong offset or sign, or a differenced / dark-subtracted file)."""
+    if np.iscomplexobj(meas) or meas.dtype.kind == "u" or not meas.size:
+        return
+    values = meas.astype(np.float64, copy=False)
+    total = float(np.abs(values).sum())
+    negative = float(-values[values < 0].sum())
+    if total > 0 and negative > NEGATIVE_SHARE * total:
+        warnings.warn(f"{label}: {100 * negative / total:.1f}% of the measurement signal is negative "
+                      f"(min {values.min():.3g}); intensities should be >= 0: check the file's offset or sign",
+                      RuntimeWarning, stacklevel=2)
+
+
 def mask_values(mask: np.ndarray, label: str) -> np.ndarray:
     """Float32 mask values: integer masks scaled by their maximum (8-bit 0/255 masks become 0/1),
     float masks taken as given (calibrated gains may exceed 1); negative or all-zero: DataError."""
@@ -175,9 +206,11 @@ def load_problem(
     measurement file (the benchmark files carry all three).
     """
     meas_path = Path(meas_path)
+    max_value = given_scale(max_value)
     info: dict[str, Any] = {}
     meas = read_array(meas_path, key=meas_key, role="meas")
     info["meas"] = _source(meas_path, meas_key or role_key(meas_path, "meas"), meas)
+    warn_negative(meas, info["meas"]["label"])
 
     if mask_path is None:
         mask_key = mask_key or role_key(meas_path, "mask")
@@ -267,14 +300,19 @@ OPERATOR_KEY = "operator"
 options are stored as ``option_<name>`` entries."""
 
 
+SETTING_BYTES = 1 << 16
+"""The largest stored operator name or setting (a few bytes in a simulate ``.npz``)."""
+
+
 def _container_entries(path: Path) -> tuple[str | None, dict[str, Any]]:
     """The operator name and options stored in a simulate ``.npz`` (None when absent)."""
-    if path.suffix.lower() != ".npz":
+    if path.suffix.lower() != ".npz" or OPERATOR_KEY not in list_keys(path):  # list_keys: regular files only
         return None, {}
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if OPERATOR_KEY not in npz.files:
-                return None, {}
+            small = [i.filename for i in npz.zip.infolist() if i.file_size > SETTING_BYTES]
+            if any(name.removesuffix(".npy") == OPERATOR_KEY or name.startswith("option_") for name in small):
+                raise DataError(f"cannot read {path}: its operator settings are implausibly large")
             name = str(npz[OPERATOR_KEY])
             options = {k[len("option_"):]: npz[k].item() for k in npz.files if k.startswith("option_")}
     except (OSError, ValueError) as exc:
@@ -324,12 +362,15 @@ def load_operator_problem(
     """
     cls = OPERATORS.get(operator).factory
     meas_path = Path(meas_path)
+    max_value = given_scale(max_value)
     _, stored = _container_entries(meas_path)
     opts = operator_options(cls, {**stored, **(options or {})})
     info: dict[str, Any] = {"operator": cls.name}
     meas_key = meas_key or role_key(meas_path, "meas", cls.role_aliases.get("meas", ()))
     meas = read_array(meas_path, key=meas_key, role="meas")
     info["meas"] = _source(meas_path, meas_key, meas)
+    if cls.nonnegative_meas:
+        warn_negative(meas, info["meas"]["label"])
     roles = list(cls.roles)
     arrays: dict[str, np.ndarray] = {}
     for i, role in enumerate(roles + list(cls.optional_roles)):

@@ -2,20 +2,28 @@
 
 Layout is never changed except for two documented cases: MATLAB v7.3 (HDF5) datasets are
 transposed (MATLAB is column-major, so a (H, W, B) MATLAB array reads as (H, W, B) in both
-.mat versions) and RGB(A) images are converted to grayscale by luminance.
+.mat versions) and RGB(A) images are converted to grayscale by luminance (in the source's
+dtype: an 8-bit colour image gives an 8-bit gray one, so the integer rules still apply).
+
+Hostile files: only regular files are read (no devices or FIFOs); every declared size is
+checked against the file and the memory budget before allocation (:mod:`scicli.io.limits`);
+HDF5 external links, external storage and virtual datasets are refused; float values beyond
+the float32 range (which would become Inf in the float32 arithmetic) are refused on read.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from scicli.core.errors import DataError, ScicliError, UsageError
+from scicli.io.limits import check_declared, check_regular, human, memory_budget
 
 __all__ = ["SUPPORTED_SUFFIXES", "IMAGE_DIR_SUFFIXES", "ROLE_NAMES", "list_keys", "read_array"]
 
@@ -67,9 +75,13 @@ def _is_pickle_error(exc: BaseException) -> bool:
     return isinstance(exc, ValueError) and "pickle" in str(exc).lower()
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _finalize(arr: np.ndarray, label: str, check_finite: bool) -> np.ndarray:
-    """Validate dtype (bool -> uint8; complex kept, e.g. k-space; non-numeric rejected) and
-    finiteness (NaN/Inf in either part of a complex value counts)."""
+    """Validate dtype (bool -> uint8; complex kept, e.g. k-space; non-numeric rejected),
+    finiteness (NaN/Inf in either part of a complex value counts) and, for wider floats, that
+    the values fit float32 (the arithmetic's type: larger ones would become Inf)."""
     arr = np.asarray(arr)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
@@ -79,12 +91,22 @@ def _finalize(arr: np.ndarray, label: str, check_finite: bool) -> np.ndarray:
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         if bad:
             raise DataError(f"{label}: {bad} NaN/Inf values")
+        if arr.dtype.itemsize > (8 if arr.dtype.kind == "c" else 4) and arr.size:
+            top = float(np.max(np.abs(arr)))
+            if top > _F32_MAX:
+                raise DataError(f"{label}: values up to {top:.3g} overflow float32 (largest {_F32_MAX:.3g}); "
+                                "rescale the data")
     return arr
 
 
 def _to_gray(rgb: np.ndarray) -> np.ndarray:
-    """Luminance of an (..., 3|4) array as float32 on the input's scale (alpha dropped)."""
-    return (rgb[..., :3].astype(np.float64) @ _LUMA).astype(np.float32)
+    """Luminance of an (..., 3|4) array on the input's scale (alpha dropped), in the input's
+    dtype: integers rounded (a 0/255 colour mask stays a 0/255 uint8 mask), floats as float32."""
+    gray = rgb[..., :3].astype(np.float64) @ _LUMA
+    if rgb.dtype.kind in "iub":
+        info = np.iinfo(rgb.dtype) if rgb.dtype.kind != "b" else np.iinfo(np.uint8)
+        return np.clip(np.rint(gray), info.min, info.max).astype(rgb.dtype if rgb.dtype.kind != "b" else np.uint8)
+    return gray.astype(np.float32)
 
 
 def _natural_key(name: str) -> list[object]:
@@ -125,11 +147,34 @@ def _select(
 
 
 # ----------------------------------------------------------------------------- npy / npz
+def _npy_header(fh: Any, label: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype an .npy stream declares (the stream is left at the data)."""
+    from numpy.lib import format as npformat  # noqa: PLC0415 (numpy's own submodule, not re-exported)
+
+    try:
+        version = npformat.read_magic(fh)
+        if version == (1, 0):
+            shape, _fortran, dtype = npformat.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _fortran, dtype = npformat.read_array_header_2_0(fh)
+        else:
+            shape, _fortran, dtype = npformat._read_array_header(fh, version)
+    except Exception as exc:  # noqa: BLE001 - a corrupt header: many possible exception types
+        raise DataError(f"cannot read {label}: bad .npy header ({_short(exc)})") from None
+    if dtype.hasobject:
+        raise _pickled(label)
+    return tuple(shape), dtype
+
+
 def _read_npy(path: Path) -> np.ndarray:
     with open(path, "rb") as fh:
         magic = fh.read(6)
-    if magic != b"\x93NUMPY":
-        raise DataError(f"cannot read {path}: not a NumPy .npy file")
+        if magic != b"\x93NUMPY":
+            raise DataError(f"cannot read {path}: not a NumPy .npy file")
+        fh.seek(0)
+        shape, dtype = _npy_header(fh, str(path))
+        available = os.fstat(fh.fileno()).st_size - fh.tell()
+    check_declared(str(path), shape, dtype, available)
     try:
         return np.load(path, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - corrupt input: many possible exception types
@@ -147,7 +192,34 @@ def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
         raise DataError(f"cannot read {path}: {_short(exc)}") from None
 
 
+def _npz_header(npz: np.lib.npyio.NpzFile, path: Path, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and the bytes after the header of member ``name`` (read from its header:
+    nothing of the data is decompressed)."""
+    label = _label(path, name)
+    zf = npz.zip
+    member = name if name in zf.namelist() else f"{name}.npy"
+    try:
+        info = zf.getinfo(member)
+        with zf.open(info) as fh:
+            shape, dtype = _npy_header(fh, label)
+            header = fh.tell()
+    except ScicliError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - corrupt zip: many possible exception types
+        raise DataError(f"cannot read {label}: {_short(exc)}") from None
+    return shape, dtype, info.file_size - header
+
+
+def _npz_declared(npz: np.lib.npyio.NpzFile, path: Path, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of member ``name``, checked against the member's declared size and the
+    memory budget before anything is decompressed."""
+    shape, dtype, available = _npz_header(npz, path, name)
+    check_declared(_label(path, name), shape, dtype, available)
+    return shape, dtype
+
+
 def _npz_member(npz: np.lib.npyio.NpzFile, path: Path, name: str) -> np.ndarray:
+    _npz_declared(npz, path, name)
     try:
         return npz[name]
     except Exception as exc:  # noqa: BLE001
@@ -164,10 +236,10 @@ def _read_npz(path: Path, key: str | None, role: str | None) -> tuple[np.ndarray
             out = []
             for name in names:
                 try:
-                    arr = npz[name]
-                except Exception:  # noqa: BLE001 - pickled/corrupt members are not candidates
+                    _shape, dtype, _size = _npz_header(npz, path, name)
+                except ScicliError:  # pickled/corrupt members are not candidates
                     continue
-                if arr.dtype.kind in "biufc":
+                if dtype.kind in "biufc":
                     out.append(name)
             return out
 
@@ -185,12 +257,25 @@ def _is_hdf5(path: Path) -> bool:
         return False
 
 
-def _mat5_entries(path: Path) -> list[tuple[str, str]]:
+_MAT_ITEMSIZE = {"double": 8, "single": 4, "logical": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2,
+                 "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "sparse": 8}
+
+
+def _mat5_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     import scipy.io  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     try:
-        return [(name, cls) for name, _shape, cls in scipy.io.whosmat(str(path))
-                if not name.startswith("__")]
+        return {name: (tuple(shape), cls) for name, shape, cls in scipy.io.whosmat(str(path))
+                if not name.startswith("__")}
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read {path}: {_short(exc)}") from None
+
+
+def _mat5_entries(path: Path) -> list[tuple[str, str]]:
+    try:
+        return [(name, cls) for name, (_shape, cls) in _mat5_shapes(path).items()]
     except NotImplementedError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -204,6 +289,9 @@ def _read_mat5(path: Path, key: str | None, role: str | None) -> tuple[np.ndarra
     names = [n for n, _ in entries]
     name = _select(path, names,
                    lambda: [n for n, c in entries if c in _MAT_NUMERIC_CLASSES], key, role)
+    shape, cls = _mat5_shapes(path)[name]
+    if cls in _MAT_ITEMSIZE:
+        check_declared(_label(path, name), shape, np.dtype(f"u{_MAT_ITEMSIZE[cls]}"))
     try:
         data = scipy.io.loadmat(str(path), variable_names=[name])
     except NotImplementedError:
@@ -223,13 +311,35 @@ def _h5_complex(dtype: np.dtype) -> bool:
     return bool(dtype.names) and {"real", "imag"} <= set(dtype.names)
 
 
+def _h5_hostile(f: Any, name: str, label: str) -> str | None:
+    """Why dataset ``name`` must not be read (an external link, external storage, a virtual
+    dataset: each reads bytes from another file), or None."""
+    import h5py  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
+
+    link = f.get(name, getlink=True)
+    if isinstance(link, h5py.ExternalLink):
+        return f"{label}: an HDF5 external link to {link.filename}:{link.path}; scicli reads only data stored in the file itself"
+    obj = f.get(name)
+    if isinstance(obj, h5py.Dataset):
+        if obj.external:
+            files = ", ".join(str(e[0]) for e in obj.external)
+            return f"{label}: an HDF5 dataset with external storage ({files}); scicli reads only data stored in the file itself"
+        if obj.is_virtual:
+            return f"{label}: an HDF5 virtual dataset (mapped from other files); scicli reads only data stored in the file itself"
+    return None
+
+
 def _h5_entries(f: object) -> list[tuple[str, bool]]:
     import h5py  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     out = []
-    for name, obj in f.items():  # type: ignore[attr-defined]
+    for name in f.keys():  # type: ignore[attr-defined]
         if name.startswith("#") or name.startswith("__"):
             continue
+        if isinstance(f.get(name, getlink=True), h5py.ExternalLink):  # type: ignore[attr-defined]
+            out.append((name, False))  # never resolved: it would open another file
+            continue
+        obj = f[name]  # type: ignore[index]
         numeric = False
         if isinstance(obj, h5py.Dataset):
             cls = obj.attrs.get("MATLAB_class", b"")
@@ -256,6 +366,9 @@ def _read_mat73(path: Path, key: str | None, role: str | None) -> tuple[np.ndarr
         names = [n for n, _ in entries]
         name = _select(path, names, lambda: [n for n, ok in entries if ok], key, role)
         label = _label(path, name)
+        hostile = _h5_hostile(f, name, label)
+        if hostile:
+            raise DataError(hostile)
         obj = f[name]
         if not isinstance(obj, h5py.Dataset):
             raise DataError(f"{label}: a MATLAB struct/group, not a numeric array")
@@ -266,6 +379,7 @@ def _read_mat73(path: Path, key: str | None, role: str | None) -> tuple[np.ndarr
             raise DataError(f"{label}: not a numeric array (MATLAB class {cls or obj.dtype})")
         if obj.attrs.get("MATLAB_empty", 0):
             raise DataError(f"{label}: empty array")
+        check_declared(label, tuple(obj.shape), obj.dtype)
         try:
             arr = np.asarray(obj[()]).T
             if complex_:
@@ -295,9 +409,12 @@ def _read_tiff(path: Path) -> np.ndarray:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            check_declared(str(path), tuple(series.shape), series.dtype)
             arr = series.asarray()
             axes = series.axes
             rgb = series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB
+    except ScicliError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"cannot read {path}: {_short(exc)}") from None
     if rgb and "S" in axes and arr.shape[axes.index("S")] in (3, 4):
@@ -316,12 +433,27 @@ def _gray_frames(arr: np.ndarray, frame_ndim: int) -> np.ndarray:
     return arr
 
 
+def _check_image_size(path: Path) -> None:
+    """Frames x height x width x bands an image file declares, against the memory budget."""
+    from PIL import Image  # noqa: PLC0415 (imageio's own dependency; reads the header only)
+
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            frames = int(getattr(im, "n_frames", 1))
+            bands = len(im.getbands())
+    except Exception as exc:  # noqa: BLE001 - corrupt header: many possible exception types
+        raise DataError(f"cannot read {path}: {_short(exc)}") from None
+    check_declared(str(path), (frames, height, width, bands), np.float32 if bands > 1 else np.uint16)
+
+
 def _read_image(path: Path) -> np.ndarray:
     import imageio.v3 as iio  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     suffix = path.suffix.lower()
     if suffix in (".tif", ".tiff"):
         return _read_tiff(path)
+    _check_image_size(path)
     try:
         if suffix == ".gif":
             return _gray_frames(np.asarray(iio.imread(path, index=None)), 3)
@@ -339,8 +471,17 @@ def _read_video(path: Path) -> np.ndarray:
         )
     import imageio.v3 as iio  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
+    frames: list[np.ndarray] = []
+    total = 0
     try:
-        frames = [np.asarray(frame) for frame in iio.imiter(path)]
+        for frame in iio.imiter(path):
+            frames.append(np.asarray(frame))
+            total += frames[-1].nbytes
+            if total > memory_budget():
+                raise DataError(f"{path}: more than the memory budget {human(memory_budget())} of frames "
+                                "(--max-memory)")
+    except ScicliError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"cannot read {path}: {_short(exc)}") from None
     if not frames:
@@ -359,8 +500,13 @@ def _read_dir(path: Path) -> np.ndarray:
             f"{path}: directory holds no image files ({' '.join(IMAGE_DIR_SUFFIXES)})"
         )
     frames: list[np.ndarray] = []
+    total = 0
     for file in files:
+        check_regular(file)
         frame = _read_image(file)
+        total += frame.nbytes
+        if total > memory_budget():
+            raise DataError(f"{path}: its frames exceed the memory budget {human(memory_budget())} (--max-memory)")
         if frame.ndim != 2:
             raise UsageError(
                 f"{file}: expected one 2-D frame per file, got shape {tuple(frame.shape)}"
@@ -376,8 +522,9 @@ def _read_dir(path: Path) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- public
 def _check_path(path: Path) -> None:
-    if not path.exists():
+    if not os.path.lexists(path):
         raise UsageError(f"file not found: {path}")
+    check_regular(path)
     if not path.is_dir() and path.suffix.lower() not in SUPPORTED_SUFFIXES:
         shown = path.suffix or "(no suffix)"
         raise UsageError(

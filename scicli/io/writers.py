@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scicli.core.errors import UsageError
-from scicli.io.atomic import atomic_write
+from scicli.core.errors import DataError, UsageError
+from scicli.io.atomic import WriteGroup, atomic_write
 
 __all__ = ["WRITE_SUFFIXES", "WRITE_DTYPES", "write_array", "write_preview"]
 
@@ -30,6 +30,15 @@ def _check_range(path: Path, value_range: float) -> float:
     if not math.isfinite(value_range) or value_range <= 0:
         raise UsageError(f"{path}: value range must be a positive number, got {value_range}")
     return value_range
+
+
+def _check_finite(path: Path, frames: np.ndarray) -> None:
+    """A NaN/Inf result is never written (it would pass off garbage as a reconstruction)."""
+    arr = np.asarray(frames)
+    if arr.dtype.kind in "fc":
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise DataError(f"{path}: not written: the array holds {bad} NaN/Inf values")
 
 
 def _scaled(frames: np.ndarray, value_range: float, top: int) -> np.ndarray:
@@ -64,6 +73,7 @@ def write_array(
     dtype: str | None = "float32",
     key: str = "recon",
     value_range: float = 1.0,
+    group: WriteGroup | None = None,
 ) -> Path:
     """Write frames-first ``frames`` (values on 0..value_range) to ``path``, atomically.
 
@@ -82,13 +92,14 @@ def write_array(
     if dtype is not None and dtype not in WRITE_DTYPES:
         raise UsageError(f"{path}: unknown dtype '{dtype}' (choose from {', '.join(WRITE_DTYPES)})")
     value_range = _check_range(path, value_range)
+    _check_finite(path, frames)
     if np.iscomplexobj(frames):
         if suffix in (".tif", ".tiff") or suffix in PREVIEW_SUFFIXES:
             raise UsageError(f"{path}: {suffix} files cannot hold complex values; write .npy, .npz or .mat")
         if dtype not in (None, "float32"):
             raise UsageError(f"{path}: complex values cannot be written as {dtype} (use float32)")
     if suffix in PREVIEW_SUFFIXES:
-        return write_preview(path, frames, force=force, value_range=value_range)
+        return write_preview(path, frames, force=force, value_range=value_range, group=group)
     if suffix in (".npz", ".mat") and not _KEY_RE.fullmatch(key):
         raise UsageError(
             f"{path}: invalid array name '{key}' (a letter, then letters, digits or _; "
@@ -111,7 +122,7 @@ def write_array(
             scipy.io.savemat(str(tmp), {key: _matlab_order(arr)}, format="5",
                              do_compression=True)
 
-    return atomic_write(path, _write, force=force)
+    return atomic_write(path, _write, force=force, group=group)
 
 
 def _montage(frames: np.ndarray) -> np.ndarray:
@@ -136,6 +147,7 @@ def write_preview(
     *,
     force: bool = False,
     value_range: float = 1.0,
+    group: WriteGroup | None = None,
 ) -> Path:
     """Write a uint8 preview: a montage grid (.png) or an animation at 10 fps (.gif).
 
@@ -165,10 +177,10 @@ def write_preview(
         else:
             iio.imwrite(tmp, stack, is_batch=True, duration=100, loop=0)
 
-    return atomic_write(path, _write, force=force)
+    return atomic_write(path, _write, force=force, group=group)
 
 
-def write_rgb(path: Path, images: np.ndarray, *, force: bool = False) -> Path:
+def write_rgb(path: Path, images: np.ndarray, *, force: bool = False, group: WriteGroup | None = None) -> Path:
     """Write RGB image(s) (H, W, 3) or (K, H, W, 3), uint8, as one ``.png`` (several side by side)."""
     import imageio.v3 as iio  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
@@ -182,4 +194,4 @@ def write_rgb(path: Path, images: np.ndarray, *, force: bool = False) -> Path:
         raise UsageError(f"{path}: expected uint8 RGB images (K, H, W, 3), got {arr.dtype} {tuple(arr.shape)}")
     gap = np.full((arr.shape[1], _GAP, 3), _GAP_VALUE, dtype=np.uint8)
     row = np.concatenate([part for k, img in enumerate(arr) for part in ((gap, img) if k else (img,))], axis=1)
-    return atomic_write(path, lambda tmp: iio.imwrite(tmp, row), force=force)
+    return atomic_write(path, lambda tmp: iio.imwrite(tmp, row), force=force, group=group)

@@ -10,7 +10,10 @@ each field's metadata) and implements ``init`` and ``step``; :meth:`Solver.solve
 
 and records, per iteration, the relative residual ``||y - A x|| / ||y||`` and, when the ground
 truth is given, the mean per-frame PSNR (frames clipped to [0, 1]; of the magnitudes ``|x|``,
-``|gt|`` for complex images).
+``|gt|`` for complex images). The history is bounded (:class:`History`: every record of the
+first iterations, then ever sparser ones, and always the last), so a huge ``--iters`` costs no
+memory. An iterate that becomes NaN/Inf ends the solve with :class:`Diverged` (exit code 1):
+a non-finite result is never returned.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from torch import Tensor
 
 from scicli.core.params import check_range, coerce, from_command_line, to_command_line
 from scicli.core.errors import UsageError
-from scicli.methods.runners import Callback, Result, iterate
+from scicli.methods.runners import Callback, Diverged, History, Result, iterate
 from scicli.physics import LinearOperator
+
+__all__ = ["Callback", "Diverged", "History", "Result", "Solver"]
 
 
 class Solver:

@@ -8,6 +8,7 @@ iterations.
 
 from __future__ import annotations
 
+import bisect
 import inspect
 import math
 from dataclasses import dataclass
@@ -54,6 +55,30 @@ def pnp_params(sigmas: tuple = (50.0, 25.0, 12.0, 6.0), blocks: tuple = (10.0, 1
     return PnPParams
 
 
+class SigmaSchedule:
+    """The noise level of each iteration, computed when asked: block j of ``iters[j]``
+    iterations uses ``sigma[j]`` (on [0, 1]). Holds one number per block, never one per iteration
+    (``--iters 1000000000`` costs nothing)."""
+
+    def __init__(self, sigmas: tuple, iters: tuple) -> None:
+        self.levels = [float(s) for s in sigmas]
+        self.ends: list[int] = []
+        total = 0
+        for n in iters:
+            total += int(n)
+            self.ends.append(total)
+
+    def __len__(self) -> int:
+        return self.ends[-1] if self.ends else 0
+
+    def __getitem__(self, index: int) -> float:
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"iteration {index} is outside the schedule of {len(self)}")
+        return self.levels[bisect.bisect_right(self.ends, index)]
+
+
 class PnPMixin:
     """Builds the denoiser (early, so missing weights fail before any work) and the schedule."""
 
@@ -68,7 +93,7 @@ class PnPMixin:
             not math.isfinite(n) or int(n) != n or n < 1 for n in p.iters
         ):
             raise UsageError("--sigma levels must be > 0 and --iters entries whole numbers >= 1")
-        self.schedule = [float(s) for s, n in zip(p.sigma, p.iters) for _ in range(int(n))]
+        self.schedule = SigmaSchedule(p.sigma, p.iters)
         if p.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{p.precision}'")
         entry = DENOISERS.get(p.denoiser)

@@ -21,11 +21,49 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from scicli.core.errors import DataError
 from scicli.fixedpoint import Info, attach_gradient, make_solver, relative_residual, settings_options, solve_fixed_point
 from scicli.metrics import frame_psnr
 from scicli.physics import LinearOperator
 
 Callback = Callable[[int, int, dict[str, float]], None]  # (iteration, total, record)
+
+HISTORY_LIMIT = 1000
+"""Records a :class:`History` keeps at most (plus the last one)."""
+
+
+class Diverged(DataError):
+    """The iterate became NaN/Inf (exit code 1); ``iteration`` is where it was noticed."""
+
+    def __init__(self, message: str, iteration: int) -> None:
+        super().__init__(message)
+        self.iteration = iteration
+
+
+class History:
+    """Per-iteration records in bounded memory: all of them up to ``limit``, then every
+    ``stride``-th (the stride doubles each time the list is full again), and the last one."""
+
+    def __init__(self, limit: int = HISTORY_LIMIT) -> None:
+        self.limit = max(2, int(limit))
+        self.stride = 1
+        self._kept: list[dict[str, float]] = []
+        self._last: dict[str, float] | None = None
+
+    def append(self, record: dict[str, float]) -> None:
+        self._last = record
+        if int(record["iter"]) % self.stride:
+            return
+        self._kept.append(record)
+        if len(self._kept) > self.limit:
+            self.stride *= 2
+            self._kept = [r for r in self._kept if int(r["iter"]) % self.stride == 0 or r is self._kept[0]]
+
+    def records(self) -> list[dict[str, float]]:
+        """The kept records in order, ending with the last one appended."""
+        if self._last is None or (self._kept and self._kept[-1] is self._last):
+            return list(self._kept)
+        return [*self._kept, self._last]
 
 
 @dataclass
@@ -46,11 +84,13 @@ def _norms(t: Tensor) -> Tensor:
 def iterate(step: Callable[[int], Tensor], x0: Tensor, op: LinearOperator, y: Tensor, *, iters: int,
             tol: float = 0.0, gt: Tensor | None = None, callback: Callback | None = None) -> Result:
     """Run ``x_k = step(k)``, k = 1..iters, from ``x0``; stop early at relative change < ``tol``
-    (0: never) or at a non-finite residual. The record of iteration k holds ``iter``,
+    (0: never); a non-finite iterate raises :class:`Diverged` (nothing passes NaN off as a
+    result). The history keeps every record up to ``HISTORY_LIMIT``, then ever sparser ones
+    (:class:`History`: bounded memory for any ``iters``). The record of iteration k holds ``iter``,
     ``residual`` (mean over the batch), ``change`` (max over the batch), ``psnr`` (mean per-frame
     PSNR against ``gt``, of the magnitudes for complex images) and ``time``."""
     y_norm = _norms(y).clamp_min(1e-12)
-    history: list[dict[str, float]] = []
+    history = History()
     x = x_prev = x0
     converged = False
     start = time.perf_counter()
@@ -67,13 +107,13 @@ def iterate(step: Callable[[int], Tensor], x0: Tensor, op: LinearOperator, y: Te
         history.append(record)
         if callback is not None:
             callback(k, iters, record)
-        if not math.isfinite(record["residual"]):
-            break
+        if not math.isfinite(record["residual"]) or not bool(torch.isfinite(x).all()):
+            raise Diverged(f"the iterate became NaN/Inf at iteration {k}", k)
         x_prev = x
         if tol > 0 and record["change"] < tol:
             converged = True
             break
-    return Result(x=x, history=history, iterations=k, converged=converged)
+    return Result(x=x, history=history.records(), iterations=k, converged=converged)
 
 
 def unroll(f: Callable[[Tensor], Tensor], z0: Tensor, steps: int) -> tuple[Tensor, Info]:

@@ -128,6 +128,9 @@ class LinearOperator(nn.Module):
     """True when the measurements are complex (k-space)."""
     x_unit: ClassVar[str] = "frame"
     """What one channel of x is, for reports: frame, band, image."""
+    nonnegative_meas: ClassVar[bool] = True
+    """Whether noiseless measurements are >= 0 (intensities through a non-negative mask); a file
+    with a significant negative part then draws a warning (block CS and MRI set False)."""
 
     # -- the map --------------------------------------------------------------------------
     def A(self, x: Tensor) -> Tensor:

@@ -78,6 +78,7 @@ class BlockCS(LinearOperator):
     meas_ndim = 2
     has_gram_inverse = True
     x_unit = "image"
+    nonnegative_meas = False
     channels = 1
 
     def __init__(self, phi: Tensor, size: tuple[int, int], qinit: Tensor | None = None,

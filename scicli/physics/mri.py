@@ -172,6 +172,7 @@ class MRI(LinearOperator):
     has_gram_inverse = True
     complex_meas = True
     x_unit = "image"
+    nonnegative_meas = False
     channels = 1
 
     def __init__(self, mask: Tensor, *, complex_images: bool = False) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -38,6 +39,7 @@ from scicli.core.errors import ScicliError, UsageError
 from scicli import __version__
 from scicli.io import write_json
 from scicli.io import write_text
+from scicli.io.atomic import remove_stale_temp_files
 from scicli.metrics import sample_psnr
 from scicli.core.seeding import rng_state, set_rng_state
 from scicli.core.units import level, level255
@@ -351,6 +353,11 @@ def check_run_dir(out: Path, resume: bool, force: bool) -> None:
         raise UsageError("--resume and --force exclude each other (continue the run, or start it over)")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory")
+    probe = out.parent
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if os.path.lexists(probe) and not probe.is_dir():
+        raise UsageError(f"--out {out}: {probe} is a file, not a folder")
     if resume:
         if not (out / "last.pt").is_file():
             raise UsageError(f"--resume: {out / 'last.pt'} not found (nothing to resume)")
@@ -489,6 +496,8 @@ class Trainer:
                     pass
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
+            for name in RUN_FILES:  # half-written files of a run killed during a save (kill -9)
+                remove_stale_temp_files(out / name)
         self.log_path = out / "log.jsonl"
         if ckpt is not None and dist.is_main:  # drop records written after the checkpoint (an interrupted epoch)
             kept = [r for r in read_log(self.log_path) if int(r.get("step", 0)) <= self.step_count]

@@ -21,6 +21,7 @@ from scicli.core.errors import UsageError
 from scicli.core.params import coerce
 from scicli.core.units import level
 from scicli.io import atomic_write, write_json
+from scicli.io.outputs import Output, check_outputs
 from scicli.methods.learned import DEFAULT_SOLVE, INFERENCE_KEYS
 from scicli.data.datasets import SourceCache, center_crops, list_sources, split_sources
 from scicli.train.loop import TrainArgs, read_log, validate
@@ -94,6 +95,9 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
     the manifest entry."""
     run = Path(run)
     src = run / "best.pt" if run.is_dir() else run
+    target = Path(weights_dir) / f"{name}.pt"
+    # shipping replaces NAME.pt (force) but never the checkpoint it reads
+    check_outputs([Output("NAME", target, (".pt",))], [src], force=True)
     ckpt = load_checkpoint(src)
     run_json = src.parent / "run.json"
     run = json.loads(run_json.read_text()) if run_json.is_file() else log_summary(src.parent / "log.jsonl", ckpt)
@@ -103,7 +107,6 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
     trained_solve = dict(slim["config"].get("solve", {}))
     if solve:
         slim["config"] = {**slim["config"], "solve": {**trained_solve, **inference_settings(solve, ckpt["method"])}}
-    target = Path(weights_dir) / f"{name}.pt"
     atomic_write(target, lambda tmp: torch.save(slim, tmp), force=True)
     entry: dict[str, Any] = {
         "file": target.name,

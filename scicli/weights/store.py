@@ -25,6 +25,7 @@ from scicli.core.errors import DataError, ScicliError, UsageError
 from scicli.core.registry import Registry
 from scicli.core.units import LEVEL_SCALE
 from scicli.io import atomic_write
+from scicli.io.limits import check_regular
 
 FORMAT = "scicli-checkpoint"
 FORMAT_VERSION = 2
@@ -80,6 +81,20 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     return atomic_write(Path(path), lambda tmp: torch.save(payload, tmp), force=True)
 
 
+def _checkpoint_problem(exc: BaseException) -> str:
+    """What is wrong with a checkpoint file torch.load refused, in plain words."""
+    text = str(exc)
+    if isinstance(exc, (EOFError, KeyError)) or "load key" in text or "magic number" in text:
+        return "it is not a PyTorch file (unrecognised content)"
+    if "Weights only load failed" in text or "Unsupported global" in text:
+        return ("it holds pickled Python objects, which scicli never loads (it reads plain-data checkpoints "
+                "only, as scicli train writes them)")
+    if ("zip archive" in text or "central directory" in text or "archive is corrupted" in text
+            or isinstance(exc, OSError)):
+        return "the file is truncated or corrupt (its zip archive cannot be read whole); copy it again"
+    return f"torch.load failed ({type(exc).__name__})"
+
+
 def load_checkpoint(path: Path, method: str | None = None) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; check its format and, if given, its method."""
     path = Path(path)
@@ -87,12 +102,13 @@ def load_checkpoint(path: Path, method: str | None = None) -> dict[str, Any]:
         path = path / "best.pt"
     if not path.is_file():
         raise UsageError(f"checkpoint not found: {path}")
+    check_regular(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the checkpoint file is empty")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zip, pickled objects, not a torch file ...
-        text = str(exc).strip().splitlines()
-        first = text[0][:120] if text else type(exc).__name__
-        raise DataError(f"{path}: not a readable scicli checkpoint ({first})") from None
+        raise DataError(f"{path}: not a readable scicli checkpoint: {_checkpoint_problem(exc)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise DataError(f"{path}: not a scicli checkpoint (no '{FORMAT}' format tag)")
     if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
