@@ -88,8 +88,8 @@ def test_simulate_then_reconstruct(name: str, images: dict[str, Path], tmp_path:
 def test_operator_settings_are_checked(images: dict[str, Path], tmp_path: Path) -> None:
     err = one_error(invoke_cli("simulate", images["mri"], "--operator", "mri", "-O", "wobble=1", "--out", tmp_path / "s"))
     assert "'mri' has no setting 'wobble'" in err
-    err = one_error(invoke_cli("simulate", images["mri"], "--operator", "ct", "--out", tmp_path / "s"))
-    assert "unknown operator 'ct'" in err
+    err = one_error(invoke_cli("simulate", images["mri"], "--operator", "pet", "--out", tmp_path / "s"))
+    assert "unknown operator 'pet'" in err
     err = one_error(invoke_cli("simulate", images["mri"], "-O", "ratio=0.1", "--out", tmp_path / "s"))
     assert "video-sci takes no settings" in err
 

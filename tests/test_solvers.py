@@ -23,7 +23,8 @@ from scicli.methods import METHODS, Result, Solver
 from scicli.metrics import frame_psnr
 
 B, H, W = 8, 32, 40
-CLASSICAL = [n for n in METHODS.names() if not METHODS.get(n).factory.trainable]  # learned ones: test_train_sci.py
+CLASSICAL = [n for n in METHODS.names()  # the iterative ones (learned: test_train_sci.py; fbp: test_ct.py)
+             if not METHODS.get(n).factory.trainable and not METHODS.get(n).factory.linear]
 TV_METHODS = ["gap-tv", "admm-tv", "gd-tv"]
 # minimum mean PSNR (dB) with default parameters on the default problem
 PSNR_MIN = {"gap-tv": 32.5, "admm-tv": 32.5, "gd-tv": 26.5, "fista-tv": 27.0, "pgd-tv": 22.0}

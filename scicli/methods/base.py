@@ -37,6 +37,14 @@ class Solver:
 
     Params: ClassVar[type]
     trainable: ClassVar[bool] = False
+    linear: ClassVar[bool] = False
+    """True for a one-pass linear reconstruction (no iterations to set)."""
+
+    @classmethod
+    def applies_to(cls, op: LinearOperator) -> bool:
+        """Whether the method runs on this operator (a method needing more than the contract,
+        e.g. FBP, says no where it does not; GAP's need of (A A^T)^-1 is checked by the operator)."""
+        return True
 
     def __init__(self, **overrides: Any) -> None:
         self.params = self.make_params(overrides)
