@@ -1,0 +1,116 @@
+"""LISTA (Gregor and LeCun 2010) on the ``dictionary`` operator.
+
+* initialised as ISTA, one untrained LISTA layer is one ISTA step, and T steps are T + 1 ISTA
+  steps from zero (the paper's Algorithm 3 counts the first layer apart);
+* the code-prediction loss reaches W_e, S and theta;
+* the weights store rebuilds the network, and refuses a dictionary of another size in one line;
+* the ``dictionary`` operator is in the operator contract (tests/test_operator_contract.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from scicli.core.errors import UsageError
+from scicli.methods import METHODS
+from scicli.methods.lista import LISTA
+from scicli.physics import OPERATORS
+from scicli.priors.sparsity import soft_threshold
+from scicli.weights.store import FORMAT, FORMAT_VERSION, load_model, save_checkpoint
+from test_operator_contract import CONTRACT
+
+Dictionary = OPERATORS.get("dictionary").factory
+ALPHA = 0.3
+
+
+def dictionary(n: int = 16, m: int = 32, seed: int = 0):
+    return Dictionary.random((m, 1, 1), rng=np.random.default_rng(seed), n=n).to(torch.float64)
+
+
+def signals(op, count: int = 5, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(count, op.n, generator=g, dtype=torch.float64)
+
+
+def ista(op, y: torch.Tensor, steps: int, alpha: float = ALPHA) -> torch.Tensor:
+    """ISTA from zero, written out: z <- h_{alpha/L}(z - D^T (D z - y) / L)."""
+    L = op.norm()
+    z = torch.zeros(y.shape[0], op.m, 1, 1, dtype=y.dtype)
+    for _ in range(steps):
+        z = soft_threshold(z - op.A_adjoint(op.A(z) - y) / L, alpha / L)
+    return z
+
+
+def test_the_dictionary_operator_is_in_the_contract() -> None:
+    assert "dictionary" in CONTRACT
+    op = dictionary()
+    assert op.signature() == {"n": 16, "m": 32}
+    assert torch.allclose(torch.linalg.vector_norm(op.D, dim=0), torch.ones(32, dtype=torch.float64))
+
+
+def test_an_untrained_layer_is_one_ista_step() -> None:
+    op, y = dictionary(), signals(dictionary())
+    model = LISTA.from_dictionary(op, iters=3, alpha=ALPHA).double()
+    z = ista(op, y, 2)
+    L = op.norm()
+    torch.testing.assert_close(model.f(z, op, y), soft_threshold(z - op.A_adjoint(op.A(z) - y) / L, ALPHA / L))
+    torch.testing.assert_close(model.start(op, y), ista(op, y, 1))
+    torch.testing.assert_close(model(y, op)[0], ista(op, y, 4))  # T = 3 steps after the first layer
+
+
+def test_gradient_reaches_W_e_S_and_theta() -> None:
+    op, y = dictionary(), signals(dictionary())
+    target = ista(op, y, 200)
+    model = LISTA.from_dictionary(op, iters=2, alpha=ALPHA).double()
+    loss = ((model(y, op)[0] - target) ** 2).sum(dim=(1, 2, 3)).mean()
+    loss.backward()
+    for name in ("W_e", "S", "theta"):
+        grad = getattr(model, name).grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
+
+
+def test_a_few_adam_steps_lower_the_code_error() -> None:
+    op, y = dictionary(), signals(dictionary(), 64)
+    target = ista(op, y, 300)
+    model = LISTA.from_dictionary(op, iters=1, alpha=ALPHA).double()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def error() -> torch.Tensor:
+        return ((model(y, op)[0] - target) ** 2).sum(dim=(1, 2, 3)).mean()
+
+    with torch.no_grad():
+        before = float(error())
+    for _ in range(30):
+        opt.zero_grad()
+        error().backward()
+        opt.step()
+    with torch.no_grad():
+        assert float(error()) < 0.8 * before
+
+
+def test_weights_round_trip_and_refuse_another_dictionary_size(tmp_path: Path) -> None:
+    op = dictionary()
+    model = LISTA.from_dictionary(op, iters=2, alpha=ALPHA)
+    path = save_checkpoint(tmp_path / "best.pt", {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                                   "method": "lista", "config": model.config,
+                                                   "model": model.state_dict()})
+    loaded = load_model("lista", path)
+    y = signals(op).float()
+    op32 = op.to(torch.float32)
+    torch.testing.assert_close(loaded(y, op32)[0], model(y, op32)[0])
+    other = Dictionary.random((48, 1, 1), rng=np.random.default_rng(1), n=16)
+    with pytest.raises(UsageError, match=r"lista weights are for dictionary with m 32; this one has n 16, m 48"):
+        loaded(signals(other).float(), other)
+    solver = METHODS.get("lista").factory(weights=str(path))  # the --method solver, from the weights
+    out = solver.solve(op32, y)
+    torch.testing.assert_close(out.x, model(y, op32)[0])
+    assert out.iterations == 2
+
+
+def test_lista_needs_the_dictionary_size() -> None:
+    with pytest.raises(ValueError, match=r"signature \{n, m\}"):
+        LISTA()
