@@ -14,17 +14,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from scicli.core.errors import UsageError
 from scicli.methods import METHODS
 from scicli.methods.lista import LISTA
 from scicli.physics import OPERATORS
 from scicli.priors.sparsity import soft_threshold
-from scicli.weights.store import FORMAT, FORMAT_VERSION, load_model, save_checkpoint
+from scicli.train.ship import ship
+from scicli.weights.store import FORMAT, FORMAT_VERSION, WEIGHTS_DIR, load_model, save_checkpoint
 from test_operator_contract import CONTRACT
 
 Dictionary = OPERATORS.get("dictionary").factory
 ALPHA = 0.3
+TRAIN400 = Path(__file__).resolve().parents[2] / "shared" / "data" / "Train400"
+SHIPPED_SCALE = 0.10393
+"""The patch normalisation of the shipped weights (bench/bench_lista.py's log and the manifest note)."""
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small products: on a loaded CPU, threads only wait for each other (45 times slower measured)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def dictionary(n: int = 16, m: int = 32, seed: int = 0):
@@ -114,3 +128,49 @@ def test_weights_round_trip_and_refuse_another_dictionary_size(tmp_path: Path) -
 def test_lista_needs_the_dictionary_size() -> None:
     with pytest.raises(ValueError, match=r"signature \{n, m\}"):
         LISTA()
+
+
+def test_shipping_puts_the_dictionary_beside_the_weights(tmp_path: Path) -> None:
+    op = dictionary()
+    model = LISTA.from_dictionary(op, iters=1, alpha=ALPHA)
+    run = tmp_path / "run"
+    save_checkpoint(run / "best.pt", {"format": FORMAT, "format_version": FORMAT_VERSION, "method": "lista",
+                                      "config": model.config, "model": model.state_dict(),
+                                      "val": {"test_code_error": 1.0}, "command": "python bench/bench_lista.py",
+                                      "training_data": ["/data/Train400"]})
+    np.savez(tmp_path / "dictionary.npz", dictionary=op.arrays()["dictionary"])
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    entry = ship(run, "lista", companions=[tmp_path / "dictionary.npz"], weights_dir=weights)
+    assert entry["validation_code_error"] == {"test_code_error": 1.0}
+    assert entry["data_licence"] == ["DnCNN image sets (research and education only)"]
+    assert [c["file"] for c in entry["companions"]] == ["lista-dictionary.npz"]
+    shipped = Dictionary.from_arrays(dict(np.load(weights / "lista-dictionary.npz")))
+    assert load_model("lista", weights / "lista.pt").check(shipped, None) is None
+    with pytest.raises(UsageError, match="--with: no such file"):
+        ship(run, "lista", companions=[tmp_path / "missing.npz"], weights_dir=weights)
+
+
+@pytest.mark.skipif(not (TRAIN400 / "test_400.png").is_file(), reason="needs ../shared/data/Train400")
+def test_the_shipped_weights_beat_fifteen_fista_iterations_on_held_out_patches() -> None:
+    """The shipped LISTA (T = 7, m = 100) with its dictionary, on 300 patches of a held-out image
+    (test_400.png), against codes from 400 FISTA iterations: the bench measured that FISTA needs
+    31 iterations to reach its error; here at least 15."""
+    op = Dictionary.from_arrays(dict(np.load(WEIGHTS_DIR / "lista-dictionary.npz")))
+    img = np.asarray(Image.open(TRAIN400 / "test_400.png").convert("L"), dtype=np.float64) / 255
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, img.shape[0] - 9, 300), rng.integers(0, img.shape[1] - 9, 300)
+    X = np.stack([img[r:r + 10, c:c + 10].reshape(-1) for r, c in zip(rows, cols)])
+    y = torch.from_numpy((X - X.mean(axis=1, keepdims=True)) / SHIPPED_SCALE).float()
+    alpha = 0.5
+    L = op.norm()
+    z = x = torch.zeros(y.shape[0], op.m, 1, 1)
+    for k in range(1, 401):
+        x_new = soft_threshold(z - op.A_adjoint(op.A(z) - y) / L, alpha / L)
+        z, x = x_new + (k - 1) / (k + 2) * (x_new - x), x_new
+        if k == 15:
+            x15 = x
+    target = x
+    fista15 = float(((x15 - target) ** 2).sum(dim=(1, 2, 3)).mean())
+    lista = METHODS.get("lista").factory().solve(op, y).x  # the shipped weights, no options
+    assert float(((lista - target) ** 2).sum(dim=(1, 2, 3)).mean()) < fista15

@@ -49,6 +49,8 @@ class LISTA(LearnedMap):
     method = "lista"
     operator = "dictionary"
     unrolled = True
+    score = "code_error"
+    """What a run's validation scores are (the manifest's ``validation_code_error``): code errors, not PSNR."""
 
     @dataclass
     class Options:
