@@ -27,7 +27,7 @@ from scicli.core.errors import UsageError
 from scicli.methods import METHODS
 from scicli.physics import OPERATORS, LinearOperator
 
-CONTRACT = ["cassi", "cs-block", "ct", "mri", "video-sci"]
+CONTRACT = ["cassi", "cs-block", "ct", "dictionary", "mri", "video-sci"]
 """Every registered operator, by name: the suite runs each through the same checks."""
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

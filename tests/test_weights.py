@@ -8,13 +8,15 @@ import json
 import pytest
 import torch
 
+import scicli.methods  # noqa: F401  (registers the learned methods: is_reconstruction knows them)
 from scicli.priors import DENOISERS
 from scicli.weights.store import MANIFEST, WEIGHTS_DIR, is_reconstruction, sha256
 
 SHIPPED = sorted(WEIGHTS_DIR.glob("*.pt"))
 MANIFEST_DATA = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
-RECONSTRUCTION = sorted(n for n, e in MANIFEST_DATA.items() if is_reconstruction(e["method"]))
-DENOISING = sorted(n for n in MANIFEST_DATA if n not in RECONSTRUCTION)
+RECONSTRUCTION = sorted(n for n, e in MANIFEST_DATA.items() if is_reconstruction(e["method"])
+                        and e["config"].get("operator", "video-sci") == "video-sci")  # lista: tests/test_lista.py
+DENOISING = sorted(n for n, e in MANIFEST_DATA.items() if not is_reconstruction(e["method"]))
 
 
 def _clip():
@@ -34,9 +36,12 @@ def test_manifest_entry_matches_its_file(name: str) -> None:
     entry = MANIFEST_DATA[name]
     path = WEIGHTS_DIR / entry["file"]
     assert sha256(path) == entry["sha256"]
-    for key in ("command", "training_data", "data_licence", "validation_psnr", "hardware"):
+    for key in ("command", "training_data", "data_licence", "hardware"):
         assert entry.get(key), (name, key)
-    assert entry["command"].startswith("scicli train")
+    assert any(k.startswith("validation_") and entry[k] for k in entry), name
+    assert entry["command"].startswith(("scicli train", "python bench/"))
+    for companion in entry.get("companions", []):  # files the weights need (LISTA's dictionary)
+        assert sha256(WEIGHTS_DIR / companion["file"]) == companion["sha256"], companion["file"]
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     assert ckpt["method"] == entry["method"] and ckpt["config"] == entry["config"]
     assert path.stat().st_size < 5 * 2**20  # a few MB at most

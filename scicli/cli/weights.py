@@ -21,10 +21,11 @@ def ship_cmd(
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Also score ffdnet (denoisers) or untrained (reconstruction) on the run's validation split."),
     note: str = typer.Option("", "--note", help="Free text for the manifest (e.g. benchmark numbers)."),
     solve: Optional[list[str]] = typer.Option(None, "--solve", help="Reconstruction networks: inference setting KEY=VALUE stored with the weights (solver, max_iter, tol, m, lam, beta)."),
+    companions: Optional[list[Path]] = typer.Option(None, "--with", help="A file the weights need (e.g. LISTA's dictionary), shipped beside them as NAME-FILENAME with its sha256."),
 ) -> None:
     """Copy the model part of a run's best.pt into scicli/weights/ and record sha256, command, data
     licence, hardware and validation scores in scicli/weights/manifest.json."""
     from scicli.train.ship import ship  # noqa: PLC0415 (the training stack loads only for this command)
 
-    entry = ship(run, name, baseline=baseline, note=note, solve=solve or ())
+    entry = ship(run, name, baseline=baseline, note=note, solve=solve or (), companions=companions or ())
     out.print_json(json.dumps(entry))

@@ -64,6 +64,8 @@ class LearnedMap(nn.Module):
     operator: ClassVar[str | None] = None
     unrolled: ClassVar[bool] = False
     """True for a map run a fixed number of times rather than to its fixed point."""
+    score: ClassVar[str] = "psnr"
+    """What the validation scores of its runs are (named so in the shipped weights' manifest)."""
 
     @dataclass
     class Options:

@@ -1,12 +1,15 @@
 """Ship a trained checkpoint as scicli's default weights, with its provenance.
 
     scicli weights ship RUN_DIR NAME [--baseline ffdnet|untrained] [--solve KEY=VALUE] [--note TEXT]
+                                     [--with FILE]
 
 Copies the model part of ``RUN_DIR/best.pt`` (method, config, weights; no optimizer or RNG
 state) to ``scicli/weights/NAME.pt`` and records in ``scicli/weights/manifest.json``: sha256,
 size, the exact training command, training data and its licence, hardware, time, steps and
 the validation PSNRs of the run (and, with ``--baseline``, of that denoiser on the same
-validation crops and noise, so "better than" is measured, not assumed).
+validation crops and noise, so "better than" is measured, not assumed). ``--with FILE`` ships
+a file the weights need beside them as ``NAME-FILENAME`` (e.g. the dictionary LISTA was trained
+for), with its sha256 in the same manifest entry.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from scicli.data.datasets import SourceCache, center_crops, list_sources, split_
 from scicli.train.loop import TrainArgs, read_log, validate
 from scicli.train.sci import SCITask
 from scicli.weights.ffdnet import load_ffdnet
-from scicli.weights.store import WEIGHTS_DIR, build_model, is_reconstruction, load_checkpoint, sha256
+from scicli.weights.store import MODELS, WEIGHTS_DIR, build_model, is_reconstruction, load_checkpoint, sha256
 
 LICENCES = {
     "DAVIS2016": "DAVIS 2016 (CC BY-NC 4.0): research, non-commercial use, with attribution",
@@ -87,13 +90,17 @@ def log_summary(log: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
 
 
 def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", solve: Sequence[str] = (),
-         weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+         companions: Sequence[Path] = (), weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     """Copy the model part of ``run``'s ``best.pt`` (or the checkpoint file ``run``) to
     ``weights_dir/NAME.pt`` and record its provenance in ``weights_dir/manifest.json`` (both
     written atomically); ``solve``: inference settings stored with reconstruction weights;
-    ``baseline``: also score ``ffdnet`` / ``untrained`` on the run's validation split. Returns
-    the manifest entry."""
+    ``baseline``: also score ``ffdnet`` / ``untrained`` on the run's validation split;
+    ``companions``: files the weights need, copied to ``weights_dir/NAME-FILENAME``. Returns the
+    manifest entry."""
     run = Path(run)
+    missing = [str(c) for c in companions if not Path(c).is_file()]
+    if missing:
+        raise UsageError(f"--with: no such file: {', '.join(missing)}")
     src = run / "best.pt" if run.is_dir() else run
     target = Path(weights_dir) / f"{name}.pt"
     # shipping replaces NAME.pt (force) but never the checkpoint it reads
@@ -114,7 +121,8 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
         "bytes": target.stat().st_size,
         "method": ckpt["method"],
         "config": slim["config"],
-        "trained_by": "scicli train (this repository)",
+        "trained_by": "scicli train (this repository)" if str(ckpt.get("command", "")).startswith("scicli train")
+        else "this repository (the command below)",
         "command": ckpt.get("command"),
         "training_data": ckpt.get("training_data"),
         "data_licence": sorted({lic for key, lic in LICENCES.items()
@@ -122,7 +130,7 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
         "use": "research only (inherits the training data's licence terms)",
         "epoch": ckpt.get("epoch"),
         "steps": ckpt.get("step"),
-        "validation_psnr": ckpt.get("val"),
+        f"validation_{getattr(MODELS.get(ckpt['method']).factory, 'score', 'psnr')}": ckpt.get("val"),
         "validation_noisy_psnr": ckpt.get("val_noisy"),
         "hardware": run.get("device"),
         "seconds": run.get("seconds"),
@@ -140,6 +148,15 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
         entry["inference_solve"] = slim["config"]["solve"]
     if note:
         entry["note"] = note
+    if companions:
+        entry["companions"] = []
+        for c in companions:
+            c = Path(c)
+            dest = Path(weights_dir) / f"{name}-{c.name}"
+            data = c.read_bytes()
+            atomic_write(dest, lambda tmp, data=data: Path(tmp).write_bytes(data), force=True)
+            entry["companions"].append({"file": dest.name, "sha256": sha256(dest), "bytes": dest.stat().st_size,
+                                        "source": str(c)})
     manifest_path = Path(weights_dir) / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest[name] = entry
