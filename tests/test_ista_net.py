@@ -24,6 +24,7 @@ from scicli.methods.ista_net import ISTANet, ISTANetPlus
 from scicli.nets.ista import ISTAProx
 from scicli.physics import OPERATORS
 from scicli.train.loop import Reporter, TrainArgs, read_log, train
+from scicli.train.ship import ship
 from scicli.weights.store import build_model, load_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -251,3 +252,8 @@ def test_train_resume_bit_for_bit_and_reconstruct(stills: Path, tmp_path: Path):
                      "--weights", tmp_path / "whole" / "best.pt", "--out", tmp_path / "rec30.npy")
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
     assert bad.exit_code != 0 and len(errors) == 1 and "m 109; this one has block 33, m 327" in errors[0]
+
+    entry = ship(tmp_path / "whole", "ista-net-plus", baseline="untrained", weights_dir=tmp_path / "shipped")
+    assert entry["command"].startswith("scicli train --method ista-net-plus") and "--operator cs-block" in entry["command"]
+    # the operator run's own baselines: the linear start, and the untrained map on the same crops
+    assert set(entry["validation_noisy_psnr"]) == set(entry["validation_psnr_untrained"]) == {"psnr"}
