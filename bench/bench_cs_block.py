@@ -3,6 +3,7 @@
     python bench/bench_cs_block.py [--ratios 10,30,40] [--images N] [--methods qinit,admm-tv,pnp-admm]
                                    [--threads 1] [solver settings] [--csv FILE]
     python bench/bench_cs_block.py --tune [--val-images 10]      (choose the settings on Train400)
+    python bench/bench_cs_block.py --ratios 10 --methods qinit,ista-net-plus --weights RUN/best.pt
 
 Convention (shared/data/cs/PROVENANCE.txt, ISTA-Net's test script): x = Y / 255 (BSD68 is
 grayscale), zero-pad right and bottom to a multiple of 33, row-major 33 x 33 blocks,
@@ -11,7 +12,9 @@ scale over the original area, 10 log10(255^2 / mse), averaged over images; SSIM 
 scikit-image (7 x 7 window, data_range 1) on the same clipped images.
 
 Methods: qinit (ISTA-Net's linear initialiser Qinit y_k, Initialization_Matrix_R.mat), admm-tv
-and pnp-admm with FFDNet, both started from the Qinit estimate. The settings (SETTINGS below)
+and pnp-admm with FFDNet, both started from the Qinit estimate; ista-net-plus (and ista-net,
+fista-net) with ``--weights RUN/best.pt`` from ``scicli train --operator cs-block`` (evaluated at
+the ratio the weights were trained for; the others are skipped), started from Qinit y. The settings (SETTINGS below)
 were chosen on 10 Train400 images (``--tune``), never on BSD68. Published rows: Zhang & Ghanem,
 ISTA-Net, CVPR 2018, Table 2 (BSD68, average PSNR), as quoted in
 shared/references/model-driven-deep-learning-slides.txt.
@@ -40,6 +43,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
+from scicli.core.errors import UsageError  # noqa: E402
 from scicli.physics.cs_block import BlockCS  # noqa: E402
 from scicli.methods import METHODS as REGISTRY  # noqa: E402
 
@@ -48,7 +52,10 @@ BSD68 = DATA / "BSD68"
 TRAIN400 = DATA / "Train400"
 MATRICES = DATA / "cs" / "sampling_matrix"
 METHODS = ("qinit", "admm-tv", "pnp-admm")
-LABELS = {"qinit": "Qinit (linear)", "admm-tv": "admm-tv", "pnp-admm": "pnp-admm / ffdnet"}
+LEARNED = ("ista-net-plus", "ista-net", "fista-net")
+"""Learned methods: need ``--weights RUN/best.pt`` (trained for one ratio: other ratios are skipped)."""
+LABELS = {"qinit": "Qinit (linear)", "admm-tv": "admm-tv", "pnp-admm": "pnp-admm / ffdnet",
+          "ista-net-plus": "ista-net-plus (scicli)", "ista-net": "ista-net (scicli)", "fista-net": "fista-net (scicli)"}
 
 # ISTA-Net (CVPR 2018) Table 2: average PSNR (dB) on BSD68
 PUBLISHED = {
@@ -123,6 +130,8 @@ def score(x: np.ndarray, img: np.ndarray) -> tuple[float, float]:
 def make_solver(method: str, params: dict[str, Any]):
     if method == "qinit":
         return None
+    if method in LEARNED:
+        return REGISTRY.get(method).factory(**params)
     extra = {"denoiser": "ffdnet"} if method == "pnp-admm" else {}
     return REGISTRY.get(method).factory.from_command_line(**extra, **params)  # sigma on 0..255
 
@@ -148,12 +157,15 @@ def settings_for(ratio: int, args: argparse.Namespace) -> dict[str, dict[str, An
     for key, value in (("sigma", args.pnp_sigma), ("iters", args.pnp_iters), ("gamma", args.pnp_gamma)):
         if value is not None:
             pnp[key] = value
-    return {"admm-tv": tv, "pnp-admm": pnp}
+    learned = {"weights": str(args.weights)} if args.weights else {}
+    return {"admm-tv": tv, "pnp-admm": pnp, **{m: dict(learned) for m in LEARNED}}
 
 
 def describe(method: str, params: dict[str, Any]) -> str:
     if method == "qinit":
         return "x0 = Qinit y_k"
+    if method in LEARNED:
+        return f"weights {params.get('weights') or '(shipped)'}, from Qinit y_k"
     if method == "admm-tv":
         return (f"iters={params['iters']} tv_weight={params['tv_weight']} tv_iters={params['tv_iters']} "
                 f"gamma={params['gamma']}")
@@ -184,13 +196,23 @@ def bench(args: argparse.Namespace) -> int:
         ops = Operators(ratio)
         settings = settings_for(ratio, args)
         solvers = {m: make_solver(m, settings.get(m, {})) for m in args.methods}
+        skip = set()
         for m in args.methods:
             print(f"  {ratio:>2d} %  {LABELS[m]:<18s} {describe(m, settings.get(m, {}))}")
+            if m in LEARNED:
+                op = ops.get(images[0][1].shape)
+                try:
+                    solvers[m].model.check(op, op.A(torch.zeros(1, 1, *op.size)))
+                except UsageError as exc:
+                    print(f"         skipped: {exc}")
+                    skip.add(m)
         for name, img in images:
             op = ops.get(img.shape)
             x = torch.from_numpy(img.astype(np.float32) / 255.0)[None, None]
             y = op.A(x)
             for m in args.methods:
+                if m in skip:
+                    continue
                 t0 = time.perf_counter()
                 xhat, _ = reconstruct(m, solvers[m], op, y)
                 dt = time.perf_counter() - t0
@@ -201,7 +223,8 @@ def bench(args: argparse.Namespace) -> int:
             if args.verbose:
                 line = "  ".join(f"{m} {results[(m, ratio)][-1][0]:.2f}" for m in args.methods)
                 print(f"    {ratio} % {name}: {line}", flush=True)
-        done = "  ".join(f"{m} {np.mean([r[0] for r in results[(m, ratio)]]):.2f} dB" for m in args.methods)
+        done = "  ".join(f"{m} {np.mean([r[0] for r in results[(m, ratio)]]):.2f} dB" for m in args.methods
+                         if (m, ratio) in results)
         print(f"  {ratio} % done after {time.perf_counter() - t_all:.0f} s: {done}", flush=True)
     wall = time.perf_counter() - t_all
 
@@ -215,6 +238,9 @@ def bench(args: argparse.Namespace) -> int:
     for m in args.methods:
         cells = []
         for r in args.ratios:
+            if (m, r) not in results:
+                cells.append("-")
+                continue
             arr = np.array(results[(m, r)])
             cells.append(f"{arr[:, 0].mean():6.2f} / {arr[:, 1].mean():.4f} / {arr[:, 2].mean():5.2f}")
         print(f"{LABELS[m]:<24s}" + "".join(f"{c:>{width}s}" for c in cells))
@@ -323,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=BSD68, help="test images (default: %(default)s)")
     ap.add_argument("--csv", type=Path, default=None, help="write per-image PSNR/SSIM/seconds here")
     ap.add_argument("--verbose", action="store_true", help="print every image's PSNR")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="learned methods (ista-net-plus, ista-net, fista-net): a scicli train checkpoint "
+                         "(default: the shipped weights)")
     g = ap.add_argument_group("solver settings (override SETTINGS for every ratio)")
     g.add_argument("--admm-iters", type=int, default=None, help="admm-tv iterations")
     g.add_argument("--tv-weight", type=float, default=None, help="admm-tv TV weight")
@@ -344,9 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.ratios = [int(r) for r in args.ratios.split(",")]
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in args.methods if m not in METHODS]
+    bad = [m for m in args.methods if m not in METHODS + LEARNED]
     if bad:
-        ap.error(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
+        ap.error(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS + LEARNED)}")
+    if args.tune and any(m in LEARNED for m in args.methods):
+        ap.error("--tune applies to admm-tv and pnp-admm (learned methods are trained with scicli train)")
     missing = [r for r in args.ratios if not (MATRICES / f"phi_0_{r}_1089.mat").is_file()]
     if missing:
         ap.error(f"no ISTA-Net matrices for ratio(s) {missing} in {MATRICES}")

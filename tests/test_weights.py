@@ -15,7 +15,9 @@ from scicli.weights.store import MANIFEST, WEIGHTS_DIR, is_reconstruction, sha25
 SHIPPED = sorted(WEIGHTS_DIR.glob("*.pt"))
 MANIFEST_DATA = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
 RECONSTRUCTION = sorted(n for n, e in MANIFEST_DATA.items() if is_reconstruction(e["method"])
-                        and e["config"].get("operator", "video-sci") == "video-sci")  # lista: tests/test_lista.py
+                        and e["config"].get("operator", "video-sci") == "video-sci")
+OPERATOR_WEIGHTS = sorted(n for n, e in MANIFEST_DATA.items() if is_reconstruction(e["method"])
+                          and e["config"].get("operator") == "cs-block")  # lista (dictionary): tests/test_lista.py
 DENOISING = sorted(n for n, e in MANIFEST_DATA.items() if not is_reconstruction(e["method"]))
 
 
@@ -81,3 +83,35 @@ def test_shipped_reconstruction_runs_without_options_and_beats_gap_tv(name: str)
     tv = METHODS.get("gap-tv").factory().solve(op, y).x
     assert out.shape == x.shape
     assert float(frame_psnr(out, x).mean()) > float(frame_psnr(tv, x).mean()) + 0.3  # 22.8 vs 22.3 dB
+
+
+ISTA_MATRICES = WEIGHTS_DIR.parents[2] / "shared" / "data" / "cs" / "sampling_matrix"
+ISTA_RATIO = {10: 1, 43: 4, 109: 10, 272: 25, 327: 30, 436: 40}  # m -> the percent of ISTA-Net's file names
+
+
+@pytest.mark.parametrize("name", OPERATOR_WEIGHTS)
+def test_shipped_operator_weights_beat_the_linear_start_on_their_operator(name: str) -> None:
+    """Block-CS weights (trained on ISTA-Net's Phi and Qinit, the files of shared/data/cs) run
+    without options on a natural image (camera() crop, 99 x 99) measured with those matrices and
+    improve on the Qinit estimate."""
+    import numpy as np
+    import scipy.io
+    from skimage import data
+
+    from scicli.methods import METHODS
+    from scicli.metrics import sample_psnr
+    from scicli.physics.cs_block import BlockCS
+
+    entry = MANIFEST_DATA[name]
+    assert entry["config"]["operator"] == "cs-block", "add a check for weights of this operator"
+    pct = ISTA_RATIO[entry["config"]["signature"]["m"]]
+    if not (ISTA_MATRICES / f"phi_0_{pct}_1089.mat").is_file():
+        pytest.skip("needs ../shared/data/cs")
+    phi = scipy.io.loadmat(ISTA_MATRICES / f"phi_0_{pct}_1089.mat")["phi"]
+    qinit = scipy.io.loadmat(ISTA_MATRICES / f"Initialization_Matrix_{pct}.mat")["Qinit"]
+    op = BlockCS.from_arrays({"phi": phi, "qinit": qinit, "size": np.array([99, 99])}).to(torch.float32)
+    x = torch.from_numpy(data.camera()[100:199, 200:299].astype("float32") / 255.0)[None, None]
+    y = op.A(x)
+    out = METHODS.get(entry["method"]).factory().solve(op, y).x
+    assert out.shape == x.shape
+    assert float(sample_psnr(out, x).mean()) > float(sample_psnr(op.start(y), x).mean()) + 0.1  # 23.19 vs 23.01 dB (epoch 2)

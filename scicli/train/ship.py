@@ -27,8 +27,7 @@ from scicli.io import atomic_write, write_json
 from scicli.io.outputs import Output, check_outputs
 from scicli.methods.learned import DEFAULT_SOLVE, INFERENCE_KEYS
 from scicli.data.datasets import SourceCache, center_crops, list_sources, split_sources
-from scicli.train.loop import TrainArgs, read_log, validate
-from scicli.train.sci import SCITask
+from scicli.train.loop import TrainArgs, make_task, read_log, validate
 from scicli.weights.ffdnet import load_ffdnet
 from scicli.weights.store import MODELS, WEIGHTS_DIR, build_model, is_reconstruction, load_checkpoint, sha256
 
@@ -50,7 +49,7 @@ def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
     if is_reconstruction(ckpt["method"]):
         if name != "untrained":
             raise UsageError(f"baseline '{name}' is not supported for {ckpt['method']} (only untrained)")
-        task = SCITask(args.frames, args.mask, level(args.meas_noise), args.seed)
+        task = make_task(args)  # video SCI, or the operator run's task (its instances and noise)
         return task.validate(build_model(ckpt["method"], dict(ckpt["config"])).eval(), items, torch.device("cpu"))
     if name != "ffdnet":
         raise UsageError(f"baseline '{name}' is not supported (only ffdnet)")
