@@ -79,6 +79,9 @@ def test_untrained_networks_reconstruct_from_the_operators_start(model, op) -> N
     with torch.no_grad():
         out, info = model(y, op)
     assert out.shape == x.shape and torch.isfinite(out).all() and info.steps == 3 + 1  # stages + last X layer
+    assert model.settings({"iters": 2})["iters"] == 2 and model(y, op, solve={"iters": 2})[1].steps == 2 + 1
+    with pytest.raises(UsageError, match="iters=4, but these weights have 3 stages"):
+        model(y, op, solve={"iters": 4})
     assert psnr(out, x) > psnr(op.start(y), x) - 1.0  # the DCT-shrinkage start is no worse than the start
 
 

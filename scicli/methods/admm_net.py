@@ -80,6 +80,12 @@ class StagedMap(LearnedMap):
         self._plan: list[int] = [*range(self.stages), self.stages]
         self._cursor = 0
 
+    def settings(self, solve: dict[str, Any] | None) -> dict[str, Any]:
+        """The stored settings updated by ``solve``; ``iters`` (stages run) defaults to all stages."""
+        out = super().settings(solve)
+        out["iters"] = int(out.get("iters") or self.stages)
+        return out
+
     def active_stages(self, settings: dict[str, Any]) -> int:
         n = int(settings.get("iters") or self.stages)
         if not 1 <= n <= self.stages:
