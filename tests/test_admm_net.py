@@ -14,14 +14,18 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import scipy.io
 import torch
 
 from conftest import invoke_cli
 from scicli.algorithms import admm_step
 from scicli.core.errors import UsageError
+from scicli.methods import METHODS
 from scicli.methods.admm_net import ADMMCSNet, ADMMNet
 from scicli.nets.sparse import FilterBank, PiecewiseLinear, dct_filters, soft_threshold
 from scicli.physics import OPERATORS
+from scicli.physics.mri import MRI
+from scicli.train.ship import ship
 from scicli.weights.store import build_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -183,6 +187,8 @@ def test_train_on_random_radial_masks_then_reconstruct_with_the_checkpoint(tmp_p
     assert ckpt["config"]["operator"] == "mri" and abs(ckpt["config"]["signature"]["ratio"] - 0.2) < 0.02
     summary = json.loads((run / "run.json").read_text())
     assert "--operator mri --mask random" in summary["command"] and "-p stages=2" in summary["command"]
+    entry = ship(run, "tiny", baseline="untrained", weights_dir=tmp_path)  # scored on the run's own validation
+    assert np.isfinite(entry["validation_psnr_untrained"]["psnr"]) and (tmp_path / "tiny.pt").is_file()
 
     iio.imwrite(tmp_path / "test.png", np.clip(np.rint(smooth_images(1, 32)[0, 0].numpy() * 255), 0, 255).astype(np.uint8))
     sim = tmp_path / "sim"
@@ -192,3 +198,19 @@ def test_train_on_random_radial_masks_then_reconstruct_with_the_checkpoint(tmp_p
     assert result.exit_code == 0, result.stderr + result.stdout
     rec = np.load(tmp_path / "rec.npy")
     assert rec.shape[-2:] == (32, 32) and np.isfinite(rec).all()
+
+
+MASK20 = Path(__file__).resolve().parents[2] / "shared" / "data" / "mri" / "masks_pseudo_radial" / "mask_20.mat"
+
+
+@pytest.mark.skipif(not MASK20.is_file(), reason="needs ../shared/data/mri")
+def test_the_shipped_weights_reconstruct_at_the_pseudo_radial_20_percent_mask() -> None:
+    """scicli/weights/admm-net.pt (trained on the chest images) with no --weights: far above zero
+    filling on a smooth 256 x 256 phantom."""
+    op = MRI(torch.from_numpy(scipy.io.loadmat(str(MASK20))["mask_matrix"].astype(np.float32)))
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 256), torch.linspace(-1, 1, 256), indexing="ij")
+    x = ((xx ** 2 / 0.6 + yy ** 2 / 0.8) < 0.7).float() * (0.6 + 0.3 * torch.cos(3 * xx))[None, None]
+    x = torch.nn.functional.avg_pool2d(x, 3, 1, 1)
+    y = op.A(x)
+    out = METHODS.get("admm-net").factory().solve(op, y).x
+    assert psnr(out, x) > psnr(op.start(y), x) + 3

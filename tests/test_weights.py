@@ -13,8 +13,10 @@ from scicli.weights.store import MANIFEST, WEIGHTS_DIR, is_reconstruction, sha25
 
 SHIPPED = sorted(WEIGHTS_DIR.glob("*.pt"))
 MANIFEST_DATA = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
-RECONSTRUCTION = sorted(n for n, e in MANIFEST_DATA.items() if is_reconstruction(e["method"]))
-DENOISING = sorted(n for n in MANIFEST_DATA if n not in RECONSTRUCTION)
+DENOISING = sorted(n for n, e in MANIFEST_DATA.items() if not is_reconstruction(e["method"]))
+RECONSTRUCTION = sorted(n for n, e in MANIFEST_DATA.items() if is_reconstruction(e["method"])
+                        and e["config"].get("operator", "video-sci") == "video-sci")
+"""Shipped video-SCI reconstruction weights (those of other operators are tested with their method)."""
 
 
 def _clip():

@@ -23,7 +23,7 @@ from scicli.core.units import level
 from scicli.io import atomic_write, write_json
 from scicli.methods.learned import DEFAULT_SOLVE, INFERENCE_KEYS
 from scicli.data.datasets import SourceCache, center_crops, list_sources, split_sources
-from scicli.train.loop import TrainArgs, read_log, validate
+from scicli.train.loop import TrainArgs, make_task, read_log, validate
 from scicli.train.sci import SCITask
 from scicli.weights.ffdnet import load_ffdnet
 from scicli.weights.store import WEIGHTS_DIR, build_model, is_reconstruction, load_checkpoint, sha256
@@ -32,6 +32,8 @@ LICENCES = {
     "DAVIS2016": "DAVIS 2016 (CC BY-NC 4.0): research, non-commercial use, with attribution",
     "Train400": "DnCNN image sets (research and education only)",
     "BSD68": "DnCNN image sets (research and education only)",
+    "mri/chest_train": "Deep ADMM-Net chest images (repository LICENSE MIT; README: all rights reserved by the "
+                       "authors, research use only)",
 }
 
 
@@ -42,12 +44,17 @@ def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
     args = TrainArgs(**ckpt["args"])
     _, val_src = split_sources(list_sources(args.data), args.val_fraction, args.seed)
     window = int(ckpt["config"].get("frames", 1))
-    items = center_crops(val_src, args.val_size, frames=window, cache=SourceCache())
     if is_reconstruction(ckpt["method"]):
         if name != "untrained":
             raise UsageError(f"baseline '{name}' is not supported for {ckpt['method']} (only untrained)")
-        task = SCITask(args.frames, args.mask, level(args.meas_noise), args.seed)
+        if args.operator != "video-sci":  # the operator task's own crops, instances and noise
+            task = make_task(args)
+            items = task.val_items(val_src, args.val_size, SourceCache())
+        else:
+            task = SCITask(args.frames, args.mask, level(args.meas_noise), args.seed)
+            items = center_crops(val_src, args.val_size, frames=window, cache=SourceCache())
         return task.validate(build_model(ckpt["method"], dict(ckpt["config"])).eval(), items, torch.device("cpu"))
+    items = center_crops(val_src, args.val_size, frames=window, cache=SourceCache())
     if name != "ffdnet":
         raise UsageError(f"baseline '{name}' is not supported (only ffdnet)")
     if ckpt["method"] == "video":  # an untrained fusion is exactly FFDNet on the centre frame
