@@ -2,11 +2,14 @@
 
     python bench/bench_mri.py [--ratios 20,30,40,50] [--images 50] [--methods zero-filling,admm-tv,pnp-admm]
                               [--threads 1] [--dataset brain|chest] [solver settings]
+    python bench/bench_mri.py --ratios 20 --methods zero-filling,admm-net --weights RUN/best.pt
 
 Data (../shared/data/mri/PROVENANCE.txt): the 50 brain test images, x = png / 255, the
 pseudo-radial masks mask_{20,30,40,50}.mat (DC at [0, 0]), y = mask * fft2(x) (unitary FFT, no
 noise). Rows: the zero-filled image real(ifft2(y)); admm-tv and pnp-admm (FFDNet) in real-image
-mode, started from the zero-filled image. Scores per image, averaged over the images:
+mode, started from the zero-filled image; admm-net (Deep ADMM-Net, weights trained by ``scicli
+train --method admm-net --operator mri``, given by ``--weights``; run at the ratios they were
+trained for, skipped at the others). Scores per image, averaged over the images:
 PSNR = 10 log10(1 / mean((x_hat - x)^2)) with NO clipping (the convention that reproduces the
 published zero-filling row), SSIM = skimage structural_similarity (7 x 7 uniform window,
 data_range 1, both images clipped to [0, 1]), NMSE = ||x_hat - x|| / ||x||.
@@ -28,6 +31,7 @@ import numpy as np
 import scipy.io
 import torch
 
+from scicli.core.errors import UsageError
 from scicli.metrics import nmse, ssim
 from scicli.physics.mri import MRI
 from scicli.methods import METHODS as REGISTRY
@@ -41,7 +45,8 @@ PUBLISHED = {
     "BM3D-MRI": {20: (37.98, 0.0674), 30: (40.33, 0.0515), 40: (41.99, 0.0426), 50: (43.47, 0.0359)},
     "ADMM-Net15": {20: (37.17, 0.0739), 30: (39.84, 0.0544), 40: (41.56, 0.0447), 50: (43.00, 0.0379)},
 }
-METHODS = ("zero-filling", "admm-tv", "pnp-admm")
+METHODS = ("zero-filling", "admm-tv", "pnp-admm", "admm-net")
+PUBLISHED_ROW = {"admm-net": "ADMM-Net15", "zero-filling": "zero-filling", "admm-tv": "TV"}
 
 # Chosen on the first 8 chest training images (validation, never the brain test set), the same
 # for every ratio; PSNR dB at 20 / 50 % (chest zero-filling 27.71 / 35.53):
@@ -92,6 +97,8 @@ def scores(est: np.ndarray, x: np.ndarray) -> dict[str, float]:
 
 
 def solver_for(method: str, args: argparse.Namespace):
+    if method == "admm-net":
+        return REGISTRY.get("admm-net").factory(weights=args.weights)
     if method == "admm-tv":
         return REGISTRY.get("admm-tv").factory(iters=args.tv_iters, tv_weight=args.tv_weight,
                                               tv_iters=args.tv_inner, gamma=args.tv_gamma)
@@ -133,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sigma", default=DEFAULTS["sigma"], help="pnp-admm FFDNet sigmas (0..255), comma list")
     ap.add_argument("--pnp-iters", default=DEFAULTS["pnp_iters"], help="pnp-admm iterations per sigma")
     ap.add_argument("--pnp-gamma", type=float, default=DEFAULTS["pnp_gamma"], help="pnp-admm penalty gamma")
+    ap.add_argument("--weights", default="", help="admm-net weights (a scicli train checkpoint or run directory)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -141,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown method(s) {', '.join(bad)} (choose from {', '.join(METHODS)})", file=sys.stderr)
         return 2
     ratios = [int(r) for r in args.ratios.split(",")]
+    if "admm-net" in methods and not args.weights:
+        print("error: admm-net needs --weights RUN/best.pt (scicli train --method admm-net --operator mri)",
+              file=sys.stderr)
+        return 2
 
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
     print(f"load average {os.getloadavg()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
@@ -153,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     if "admm-tv" in methods:
         print(f"admm-tv: iters {args.tv_iters}, tv_weight {args.tv_weight}, tv_iters {args.tv_inner}, "
               f"gamma {args.tv_gamma}, x0 = zero-filled, float32")
+    if "admm-net" in methods:
+        print(f"admm-net: weights {args.weights}, x0 = zero-filled, float32")
     if "pnp-admm" in methods:
         print(f"pnp-admm: ffdnet, sigma {args.sigma} /255, iters {args.pnp_iters}, gamma {args.pnp_gamma}, "
               f"x0 = zero-filled, float32")
@@ -164,19 +178,27 @@ def main(argv: list[str] | None = None) -> int:
         mask = load_mask(ratio)
         op = MRI(torch.from_numpy(mask))
         for method in methods:
-            est, sec = reconstruct(method, op, x, args)
+            try:
+                est, sec = reconstruct(method, op, x, args)
+            except UsageError as exc:  # learned weights for another ratio
+                print(f"  {ratio:2d} % (actual {op.ratio:.4f})  {method:12s}  skipped: {exc}", flush=True)
+                continue
             results[method, ratio] = {**scores(est, x), "sec": sec}
             r = results[method, ratio]
+            pub = PUBLISHED.get(PUBLISHED_ROW.get(method, ""), {}).get(ratio) if args.dataset == "brain" else None
             print(f"  {ratio:2d} % (actual {op.ratio:.4f})  {method:12s}  PSNR {r['psnr']:6.2f}  "
-                  f"SSIM {r['ssim']:.4f}  NMSE {r['nmse']:.4f}  {sec:7.3f} s/image", flush=True)
+                  f"SSIM {r['ssim']:.4f}  NMSE {r['nmse']:.4f}  {sec:7.3f} s/image"
+                  + (f"  (published {PUBLISHED_ROW[method]} {pub[0]:.2f} / {pub[1]:.4f})" if pub else ""),
+                  flush=True)
 
     print()
     print(f"{'method':24s}" + "".join(f"{f'{r} %':>26s}" for r in ratios) + f"{'s/image':>10s}")
     print(f"{'':24s}" + "".join(f"{'PSNR   SSIM    NMSE':>26s}" for _ in ratios))
     for method in methods:
         cells = "".join(f"{results[method, r]['psnr']:12.2f} {results[method, r]['ssim']:6.4f} "
-                        f"{results[method, r]['nmse']:6.4f}" for r in ratios)
-        sec = np.mean([results[method, r]["sec"] for r in ratios])
+                        f"{results[method, r]['nmse']:6.4f}" if (method, r) in results else f"{'-':>26s}"
+                        for r in ratios)
+        sec = np.mean([results[method, r]["sec"] for r in ratios if (method, r) in results] or [np.nan])
         print(f"{'scicli ' + method:24s}{cells}{sec:10.3f}")
     if args.dataset == "brain":
         for name, row in PUBLISHED.items():

@@ -244,8 +244,9 @@ class LearnedSolver(Solver):
     def solve(self, op: LinearOperator, y: Tensor, *, x0: Tensor | None = None, gt: Tensor | None = None,
               callback: Callback | None = None) -> Result:
         self.model.check(op, y)
-        model = self.model.to(device=y.device, dtype=y.dtype)
-        z0 = None if x0 is None else model.lift(x0.to(y.dtype))
+        real = y.real.dtype if y.is_complex() else y.dtype  # k-space is complex, the weights are real
+        model = self.model.to(device=y.device, dtype=real)
+        z0 = None if x0 is None else model.lift(x0 if x0.is_complex() else x0.to(real))
         x, info = model(y, op, solve=self.settings(), z0=z0)
         history = [{"iter": k, "fixed_point_residual": r} for k, r in enumerate(info.residuals, start=1)]
         if gt is not None and history:

@@ -221,6 +221,11 @@ class MRI(LinearOperator):
         """``S_sym = (S^2 + S_-^2) / 2``: the Fourier multiplier of ``A^T A`` on real images."""
         return (self.mask * self.mask + self.mask_neg * self.mask_neg) / 2
 
+    def fourier_gram(self) -> Tensor:
+        """The Fourier multiplier G of ``A^T A`` (``F A^T A x = G F x``), (1 or N, H, W) real:
+        ``S^2`` (complex images) or ``S_sym = (S^2 + S_-^2) / 2`` (real images)."""
+        return self.mask * self.mask if self.complex_images else self._sym()
+
     def gram_inverse(self, r: Tensor, gamma: float = 0.0) -> Tensor:
         """``(A A^T + gamma I)^-1 r``; for gamma = 0 the pseudo-inverse ``(A A^T)^+ r``.
 
@@ -290,6 +295,16 @@ class MRI(LinearOperator):
         if bool(centred):
             mask = np.fft.ifftshift(mask, axes=(-2, -1))
         return cls(torch.from_numpy(np.ascontiguousarray(mask)), complex_images=bool(complex_images))
+
+    @classmethod
+    def for_images(cls, arrays: dict[str, np.ndarray], shape: tuple[int, ...], **options: Any) -> "MRI":
+        """The mask of a file for images of ``shape`` (1, H, W): they must have the mask's size."""
+        mask = np.asarray(arrays.get("mask", np.empty((0, 0))))
+        if mask.ndim >= 2 and tuple(mask.shape[-2:]) != tuple(shape[-2:]):
+            raise UsageError(f"mri: the mask is {mask.shape[-2]}x{mask.shape[-1]}; images must have its size, "
+                             f"got {shape[-2]}x{shape[-1]} (train with --patch {mask.shape[-1]} on images "
+                             f"at least that large)")
+        return cls.from_arrays(arrays, **options)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """``{"mask": (H, W) or (N, H, W)}``, DC at [0, 0]."""

@@ -101,6 +101,12 @@ class OperatorTask(ReconstructionTask):
         return PatchDataset(sources, patch=patch, seed=self.seed, cache=cache)
 
     def val_items(self, sources: Sequence[Source], size: int, cache: SourceCache) -> list[np.ndarray]:
+        """Centre crops of ``size``, or of the patch size where the operator's file fixes the image
+        size and ``size`` does not fit it (an MRI mask)."""
+        try:
+            self.instance((1, size, size), 0)
+        except UsageError:
+            size = self.patch
         return center_crops(sources, size, frames=1, cache=cache)
 
     def problem(self, x: Tensor, step: int, tag: int = 0x0B5) -> tuple[LinearOperator, Tensor]:

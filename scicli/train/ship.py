@@ -35,6 +35,8 @@ LICENCES = {
     "DAVIS2016": "DAVIS 2016 (CC BY-NC 4.0): research, non-commercial use, with attribution",
     "Train400": "DnCNN image sets (research and education only)",
     "BSD68": "DnCNN image sets (research and education only)",
+    "mri/chest_train": "Deep ADMM-Net chest images (repository LICENSE MIT; README: all rights reserved by the "
+                       "authors, research use only)",
 }
 
 
@@ -45,12 +47,13 @@ def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
     args = TrainArgs(**ckpt["args"])
     _, val_src = split_sources(list_sources(args.data), args.val_fraction, args.seed)
     window = int(ckpt["config"].get("frames", 1))
-    items = center_crops(val_src, args.val_size, frames=window, cache=SourceCache())
     if is_reconstruction(ckpt["method"]):
         if name != "untrained":
             raise UsageError(f"baseline '{name}' is not supported for {ckpt['method']} (only untrained)")
-        task = make_task(args)  # video SCI, or the operator run's task (its instances and noise)
+        task = make_task(args)  # video SCI, or the operator run's task (its crops, instances and noise)
+        items = task.val_items(val_src, args.val_size, SourceCache())
         return task.validate(build_model(ckpt["method"], dict(ckpt["config"])).eval(), items, torch.device("cpu"))
+    items = center_crops(val_src, args.val_size, frames=window, cache=SourceCache())
     if name != "ffdnet":
         raise UsageError(f"baseline '{name}' is not supported (only ffdnet)")
     if ckpt["method"] == "video":  # an untrained fusion is exactly FFDNet on the centre frame
