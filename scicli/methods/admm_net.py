@@ -80,6 +80,16 @@ class StagedMap(LearnedMap):
         self._plan: list[int] = [*range(self.stages), self.stages]
         self._cursor = 0
 
+    def shrinkage_options(self, filters: int, size: int, points: int, threshold: float, rho: float) -> None:
+        """Check and record the options both ADMM networks share (filters of odd ``size``,
+        shrinkages of ``points`` control points from soft thresholding at ``threshold``, penalty ``rho``)."""
+        if size % 2 != 1:
+            raise ValueError(f"size must be odd, got {size}")
+        if not rho > 0:
+            raise ValueError(f"rho must be > 0, got {rho}")
+        self.config.update(stages=self.stages, filters=int(filters), size=int(size), points=int(points),
+                           threshold=float(threshold), rho=float(rho))
+
     def settings(self, solve: dict[str, Any] | None) -> dict[str, Any]:
         """The stored settings updated by ``solve``; ``iters`` (stages run) defaults to all stages."""
         out = super().settings(solve)
@@ -137,12 +147,7 @@ class ADMMNet(StagedMap):
                  threshold: float = 0.02, rho: float = 0.1, solve: dict[str, Any] | None = None,
                  operator: str | None = None, signature: dict[str, Any] | None = None) -> None:
         super().__init__(stages, solve, operator, signature)
-        if size % 2 != 1:
-            raise ValueError(f"size must be odd, got {size}")
-        if not rho > 0:
-            raise ValueError(f"rho must be > 0, got {rho}")
-        self.config.update(stages=self.stages, filters=int(filters), size=int(size), points=int(points),
-                           threshold=float(threshold), rho=float(rho))
+        self.shrinkage_options(filters, size, points, threshold, rho)
         L = int(filters)
         self.recon_filters = nn.ModuleList(FilterBank(L, size) for _ in range(self.stages + 1))
         self.log_rho = nn.Parameter(torch.full((self.stages + 1, L), math.log(rho)))
@@ -204,12 +209,7 @@ class ADMMCSNet(StagedMap):
                  threshold: float = 0.04, rho: float = 0.1, solve: dict[str, Any] | None = None,
                  operator: str | None = None, signature: dict[str, Any] | None = None) -> None:
         super().__init__(stages, solve, operator, signature)
-        if size % 2 != 1:
-            raise ValueError(f"size must be odd, got {size}")
-        if not rho > 0:
-            raise ValueError(f"rho must be > 0, got {rho}")
-        self.config.update(stages=self.stages, filters=int(filters), size=int(size), points=int(points),
-                           threshold=float(threshold), rho=float(rho))
+        self.shrinkage_options(filters, size, points, threshold, rho)
         self.log_rho = nn.Parameter(torch.full((self.stages + 1,), math.log(rho)))
         self.analysis = nn.ModuleList(FilterBank(filters, size) for _ in range(self.stages))
         self.synthesis = nn.ModuleList(FilterBank(filters, size) for _ in range(self.stages))

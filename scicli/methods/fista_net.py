@@ -72,10 +72,8 @@ class FISTANet(UnrolledPhases):
     default_phases = 7
 
     @dataclass
-    class Options:
-        phases: int = param(7, "phases K (unrolled iterations, each with its own transforms)", low=1, high=100)
-        width: int = param(32, "feature channels of the learned transforms", low=1, high=1024)
-        gamma: float = param(SYMMETRY_WEIGHT, "weight of the symmetry loss sum_k ||F~(F(v)) - v||^2", low=0)
+    class Options(UnrolledPhases.Options):
+        phases: int = param(7, "phases K (unrolled iterations, each with its own weights)", low=1, high=100)
 
     def __init__(self, phases: int | None = None, width: int = 32, gamma: float = SYMMETRY_WEIGHT,
                  solve: dict[str, Any] | None = None, operator: str | None = None,
