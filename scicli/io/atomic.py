@@ -20,8 +20,9 @@ import errno
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -88,16 +89,11 @@ def _make_temp(path: Path) -> Path:
     return Path(tmp_name)
 
 
-def _fill(tmp: Path, path: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(tmp)``, flush it to disk and give it the usual mode; remove it on failure."""
+@contextmanager
+def _removed_on_failure(tmp: Path, path: Path) -> Iterator[None]:
+    """Remove ``tmp`` when the block fails; an OSError becomes a one-line DataError naming ``path``."""
     try:
-        write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        yield
     except ScicliError:
         _remove_quietly(tmp)
         raise
@@ -109,9 +105,21 @@ def _fill(tmp: Path, path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def _fill(tmp: Path, path: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write(tmp)``, flush it to disk and give it the usual mode; remove it on failure."""
+    with _removed_on_failure(tmp, path):
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+
+
 def _place(tmp: Path, path: Path, force: bool) -> None:
     """Move ``tmp`` to ``path``: replace with ``force``, else fail if ``path`` exists (atomically)."""
-    try:
+    with _removed_on_failure(tmp, path):
         if force:
             os.replace(tmp, path)
         else:
@@ -128,15 +136,6 @@ def _place(tmp: Path, path: Path, force: bool) -> None:
                     raise UsageError(f"{path} exists; pass --force to overwrite") from None
                 os.replace(tmp, path)
         _remove_quietly(tmp)
-    except ScicliError:
-        _remove_quietly(tmp)
-        raise
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
 
 
 class WriteGroup:
