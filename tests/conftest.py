@@ -25,6 +25,17 @@ F, B, H, W = 16, 8, 32, 40
 K = F // B
 
 
+def still_image(i: int, size: int = 48, noise: float = 8.0) -> np.ndarray:
+    """A seeded 8-bit test still of ``size`` x ``size``: two sinusoids (periods set by i) and
+    Gaussian noise of std ``noise`` (0: none), clipped to 0..255 (training tests' data)."""
+    rng = np.random.default_rng(i)
+    yy, xx = np.mgrid[0:size, 0:size]
+    img = 128 + 60 * np.sin(xx / (3 + i)) + 50 * np.cos(yy / (4 + i))
+    if noise:
+        img = img + rng.normal(0, noise, (size, size))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 def blob_video(frames: int = F, height: int = H, width: int = W) -> np.ndarray:
     """(frames, height, width) uint8 video of three smooth blobs moving on a dark background."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)

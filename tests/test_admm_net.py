@@ -17,7 +17,7 @@ import pytest
 import scipy.io
 import torch
 
-from conftest import invoke_cli
+from conftest import invoke_cli, still_image
 from scicli.algorithms import admm_step
 from scicli.core.errors import UsageError
 from scicli.methods import METHODS
@@ -174,9 +174,7 @@ def test_train_on_random_radial_masks_then_reconstruct_with_the_checkpoint(tmp_p
     data = tmp_path / "images"
     data.mkdir()
     for i in range(3):
-        yy, xx = np.mgrid[0:40, 0:40]
-        img = 128 + 60 * np.sin(xx / (3 + i)) + 50 * np.cos(yy / (4 + i))
-        iio.imwrite(data / f"img_{i}.png", np.clip(img, 0, 255).astype(np.uint8))
+        iio.imwrite(data / f"img_{i}.png", still_image(i, 40, noise=0))
     run = tmp_path / "run"
     result = invoke_cli("train", "--method", "admm-net", "--operator", "mri", "--mask", "random", "-O", "ratio=0.2",
                         "-O", "kind=radial", "--data", data, "--patch", "32", "--epochs", "1", "--steps-per-epoch",

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import scicli.methods  # noqa: F401  (registers the methods)
-from conftest import invoke_cli
+from conftest import invoke_cli, still_image
 from scicli.core.errors import UsageError
 from scicli.methods.fista_net import FISTANet
 from scicli.methods.ista_net import ISTANet, ISTANetPlus
@@ -198,10 +198,7 @@ def test_a_run_with_more_iters_than_phases_is_refused():
 def stills(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("cs_stills")
     for i in range(4):
-        rng = np.random.default_rng(i)
-        yy, xx = np.mgrid[0:48, 0:48]
-        img = 128 + 60 * np.sin(xx / (3 + i)) + 50 * np.cos(yy / (4 + i)) + rng.normal(0, 8, (48, 48))
-        iio.imwrite(folder / f"img_{i}.png", np.clip(img, 0, 255).astype(np.uint8))
+        iio.imwrite(folder / f"img_{i}.png", still_image(i, 48))
     return folder
 
 

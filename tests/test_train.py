@@ -21,7 +21,7 @@ import pytest
 import tifffile
 import torch
 
-from conftest import invoke_cli
+from conftest import invoke_cli, still_image
 from scicli.priors import DENOISERS
 from scicli.core.errors import DataError, ScicliError, UsageError
 from scicli.nets.dncnn import DnCNN
@@ -45,10 +45,7 @@ TINY = ["--patch", "32", "--batch-size", "4", "--steps-per-epoch", "2", "--log-e
 
 
 def _image(i: int, size: int = 48) -> np.ndarray:
-    rng = np.random.default_rng(i)
-    yy, xx = np.mgrid[0:size, 0:size]
-    img = 128 + 60 * np.sin(xx / (3 + i)) + 50 * np.cos(yy / (4 + i)) + rng.normal(0, 8, (size, size))
-    return np.clip(img, 0, 255).astype(np.uint8)
+    return still_image(i, size)
 
 
 @pytest.fixture(scope="module")

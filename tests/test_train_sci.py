@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import invoke_cli
+from conftest import invoke_cli, still_image
 from scicli.train.checkpoint import model_config
 from scicli.train.loop import Reporter, TrainArgs, read_log, train
 from scicli.train.sci import MaskSampler, SCITask
@@ -35,10 +35,7 @@ TINY_RUN = TINY[:8] + ["--quiet"]  # the same run without model options (they co
 def stills(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("sci_stills")
     for i in range(4):
-        rng = np.random.default_rng(i)
-        yy, xx = np.mgrid[0:40, 0:40]
-        img = 128 + 60 * np.sin(xx / (3 + i)) + 50 * np.cos(yy / (4 + i)) + rng.normal(0, 8, (40, 40))
-        iio.imwrite(folder / f"img_{i}.png", np.clip(img, 0, 255).astype(np.uint8))
+        iio.imwrite(folder / f"img_{i}.png", still_image(i, 40))
     return folder
 
 
