@@ -125,7 +125,7 @@ class DEQGap(VideoMap):
 
     def start(self, op: VideoSCI, y: Tensor) -> Tensor:
         if self.start_kind != "gap-tv":
-            return self.lift(self.refined(super().start(op, y)[:, : self.frames], op, y))
+            return self.lift(self.refined(self.mean_start(op, y), op, y))
         return self.lift(self.refined(GapTV().solve(op, y).x.to(y.dtype), op, y))
 
     def refined(self, x: Tensor, op: VideoSCI, y: Tensor) -> Tensor:

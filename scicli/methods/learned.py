@@ -111,9 +111,10 @@ class LearnedMap(nn.Module):
         name = self.config.get("operator", self.operator)
         if name is not None and op.name != name:
             raise UsageError(f"{self.method} weights are for operator '{name}'; they do not apply to '{op.name}'")
-        bad = signature_mismatch(self.config.get("signature", {}), op.signature())
+        actual = op.signature()
+        bad = signature_mismatch(self.config.get("signature", {}), actual)
         if bad:
-            have = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in op.signature().items())
+            have = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in actual.items())
             raise UsageError(f"{self.method} weights are for {op.name} with {', '.join(bad)}; this one has {have} "
                              f"(train weights for it with scicli train --operator {op.name})")
 
@@ -183,10 +184,13 @@ class VideoMap(LearnedMap):
                        "spectral_norm": bool(spectral_norm), "solve": self.config["solve"], "centre": bool(centre)}
         self.centre = bool(centre)
 
-    def start(self, op: VideoSCI, y: Tensor) -> Tensor:
+    def mean_start(self, op: VideoSCI, y: Tensor) -> Tensor:
         """``x_t = y / R`` for every frame (the per-pixel mean of the open frames)."""
-        x = op.gram_inverse(y).unsqueeze(1).expand(-1, self.frames, -1, -1)
-        return self.lift(x.contiguous())
+        return op.gram_inverse(y).unsqueeze(1).expand(-1, self.frames, -1, -1).contiguous()
+
+    def start(self, op: VideoSCI, y: Tensor) -> Tensor:
+        """The state of :meth:`mean_start`."""
+        return self.lift(self.mean_start(op, y))
 
     def image(self, z: Tensor) -> Tensor:
         """The video of state z: its first B channels."""
