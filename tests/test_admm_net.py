@@ -185,8 +185,8 @@ def test_train_on_random_radial_masks_then_reconstruct_with_the_checkpoint(tmp_p
     assert ckpt["config"]["operator"] == "mri" and abs(ckpt["config"]["signature"]["ratio"] - 0.2) < 0.02
     summary = json.loads((run / "run.json").read_text())
     assert "--operator mri --mask random" in summary["command"] and "-p stages=2" in summary["command"]
-    entry = ship(run, "tiny", baseline="untrained", weights_dir=tmp_path)  # scored on the run's own validation
-    assert np.isfinite(entry["validation_psnr_untrained"]["psnr"]) and (tmp_path / "tiny.pt").is_file()
+    entry = ship(run, "admm-net@tiny", baseline="untrained", weights_dir=tmp_path)  # scored on the run's own validation
+    assert np.isfinite(entry["validation_psnr_untrained"]["psnr"]) and (tmp_path / "admm-net@tiny.pt").is_file()
 
     iio.imwrite(tmp_path / "test.png", np.clip(np.rint(smooth_images(1, 32)[0, 0].numpy() * 255), 0, 255).astype(np.uint8))
     sim = tmp_path / "sim"

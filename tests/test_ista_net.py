@@ -8,6 +8,7 @@ are checked at the papers' sizes.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -19,12 +20,14 @@ from torch import nn
 import scicli.methods  # noqa: F401  (registers the methods)
 from conftest import invoke_cli, still_image
 from scicli.core.errors import UsageError
+from scicli.methods import METHODS
 from scicli.methods.fista_net import FISTANet
 from scicli.methods.ista_net import ISTANet, ISTANetPlus
 from scicli.nets.ista import ISTAProx
 from scicli.physics import OPERATORS
 from scicli.train.loop import Reporter, TrainArgs, read_log, train
 from scicli.train.ship import ship
+from scicli.weights import store
 from scicli.weights.store import build_model, load_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -254,3 +257,40 @@ def test_train_resume_bit_for_bit_and_reconstruct(stills: Path, tmp_path: Path):
     assert entry["command"].startswith("scicli train --method ista-net-plus") and "--operator cs-block" in entry["command"]
     # the operator run's own baselines: the linear start, and the untrained map on the same crops
     assert set(entry["validation_noisy_psnr"]) == set(entry["validation_psnr_untrained"]) == {"psnr"}
+
+
+def test_without_weights_the_shipped_variant_that_fits_the_operator_is_chosen(tmp_path: Path, monkeypatch):
+    """Shipped ``METHOD.pt`` (block CS 10 %) and ``METHOD@cs30.pt``: a 30 % operator gets the
+    variant, a 10 % one the default, a 25 % one a one-line error naming what the weights fit."""
+    cs10, cs30 = (instance("cs-block", (1, 33, 33), ratio=r) for r in (0.1, 0.3))
+    manifest = {}
+    for name, op, seed in (("ista-net", cs10, 0), ("ista-net@cs30", cs30, 1)):
+        torch.manual_seed(seed)
+        model = tiny("ista-net", operator="cs-block", signature=op.signature())
+        store.save_checkpoint(tmp_path / f"{name}.pt", {"format": store.FORMAT, "format_version": store.FORMAT_VERSION,
+                                                        "method": "ista-net", "config": model.config,
+                                                        "model": model.state_dict()})
+        manifest[name] = {"file": f"{name}.pt", "method": "ista-net", "config": model.config}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(store, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(store, "MANIFEST", tmp_path / "manifest.json")
+    assert [p.name for p, _ in store.shipped_variants("ista-net")] == ["ista-net.pt", "ista-net@cs30.pt"]
+    solver = METHODS.get("ista-net").factory()
+    x = images((1, 33, 33), n=1)
+    for op, name in ((cs30, "ista-net@cs30.pt"), (cs10, "ista-net.pt")):
+        out = solver.solve(op, op.A(x)).x
+        expected = load_model("ista-net", tmp_path / name)(op.A(x), op)[0]
+        assert torch.allclose(out, expected)
+    cs25 = instance("cs-block", (1, 33, 33), ratio=0.25)
+    with pytest.raises(UsageError, match="weights are for cs-block with m 109; this one has block 33, m 272"):
+        solver.solve(cs25, cs25.A(x))
+
+
+def test_shipping_under_another_methods_name_is_refused(tmp_path: Path):
+    model = tiny("ista-net", operator="cs-block", signature=instance("cs-block", (1, 33, 33), ratio=0.1).signature())
+    store.save_checkpoint(tmp_path / "best.pt", {"format": store.FORMAT, "format_version": store.FORMAT_VERSION,
+                                                 "method": "ista-net", "config": model.config, "model": model.state_dict()})
+    for bad in ("ista-net-plus", "tiny", "ista-net@"):
+        with pytest.raises(UsageError, match=f"ship name '{bad}': use ista-net or ista-net@TAG"):
+            ship(tmp_path / "best.pt", bad, weights_dir=tmp_path / "shipped")
+    assert not (tmp_path / "shipped").exists() or not any((tmp_path / "shipped").iterdir())

@@ -17,7 +17,7 @@ app = typer.Typer(help="Shipped weights: turn a training run into scicli's defau
 @guarded
 def ship_cmd(
     run: Path = typer.Argument(..., help="Training run directory (its best.pt) or a checkpoint file."),
-    name: str = typer.Argument(..., help="Name of the shipped file: scicli/weights/NAME.pt."),
+    name: str = typer.Argument(..., help="Name of the shipped file scicli/weights/NAME.pt: the method, or METHOD@TAG for a variant that is chosen when the operator's settings fit it (e.g. ista-net-plus@cs30)."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Also score ffdnet (denoisers) or untrained (reconstruction) on the run's validation split."),
     note: str = typer.Option("", "--note", help="Free text for the manifest (e.g. benchmark numbers)."),
     solve: Optional[list[str]] = typer.Option(None, "--solve", help="Reconstruction networks: inference setting KEY=VALUE stored with the weights (solver, max_iter, tol, m, lam, beta)."),

@@ -40,7 +40,7 @@ from scicli.methods.runners import Callback, Result, equilibrium
 from scicli.metrics import frame_psnr
 from scicli.physics import LinearOperator, VideoSCI
 from scicli.physics.base import signature_mismatch
-from scicli.weights.store import load_model, register_model
+from scicli.weights.store import load_model, register_model, shipped_variants
 
 DEFAULT_SOLVE: dict[str, Any] = {"solver": "anderson", "max_iter": 30, "tol": 1e-3, "m": 5, "lam": 1e-4,
                                  "beta": 1.0, "backward": "implicit", "backward_max_iter": 30,
@@ -48,6 +48,22 @@ DEFAULT_SOLVE: dict[str, Any] = {"solver": "anderson", "max_iter": 30, "tol": 1e
 """Fixed-point settings of a DEQ (training defaults; stored in the config)."""
 INFERENCE_KEYS = ("solver", "max_iter", "tol", "m", "lam", "beta")
 """The settings that shape a forward solve (what ``reconstruct -p`` and ``ship --solve`` may set)."""
+
+
+def weights_misfit(method: str, config: dict[str, Any], op: LinearOperator,
+                   default_operator: str | None = None) -> str:
+    """Why weights with ``config`` (its ``operator`` and ``signature``) do not fit ``op``, as one
+    line, or "" when they fit."""
+    name = config.get("operator", default_operator)
+    if name is not None and op.name != name:
+        return f"{method} weights are for operator '{name}'; they do not apply to '{op.name}'"
+    actual = op.signature()
+    bad = signature_mismatch(config.get("signature", {}), actual)
+    if not bad:
+        return ""
+    have = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in actual.items())
+    return (f"{method} weights are for {op.name} with {', '.join(bad)}; this one has {have} "
+            f"(train weights for it with scicli train --operator {op.name})")
 
 
 class LearnedMap(nn.Module):
@@ -108,15 +124,9 @@ class LearnedMap(nn.Module):
     # -- what the weights fit -------------------------------------------------------------
     def check(self, op: LinearOperator, y: Tensor) -> None:
         """A one-line UsageError for an operator the weights do not fit."""
-        name = self.config.get("operator", self.operator)
-        if name is not None and op.name != name:
-            raise UsageError(f"{self.method} weights are for operator '{name}'; they do not apply to '{op.name}'")
-        actual = op.signature()
-        bad = signature_mismatch(self.config.get("signature", {}), actual)
-        if bad:
-            have = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in actual.items())
-            raise UsageError(f"{self.method} weights are for {op.name} with {', '.join(bad)}; this one has {have} "
-                             f"(train weights for it with scicli train --operator {op.name})")
+        problem = weights_misfit(self.method, self.config, op, default_operator=self.operator)
+        if problem:
+            raise UsageError(problem)
 
     # -- the hooks ----------------------------------------------------------------------
     def _prime(self) -> None:
@@ -244,9 +254,21 @@ class LearnedSolver(Solver):
         used = self.effective_settings()
         return int(used.get("iters", 10)) if self.model.unrolled else int(used["max_iter"])
 
+    def fit_weights(self, op: LinearOperator) -> None:
+        """Without ``-p weights=``: when the default shipped weights do not fit ``op`` (another
+        operator setting, e.g. block CS at 30 % instead of 10 %), switch to the shipped variant
+        ``METHOD@TAG`` that does; otherwise :meth:`LearnedMap.check` says why none fits."""
+        if self.params.weights or not weights_misfit(self.method, self.model.config, op, self.model.operator):
+            return
+        for path, config in shipped_variants(self.method):
+            if not weights_misfit(self.method, config, op, self.model.operator):
+                self.model = load_reconstructor(self.method, path)
+                return
+
     @torch.no_grad()
     def solve(self, op: LinearOperator, y: Tensor, *, x0: Tensor | None = None, gt: Tensor | None = None,
               callback: Callback | None = None) -> Result:
+        self.fit_weights(op)
         self.model.check(op, y)
         real = y.real.dtype if y.is_complex() else y.dtype  # k-space is complex, the weights are real
         model = self.model.to(device=y.device, dtype=real)

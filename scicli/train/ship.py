@@ -116,6 +116,8 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
     trained_solve = dict(slim["config"].get("solve", {}))
     if solve:
         slim["config"] = {**slim["config"], "solve": {**trained_solve, **inference_settings(solve, ckpt["method"])}}
+    if name.split("@")[0] != ckpt["method"] or name.endswith("@"):
+        raise UsageError(f"ship name '{name}': use {ckpt['method']} or {ckpt['method']}@TAG for these {ckpt['method']} weights")
     atomic_write(target, lambda tmp: torch.save(slim, tmp), force=True)
     entry: dict[str, Any] = {
         "file": target.name,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -147,6 +148,19 @@ def model_from_checkpoint(ckpt: dict[str, Any], label: str = "checkpoint") -> nn
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{label}: weights do not fit the {ckpt['method']} config ({first})") from None
     return model.eval()
+
+
+def shipped_variants(method: str) -> list[tuple[Path, dict[str, Any]]]:
+    """The shipped weight files of ``method`` with the config recorded in the manifest: the default
+    ``METHOD.pt`` first, then the variants ``METHOD@TAG.pt`` (one per operator setting, e.g.
+    ``ista-net-plus@cs30`` for block CS at 30 %), in name order."""
+    if not MANIFEST.is_file():
+        return []
+    entries = json.loads(MANIFEST.read_text())
+    names = sorted((k for k, e in entries.items() if e.get("method") == method and (k == method or k.startswith(f"{method}@"))),
+                   key=lambda k: (k != method, k))
+    return [(WEIGHTS_DIR / entries[k]["file"], dict(entries[k].get("config", {}))) for k in names
+            if (WEIGHTS_DIR / entries[k]["file"]).is_file()]
 
 
 def shipped_weights(name: str, option: str = "--param weights=RUN/best.pt") -> Path:
