@@ -41,8 +41,10 @@ def mri(ratio: float = 0.2, size: int = 32, seed: int = 0, **options):
                                                ratio=ratio, **options)
 
 
-def cs_block(ratio: float = 0.3, seed: int = 0):
-    return OPERATORS.get("cs-block").factory.random((1, 33, 33), rng=np.random.default_rng(seed), ratio=ratio)
+def cs_block(ratio: float = 0.3, seed: int = 0, qinit: bool = True):
+    """A random block-CS instance; ``qinit=False``: without its data-free Qinit (start = A^T y)."""
+    op = OPERATORS.get("cs-block").factory.random((1, 33, 33), rng=np.random.default_rng(seed), ratio=ratio)
+    return op if qinit else type(op)(op.phi, op.size, None, block=op.block)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -76,7 +78,7 @@ def test_filter_banks_are_circular_correlations_with_their_fourier_multipliers_a
 
 # ----------------------------------------------------------------------------- the networks
 @pytest.mark.parametrize("model,op", [(ADMMNet(stages=3), mri()), (ADMMCSNet(stages=3), mri()),
-                                      (ADMMCSNet(stages=3), cs_block())], ids=["admm-net-mri", "csnet-mri", "csnet-cs"])
+                                      (ADMMCSNet(stages=3), cs_block(qinit=False))], ids=["admm-net-mri", "csnet-mri", "csnet-cs"])
 def test_untrained_networks_reconstruct_from_the_operators_start(model, op) -> None:
     x = smooth_images(2, 33 if op.name == "cs-block" else 32)
     y = op.A(x)

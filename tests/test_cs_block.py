@@ -273,3 +273,22 @@ def test_admm_tv_beats_the_back_projection() -> None:
     res = METHODS.get("admm-tv").factory(iters=30, tv_weight=0.02, gamma=0.05).solve(op, y)
     assert res.x.shape == x.shape
     assert psnr(res.x) > base + 5, (psnr(res.x), base)
+
+
+def test_random_instances_start_from_the_ar1_lmmse_initialiser() -> None:
+    """The data-free Qinit is R Phi^T (Phi R Phi^T)^-1 (so Phi Qinit = I: the start reproduces the
+    measurements) and starts far closer to a natural image than A^T y."""
+    from skimage import data
+
+    op = BlockCS.random((1, 66, 66), rng=np.random.default_rng(0), ratio=0.25)
+    phi, q = op.phi.double(), op.qinit.double()
+    assert torch.allclose(phi @ q, torch.eye(op.m, dtype=torch.float64), atol=1e-4)
+    idx = torch.arange(33, dtype=torch.float64)
+    k = 0.8 ** (idx[:, None] - idx[None, :]).abs()
+    R = 0.05 * torch.kron(k, k) + 0.44 ** 2
+    assert torch.allclose(q, R @ phi.T @ torch.linalg.inv(phi @ R @ phi.T), atol=1e-5)
+    x = torch.from_numpy(data.camera()[200:266, 200:266].astype("float32") / 255)[None, None]
+    y = op.A(x)
+    assert torch.allclose(op.A(op.start(y)), y, atol=1e-4)
+    err = lambda z: float(((z - x) ** 2).mean())  # noqa: E731
+    assert err(op.start(y)) < 0.1 * err(op.A_adjoint(y))

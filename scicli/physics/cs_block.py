@@ -21,6 +21,13 @@ The optional ``qinit`` (b*b, m) is ISTA-Net's linear initialiser, the least-squa
 block measurements to blocks learned on training data; with it :meth:`BlockCS.start` returns
 the image of the blocks ``Qinit y_k`` (ISTA-Net's ``x0 = Phix @ Qinit^T``), cropped.
 
+Random instances (:meth:`BlockCS.random`, ``--mask random``) come with a data-free ``qinit``:
+the linear minimum-mean-square-error estimator under a stationary separable AR(1) model of
+natural-image blocks (:func:`lmmse_initialiser`), ``Qinit = R Phi^T (Phi R Phi^T)^-1`` with
+``R = s^2 (K (x) K) + mu^2 11^T``, ``K_ij = rho^|i-j|``. On 20 held-out Train400 images
+(random orthonormal Phi) it reconstructs 20.9 dB at 10 % and 25.1 dB at 40 % from the
+measurements alone, where ``A^T y`` gives 7-8 dB; rho = 0.8 was chosen there over 1-40 %.
+
 Note: ISTA-Net's own test script pads by ``b - H mod b`` rows, one full block of zeros too
 many when H is already a multiple of b; the extra zero blocks change nothing in the
 reconstruction of the image area, and this operator pads to the smallest multiple.
@@ -49,6 +56,29 @@ def measurements_for(ratio: float, block: int = DEFAULT_BLOCK) -> int:
     4 % matrices have m = 10 and 43 (rounded down), where this rule gives 11 and 44.
     """
     return max(1, int(math.floor(ratio * block * block + 0.5)))
+
+
+AR_MODEL = {"rho": 0.8, "mean": 0.44, "var": 0.05}
+"""The block model of :func:`lmmse_initialiser`: mean and variance of Train400 pixels on [0, 1]
+(0.437, 0.051) and the AR(1) correlation chosen on held-out Train400 images."""
+
+
+def lmmse_initialiser(phi: Tensor, block: int, *, rho: float = AR_MODEL["rho"], mean: float = AR_MODEL["mean"],
+                      var: float = AR_MODEL["var"]) -> Tensor:
+    """The linear MMSE map from a block's measurements to the block, ``(b*b, m)``:
+
+    ``Qinit = R Phi^T (Phi R Phi^T)^+``, with the second-moment matrix of b x b blocks under a
+    stationary separable AR(1) model, ``R = var (K (x) K) + mean^2 1 1^T``, ``K_ij = rho^|i - j|``
+    (row-major blocks, so the Kronecker product orders pixels as ``img2col``). It plays the role
+    of ISTA-Net's Qinit (the least-squares map fitted on training blocks) for any Phi, without
+    training data. Computed in float64, returned in Phi's dtype.
+    """
+    idx = torch.arange(block, dtype=torch.float64)
+    k = rho ** (idx[:, None] - idx[None, :]).abs()
+    R = var * torch.kron(k, k) + mean * mean
+    p = phi.detach().to(torch.float64).cpu()
+    RPt = R @ p.T
+    return (RPt @ torch.linalg.pinv(p @ RPt, hermitian=True)).to(dtype=phi.dtype, device=phi.device)
 
 
 def _groups(n: int, b: int) -> list[tuple[int, int, int]]:
@@ -308,7 +338,7 @@ class BlockCS(LinearOperator):
                block: int = DEFAULT_BLOCK, **options: Any) -> "BlockCS":
         """An orthonormal-row Gaussian Phi (QR of a seeded (b*b, m) Gaussian matrix, transposed)
         with ``m = floor(ratio * b^2 + 0.5)`` (see :func:`measurements_for`), for images of
-        ``shape`` (1, H, W); float32, no Qinit."""
+        ``shape`` (1, H, W); float32, with the data-free Qinit of :func:`lmmse_initialiser`."""
         if options:
             raise UsageError(f"cs-block: unknown option(s) {', '.join(options)} (it takes: ratio, block)")
         if len(shape) != 3 or shape[0] != 1:
@@ -321,7 +351,7 @@ class BlockCS(LinearOperator):
         m = measurements_for(ratio, block)
         q, _ = torch.linalg.qr(torch.from_numpy(rng.standard_normal((block * block, m))))  # float64
         phi = q.T.contiguous().float()
-        return cls(phi, (int(shape[1]), int(shape[2])), block=block)
+        return cls(phi, (int(shape[1]), int(shape[2])), lmmse_initialiser(phi, block), block=block)
 
     @classmethod
     def example(cls, *, rng: np.random.Generator, dtype: torch.dtype = torch.float64) -> "BlockCS":
