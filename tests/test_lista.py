@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,9 @@ from scicli.methods.lista import LISTA
 from scicli.physics import OPERATORS
 from scicli.priors.sparsity import soft_threshold
 from scicli.train.ship import ship
+from scicli.train.sparse import lasso_codes
 from scicli.weights.store import FORMAT, FORMAT_VERSION, WEIGHTS_DIR, load_model, save_checkpoint
+from conftest import invoke_cli, still_image
 from test_operator_contract import CONTRACT
 
 Dictionary = OPERATORS.get("dictionary").factory
@@ -174,3 +177,67 @@ def test_the_shipped_weights_beat_fifteen_fista_iterations_on_held_out_patches()
     fista15 = float(((x15 - target) ** 2).sum(dim=(1, 2, 3)).mean())
     lista = METHODS.get("lista").factory().solve(op, y).x  # the shipped weights, no options
     assert float(((lista - target) ** 2).sum(dim=(1, 2, 3)).mean()) < fista15
+
+
+# -- scicli train --method lista --operator dictionary ------------------------------------------
+def test_lasso_codes_satisfy_the_optimality_conditions() -> None:
+    """FISTA's targets: ``g = D^T (y - D z*)`` is ``alpha sign(z*)`` on the support and at most
+    alpha in size off it (to 1e-6 alpha)."""
+    op = Dictionary.random((24, 1, 1), rng=np.random.default_rng(0), n=16).to(torch.float64)
+    y = torch.randn(8, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    z = lasso_codes(op, y, ALPHA).flatten(1)
+    g = (y - z @ op.D.T) @ op.D
+    on = z != 0
+    assert on.any() and (~on).any()
+    assert (g[on] - ALPHA * z[on].sign()).abs().max() < 1e-6 * ALPHA
+    assert g[~on].abs().max() <= ALPHA * (1 + 1e-6)
+
+
+@pytest.fixture()
+def patches_run(tmp_path: Path) -> tuple[Path, Path]:
+    """Five 40 x 40 stills and a 16 x 24 dictionary file (4 x 4 patches)."""
+    data = tmp_path / "stills"
+    data.mkdir()
+    for i, name in enumerate("abcde"):
+        Image.fromarray(still_image(i, 40, noise=4.0)).save(data / f"{name}.png")
+    D = np.random.default_rng(0).standard_normal((16, 24))
+    np.savez(tmp_path / "dictionary.npz", dictionary=D / np.linalg.norm(D, axis=0))
+    return data, tmp_path / "dictionary.npz"
+
+
+def test_scicli_train_lista_starts_from_ista_and_learns_to_predict_the_codes(patches_run, tmp_path: Path) -> None:
+    data, dictionary = patches_run
+    run = tmp_path / "run"
+    result = invoke_cli("train", "--method", "lista", "--operator", "dictionary", "--mask", dictionary, "--data", data,
+                        "--patch", "4", "--epochs", "2", "--steps-per-epoch", "15", "--batch-size", "32", "--lr", "3e-3",
+                        "--val-fraction", "0.4", "-p", "iters=2", "-p", f"alpha={ALPHA}", "--out", run, "--quiet")
+    assert result.exit_code == 0, result.stderr + result.stdout
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    start, epochs = log[0], [r for r in log if r.get("type") == "epoch"]
+    assert start["signal_scale"] > 0 and start["config"]["signature"] == {"n": 16, "m": 24}
+    ista = start["val_noisy"]["code_snr"]  # the baseline: the untrained network, ISTA with 2 + 1 steps
+    assert epochs[-1]["val"]["code_snr"] > ista + 1.0
+    model = load_model("lista", run / "best.pt")
+    op = Dictionary.from_arrays(dict(np.load(dictionary)))
+    fresh = LISTA.from_dictionary(op, iters=2, alpha=ALPHA)
+    assert not torch.allclose(model.S, fresh.S)  # trained from the ISTA start, not from zeros
+    assert "--operator dictionary" in json.loads((run / "run.json").read_text())["command"]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (("--mask", "random"), "pass the dictionary with --mask FILE"),
+    (("--patch", "5"), "--patch 5: the dictionary's atoms have n = 16 values, a patch has 25 (pass --patch 4)"),
+    (("--meas-noise", "5"), "--meas-noise does not apply to sparse coding"),
+])
+def test_scicli_train_lista_refuses_in_one_line(patches_run, tmp_path: Path, extra, message) -> None:
+    data, dictionary = patches_run
+    args = {"--mask": str(dictionary), "--patch": "4"}
+    rest = []
+    for k, v in zip(extra[::2], extra[1::2]):
+        if k in args:
+            args[k] = v
+        else:
+            rest += [k, v]
+    result = invoke_cli("train", "--method", "lista", "--operator", "dictionary", "--data", data,
+                        *[x for kv in args.items() for x in kv], *rest, "--out", tmp_path / "r")
+    assert result.exit_code == 2 and message in result.stderr, result.stderr

@@ -36,7 +36,7 @@ def parse_sigma_range(text: str) -> list[float]:
 def _val_text(val: dict[str, float] | None) -> str:
     if not val:
         return "n/a"
-    return "/".join(val) + ": " + "/".join(f"{v:.2f}" for v in val.values()) + " dB"
+    return "/".join(val) + " " + "/".join(f"{v:.2f}" for v in val.values()) + " dB"
 
 
 class CliReporter:
@@ -60,7 +60,7 @@ class CliReporter:
         self._line(f"training {info['method']} {info['config']} ({info['parameters']:,} trained parameters) on "
                    f"{info['device']}: {info['train_files']} training / {info['val_files']} validation files, "
                    f"{info['epochs']} epochs x {info['steps_per_epoch']} steps of {info['batch_size']}{resumed}; "
-                   f"noisy validation PSNR {_val_text(info['val_noisy'])}")
+                   f"validation baseline (noisy input or linear start) {_val_text(info['val_noisy'])}")
         if info.get("init"):
             init = info["init"]
             self._line(f"initialised from {init['file']} ({init['copied']} tensors; left as initialised: "
@@ -79,7 +79,7 @@ class CliReporter:
 
     def epoch(self, record: dict[str, Any]) -> None:
         best = " (best)" if record["best"] else ""
-        self._line(f"epoch {record['epoch']}/{self.epochs}: loss {record['loss']:.3e}, validation PSNR "
+        self._line(f"epoch {record['epoch']}/{self.epochs}: loss {record['loss']:.3e}, validation "
                    f"{_val_text(record['val'])}{best}, {record['seconds']:.1f} s "
                    f"({record['seconds_per_step']:.3f} s/step)")
 
@@ -180,5 +180,5 @@ def train_cmd(
     best = summary["best_epoch"]
     files = ", ".join(str(out_dir / f) for f in ("best.pt", "last.pt", "log.jsonl", "run.json"))
     out.print(f"{args.method}: {summary['steps']} steps ({summary['seconds_per_step']:.3f} s/step on "
-              f"{summary['device']}); best epoch {best}, validation PSNR {_val_text(summary['best_val'])} "
-              f"(noisy input {_val_text(summary['val_noisy'])}); wrote {files}", highlight=False, soft_wrap=True)
+              f"{summary['device']}); best epoch {best}, validation {_val_text(summary['best_val'])} "
+              f"(baseline {_val_text(summary['val_noisy'])}); wrote {files}", highlight=False, soft_wrap=True)

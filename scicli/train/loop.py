@@ -49,6 +49,7 @@ from scicli.core.seeding import derive_seed as _seed
 from scicli.train.distributed import Distributed
 from scicli.train.operators import RANDOM, OperatorTask
 from scicli.train.sci import MASK_KINDS, SUPERVISE, SCITask
+from scicli.train.sparse import SparseCodingTask
 from scicli.weights.store import (
     FORMAT,
     FORMAT_VERSION,
@@ -318,7 +319,11 @@ class Objective(nn.Module):
 
 
 def make_task(args: TrainArgs) -> Task:
-    """The training task of ``args.method``: denoising or SCI reconstruction."""
+    """The training task of ``args.method``: denoising, sparse coding (the ``dictionary``
+    operator, whose unknown is a code), or reconstruction on an operator."""
+    if is_reconstruction(args.method) and args.operator == "dictionary":
+        return SparseCodingTask(args.mask, args.operator_options, args.model or {}, args.meas_noise, args.seed,
+                                args.patch)
     if is_reconstruction(args.method) and args.operator != "video-sci":
         return OperatorTask(args.operator, args.operator_options, args.mask, level(args.meas_noise), args.seed,
                             args.patch)
@@ -471,6 +476,8 @@ class Trainer:
 
         facts = self.task.model_facts() if hasattr(self.task, "model_facts") else {}
         self.model = model = build_model(args.method, {**(args.model or {}), **facts}).to(device)
+        if hasattr(self.task, "prepare_model"):  # the task's start (LISTA: ISTA); --resume/--init replace it
+            self.task.prepare_model(model)
         args.model = dict(model.config)
         if args.compile:
             if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
@@ -513,6 +520,8 @@ class Trainer:
         }
         if init_from:
             info["init"] = init_from
+        if hasattr(self.task, "run_info"):  # what a task measured on the data (sparse coding: the signal scale)
+            info.update(self.task.run_info())
         if not dist.is_main:
             self.rep = Reporter()
         self.rep.start(info)
