@@ -642,7 +642,7 @@ def test_errors_are_one_line_with_an_exit_code_and_write_nothing(
 
 @pytest.mark.parametrize("args, needle", [
     (["reconstruct", "x.npy", "--batch-size", "abc"], "'--batch-size'"),
-    (["reconstruct"], "Missing argument"),
+    (["evaluate", "x.tif"], "Missing argument"),  # (reconstruct's inputs are optional: --from-report)
     (["simulate", "v.tif", "--frames", "0"], "'--frames'"),
     (["frobnicate"], "No such command"),
 ], ids=["not an integer", "missing argument", "below minimum", "unknown command"])
@@ -721,7 +721,7 @@ class TestFailuresWhileWriting:
         def boom(*args, **kwargs):
             raise RuntimeError("solver exploded\nsecond line")
 
-        monkeypatch.setattr("scicli.cli.reconstruct.reconstruct", boom)
+        monkeypatch.setattr("scicli.api.reconstruct", boom)  # the one code path of CLI and API
         result = reconstruct(scene, tmp_path / "out" / "x.tif")
         line = assert_one_line_error(result, 1, "RuntimeError: solver exploded", "scicli --debug")
         assert "second line" not in line

@@ -17,6 +17,7 @@ from scicli import __version__
 from scicli.cli.common import STATE, Terminated, install_signal_handlers, quiet_libraries
 from scicli.io.atomic import remove_temp_files
 from scicli.cli.evaluate import evaluate_cmd
+from scicli.cli.info import info_cmd
 from scicli.cli.methods import methods_cmd
 from scicli.cli.reconstruct import reconstruct_cmd
 from scicli.cli.simulate import simulate_cmd
@@ -27,7 +28,7 @@ app = typer.Typer(
     name="scicli",
     help="Reconstruct video from snapshot compressive imaging (CACTI) measurements.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -53,6 +54,7 @@ app.command("simulate")(simulate_cmd)
 app.command("reconstruct")(reconstruct_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("methods")(methods_cmd)
+app.command("info")(info_cmd)
 app.command("train")(train_cmd)
 app.add_typer(weights_app, name="weights")
 

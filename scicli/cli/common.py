@@ -20,6 +20,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+try:  # recent typer vendors click
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover - older typer with click as a dependency
+    from click.core import ParameterSource
+    from click.globals import get_current_context
+
 from scicli.core.errors import ScicliError, UsageError
 from scicli.io.atomic import remove_temp_files
 from scicli.io.limits import parse_size, set_memory_budget
@@ -159,3 +166,43 @@ def progress_bar(enabled: bool) -> Iterator[Progress | None]:
 def plain(message: str) -> None:
     """A plain progress line on stderr (non-terminal or --quiet mode)."""
     print(message, file=sys.stderr, flush=True)
+
+
+GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+def given_options() -> set[str]:
+    """Names of the running command's parameters that the user gave (not defaults)."""
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return set()
+    return {p.name for p in ctx.command.params if p.name and ctx.get_parameter_source(p.name) in GIVEN}
+
+
+def command_argv() -> list[str]:
+    """The running command as an argument list that reproduces it: ``scicli``, the subcommand,
+    then every parameter the user gave, in its canonical spelling (first option name)."""
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return ["scicli", *sys.argv[1:]]
+    argv = ["scicli", *ctx.command_path.split()[1:]]
+    given = given_options()
+    for p in ctx.command.params:
+        if p.name not in given:
+            continue
+        value = ctx.params.get(p.name)
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if p.param_type_name == "argument":
+            argv.extend(str(v) for v in values)
+        elif getattr(p, "is_flag", False):
+            if value:
+                argv.append(p.opts[0])
+        else:
+            for v in values:
+                argv.extend([p.opts[0], str(v)])
+    return argv
+
+
+def cli_command() -> dict[str, Any]:
+    """The ``command`` entry of a report written by the command line: argv and working folder."""
+    return {"argv": command_argv(), "cwd": os.getcwd()}

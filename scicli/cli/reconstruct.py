@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import json
+import os
+import re
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,10 +13,11 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from scicli.cli.common import (check_float, guarded, interactive, out, parse_params, plain, progress_bar,
-                               use_memory_budget)
+from scicli import api
+from scicli.cli.common import (check_float, cli_command, given_options, guarded, interactive, out, parse_params,
+                               plain, progress_bar, use_memory_budget)
 from scicli.core.device import resolve_device
-from scicli.core.errors import ScicliError, UsageError
+from scicli.core.errors import DataError, ScicliError, UsageError
 from scicli.color import cube_to_srgb
 from scicli.io import WriteGroup, read_array, write_array, write_json, write_preview, write_rgb
 from scicli.io.outputs import Output, check_outputs
@@ -21,10 +25,9 @@ from scicli.io.layout import resolve, to_first
 from scicli.io.readers import ROLE_NAMES
 from scicli.io.writers import PREVIEW_SUFFIXES, WRITE_SUFFIXES
 from scicli.physics import OPERATORS
-from scicli.pipeline import environment, reconstruct, score
-from scicli.data.problem import infer_operator, load_operator_problem, load_problem, orig_scale
+from scicli.data.problem import infer_operator, orig_scale
 from scicli.methods import METHODS
-from scicli.weights.store import is_reconstruction, load_checkpoint
+from scicli.weights.store import is_reconstruction, load_checkpoint, sha256
 
 INPUT_SUFFIXES = (".mat", ".npz", ".npy", ".tif", ".tiff")
 OUTPUT_FORMATS = ("tif", "npy", "mat", "npz")
@@ -78,7 +81,7 @@ def _outputs(files: list[Path], out_path: Optional[Path], fmt: str, method: str,
 
 @guarded
 def reconstruct_cmd(
-    inputs: list[Path] = typer.Argument(..., help="Measurement files (.mat .npz .npy .tif) or directories of them."),
+    inputs: Optional[list[Path]] = typer.Argument(None, help="Measurement files (.mat .npz .npy .tif) or directories of them.", show_default=False),
     mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="Mask file (the sampling matrix for cs-block); default: the array inside a .mat/.npz input."),
     operator: Optional[str] = typer.Option(None, "--operator", help="Forward model: video-sci, cassi, cs-block, mri (see `scicli methods`); default: from the file."),
     operator_param: Optional[list[str]] = typer.Option(None, "--operator-param", "-O", help="Operator setting NAME=VALUE, e.g. step=2 (cassi), complex_images=1 (mri)."),
@@ -113,25 +116,53 @@ def reconstruct_cmd(
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest array a file may declare, e.g. 4G (default: half the RAM)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs (never an input)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain progress lines, no tables."),
+    seed: int = typer.Option(0, "--seed", help="Seed of torch's generator before solving (recorded in the report)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: only the K-th of N disjoint shares of the inputs, K = 0..N-1 (a SLURM job array --array=0-(N-1): --shard $SLURM_ARRAY_TASK_ID/N)."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output and report exist and are complete (the report's sha256 of the output matches); redo (overwrite) the others."),
+    json_lines: bool = typer.Option(False, "--json", help="Print one JSON line per input on stdout (status, files, seconds, scores) and nothing else there."),
+    from_report: Optional[Path] = typer.Option(None, "--from-report", help="Rerun the reconstruction a JSON report describes (its input, method, parameters, seed); give a new --out."),
 ) -> None:
     """Reconstruct the B frames behind each snapshot.
 
     One output per input; with several inputs or a directory, --out is a directory and a bad
-    file is reported and skipped (exit code 1 at the end).
+    file is reported and skipped (exit code 1 at the end). Job arrays: --shard K/N splits the
+    inputs into N shares (input i goes to share i mod N, in the sorted order of the listing),
+    --skip-existing resumes after a crash.
     """
+    rerun_of = None
+    if from_report is not None:
+        extra = sorted(given_options() - FROM_REPORT_OPTIONS)
+        if extra or inputs:
+            raise UsageError("--from-report takes the inputs and settings from the report: give only "
+                             "--out, --report, --preview, --format, --force, --quiet or --json with it")
+        call = read_call(from_report)
+        rerun_of = str(from_report)
+        inputs = [Path(call["input"])]
+        mask, gt, x0 = (None if call.get(k) is None else Path(call[k]) for k in ("mask", "gt", "x0"))
+        operator, method, measurements = call["operator"], call["method"], call.get("measurements")
+        layout, max_value, batch_size, dtype = call["layout"], call.get("max_value"), call["batch_size"], call["dtype"]
+        meas_key, mask_key, gt_key = (call["keys"].get(k) for k in ("meas", "mask", "gt"))
+        ssim, seed, device_name = call["ssim"], call["seed"], call["device"]
+        operator_param = [f"{k}={v}" for k, v in call["operator_params"].items()]
+    if not inputs:
+        raise UsageError("give measurement files or directories (or --from-report REPORT)")
     check_float("--max-value", max_value, above=0)
     use_memory_budget(max_memory)
     if method is None:
         method = _method_of(weights) if weights is not None else "gap-tv"
     entry = METHODS.get(method)
-    overrides: dict[str, Any] = {
-        k: v for k, v in dict(iters=iters, tol=tol, tv_weight=tv_weight, tv_iters=tv_iters, step=step, gamma=gamma,
-                              denoiser=denoiser, sigma=sigma, precision=precision,
-                              weights=None if weights is None else str(weights)).items()
-        if v is not None
-    }
-    overrides.update(parse_params(param))
+    if from_report is not None:
+        overrides: dict[str, Any] = dict(call["parameters"])
+    else:
+        overrides = {
+            k: v for k, v in dict(iters=iters, tol=tol, tv_weight=tv_weight, tv_iters=tv_iters, step=step,
+                                  gamma=gamma, denoiser=denoiser, sigma=sigma, precision=precision,
+                                  weights=None if weights is None else str(weights)).items()
+            if v is not None
+        }
+        overrides.update(parse_params(param))
     solver = entry.factory.from_command_line(**overrides)
+    share = parse_shard(shard)
     if ssim not in ("skimage", "matlab"):
         raise UsageError(f"--ssim must be skimage or matlab, got '{ssim}'")
     if dtype not in ("float32", "uint8", "uint16"):
@@ -140,7 +171,7 @@ def reconstruct_cmd(
 
     skip = {p.resolve() for p in (mask, gt) if p is not None}
     files = _collect_inputs(inputs, skip)
-    many = len(files) > 1 or any(p.is_dir() for p in inputs)
+    many = len(files) > 1 or any(p.is_dir() for p in inputs) or share is not None
     if many and gt is not None:
         raise UsageError("--gt applies to a single input; several inputs take their ground truth from inside .mat/.npz files")
     if many and (preview is not None or report is not None):
@@ -149,37 +180,163 @@ def reconstruct_cmd(
         raise UsageError("--x0 applies to a single input")
     out_path = Path(out_arg) if out_arg else None
     as_dir = bool(out_arg) and (out_arg.endswith(("/", "\\")) or Path(out_arg).is_dir())
-    targets = _outputs(files, out_path, fmt, entry.name, many, as_dir)
+    targets = _outputs(files, out_path, fmt, entry.name, many, as_dir)  # all inputs: collisions across shards
     reports = [report if (report and not many) else t.with_suffix(".json") for t in targets]
+    jobs = list(zip(files, targets, reports))
+    if share is not None:
+        jobs = jobs[share[0]::share[1]]
+        if not jobs:
+            plain(f"--shard {share[0]}/{share[1]}: no inputs in this share ({len(files)} inputs in {share[1]} shares)")
+            return
+    skipped = [job for job in jobs if skip_existing and complete(job[1], job[2])]
+    jobs = [job for job in jobs if job not in skipped]
+    for src, target, rep in skipped:
+        _announce(json_lines, {"input": str(src), "status": "skipped", "output": str(target), "report": str(rep)},
+                  f"{src.name}: skipped, {target} and {rep} are complete")
+    if not jobs:
+        return
     if operator is not None:
         operator = OPERATORS.get(operator).name
-    operators = [operator or infer_operator(f, mask) for f in files]
+    unreadable: list[tuple[tuple[Path, Path, Path], ScicliError]] = []
+    operators: list[str] = []
+    for job in list(jobs):
+        try:
+            operators.append(operator or infer_operator(job[0], mask))
+        except ScicliError as exc:  # with several inputs, a bad file is reported and skipped
+            if not many:
+                raise
+            unreadable.append((job, exc))
+            jobs.remove(job)
     # spectral cubes get an sRGB rendering beside them
-    colour = [t.with_name(t.stem + "_srgb.png") if op == "cassi" else None for t, op in zip(targets, operators)]
+    colour = [t.with_name(t.stem + "_srgb.png") if op == "cassi" else None for (_, t, _), op in zip(jobs, operators)]
     # every output checked before any data is read: place, suffix, --force, collisions, inputs
-    outputs = [Output("--out", t, ARRAY_SUFFIXES) for t in targets]
-    outputs += [Output("--report", r, (".json",)) for r in reports]
+    outputs = [Output("--out", t, ARRAY_SUFFIXES) for _, t, _ in jobs]
+    outputs += [Output("--report", r, (".json",)) for _, _, r in jobs]
     outputs += [Output("--preview", preview, PREVIEW_SUFFIXES)] if preview is not None else []
     outputs += [Output("--out (sRGB rendering)", c) for c in colour if c is not None]
-    check_outputs(outputs, [*files, mask, gt, x0, weights], force=force)
+    # --skip-existing: what is left of an interrupted run (incomplete pairs) is redone in place
+    check_outputs(outputs, [*(src for src, _, _ in jobs), mask, gt, x0, weights, from_report],
+                  force=force or skip_existing)
 
     failures = 0
     op_options = parse_params(operator_param)
-    for src, target, rep, op_name, srgb in zip(files, targets, reports, operators, colour):
+    command = cli_command()
+    if rerun_of is not None:
+        command["rerun_of"] = rerun_of
+    for (src, target, rep), exc in unreadable:
+        _failed(json_lines, src, target, rep, exc)
+        failures += 1
+    for (src, target, rep), op_name, srgb in zip(jobs, operators, colour):
         try:
-            _one(src, target, rep, mask=mask, gt=gt, solver=solver, method=entry.name, device=device,
-                 operator=op_name, op_options=op_options, srgb=srgb,
-                 batch_size=batch_size, select=measurements, layout=layout, max_value=max_value,
-                 keys=(meas_key, mask_key, gt_key), ssim=ssim, dtype=dtype, preview=preview, x0=x0,
-                 force=force, quiet=quiet)
+            doc = _one(src, target, rep, mask=mask, gt=gt, solver=solver, method=entry.name, device=device,
+                       operator=op_name, op_options=op_options, srgb=srgb,
+                       batch_size=batch_size, select=measurements, layout=layout, max_value=max_value,
+                       keys=(meas_key, mask_key, gt_key), ssim=ssim, dtype=dtype, preview=preview, x0=x0,
+                       force=force or skip_existing, quiet=quiet, seed=seed, command=command, show=not json_lines)
         except ScicliError as exc:
             if not many:
+                if json_lines:
+                    _announce(True, _failure(src, target, rep, exc), "")
                 raise
+            _failed(json_lines, src, target, rep, exc)
             failures += 1
-            plain(f"error: {exc} (skipped)")
+            continue
+        if json_lines:
+            line = {"input": str(src), "status": "done", "output": str(target), "report": str(rep),
+                    "method": doc["method"], "seconds": doc["seconds"], "output_sha256": doc["output_sha256"]}
+            if "metrics" in doc:
+                line.update(psnr_mean=doc["metrics"]["psnr_mean"], ssim_mean=doc["metrics"]["ssim_mean"])
+            _announce(True, line, "")
     if failures:
-        plain(f"{failures} of {len(files)} inputs failed")
+        plain(f"{failures} of {len(jobs) + len(unreadable)} inputs failed")
         raise typer.Exit(1)
+
+
+def _failure(src: Path, target: Path, rep: Path, exc: ScicliError) -> dict[str, Any]:
+    return {"input": str(src), "status": "failed", "output": str(target), "report": str(rep), "error": str(exc),
+            "exit_code": exc.exit_code}
+
+
+def _failed(json_lines: bool, src: Path, target: Path, rep: Path, exc: ScicliError) -> None:
+    """An input of several that failed: a JSON line (--json) and the usual stderr line."""
+    if json_lines:
+        _announce(True, _failure(src, target, rep, exc), "")
+    plain(f"error: {exc} (skipped)")
+
+
+FROM_REPORT_OPTIONS = {"from_report", "out_arg", "report", "preview", "fmt", "force", "quiet", "json_lines",
+                       "max_memory"}
+"""What --from-report may be combined with: where to write, not what to compute."""
+REPORT_LIMIT = 16 << 20
+"""The largest report --from-report and --skip-existing read (a report is a few kB to a few MB)."""
+CALL_KEYS = {"input": str, "operator": str, "operator_params": dict, "method": str, "parameters": dict,
+             "layout": str, "batch_size": int, "dtype": str, "keys": dict, "ssim": str, "seed": int, "device": str}
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``--shard K/N`` as (K, N), K 0-based (0..N-1, as SLURM_ARRAY_TASK_ID with --array=0-(N-1))."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match:
+        raise UsageError(f"--shard expects K/N, e.g. 0/4 (K = 0..N-1), got '{text}'")
+    k, n = int(match[1]), int(match[2])
+    if n < 1 or k >= n:
+        raise UsageError(f"--shard {text}: K must be 0..N-1 with N >= 1 (0-based, like SLURM_ARRAY_TASK_ID "
+                         f"with --array=0-{max(n - 1, 0)})")
+    return k, n
+
+
+def _read_report(path: Path) -> Any:
+    """A JSON report (at most REPORT_LIMIT bytes), or a one-line DataError."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such report file")
+    size = path.stat().st_size
+    if size > REPORT_LIMIT:
+        raise DataError(f"{path}: {size} bytes, more than a scicli report holds ({REPORT_LIMIT >> 20} MB)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not a JSON report ({str(exc).splitlines()[0]})") from None
+
+
+def read_call(path: Path) -> dict[str, Any]:
+    """The reconstruction a report describes (its ``provenance.call``), checked: one-line errors."""
+    doc = _read_report(path)
+    call = doc.get("provenance", {}).get("call") if isinstance(doc, dict) and isinstance(doc.get("provenance"), dict) \
+        else None
+    if not isinstance(call, dict):
+        raise DataError(f"{path}: not a scicli reconstruct report (no provenance.call entry to rerun)")
+    missing = sorted(k for k in CALL_KEYS if k not in call)
+    if missing:
+        raise DataError(f"{path}: the report's provenance.call lacks {', '.join(missing)}")
+    wrong = sorted(k for k, kind in CALL_KEYS.items() if not isinstance(call[k], kind) or isinstance(call[k], bool))
+    if wrong:
+        raise DataError(f"{path}: the report's provenance.call has malformed {', '.join(wrong)}")
+    return call
+
+
+def complete(target: Path, rep: Path) -> bool:
+    """Whether a previous run finished this input: the report parses and records the output's
+    size and sha256, which match the output file (and its sRGB rendering exists, if any)."""
+    try:
+        if not (target.is_file() and rep.is_file()) or rep.stat().st_size > REPORT_LIMIT:
+            return False
+        doc = json.loads(rep.read_text(encoding="utf-8"))
+        srgb = doc.get("srgb_preview")
+        return (doc["output_bytes"] == target.stat().st_size and doc["output_sha256"] == sha256(target)
+                and (srgb is None or Path(srgb).is_file()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def _announce(json_lines: bool, record: dict[str, Any], text: str) -> None:
+    """One JSON line on stdout (--json), else ``text`` as a progress line on stderr."""
+    if json_lines:
+        sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.flush()
+    elif text:
+        plain(text)
 
 
 def _method_of(weights: Path) -> str:
@@ -192,21 +349,13 @@ def _method_of(weights: Path) -> str:
 
 def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device, batch_size, select, layout,
          max_value, keys, ssim, dtype, preview, force, quiet, x0=None, operator="video-sci", op_options=None,
-         srgb=None) -> None:
-    if operator == "video-sci":
-        if op_options:
-            raise UsageError(f"--operator-param {', '.join(op_options)}: video-sci takes no settings")
-        problem = load_problem(src, mask, gt, meas_key=keys[0], mask_key=keys[1], orig_key=keys[2],
-                               layout=layout, max_value=max_value, select=select)
-    else:
-        problem = load_operator_problem(src, operator, mask, gt, meas_key=keys[0], mask_key=keys[1],
-                                        orig_key=keys[2], max_value=max_value, select=select,
-                                        options=op_options)
+         srgb=None, seed=0, command=None, show=True) -> dict[str, Any]:
+    problem = api.load(src, mask, gt, operator=operator, operator_params=op_options, key=keys[0], mask_key=keys[1],
+                       orig_key=keys[2], layout=layout, max_value=max_value, measurements=select)
     K, B = problem.meas.shape[0], problem.frames
     start = None if x0 is None else _load_x0(x0, problem.meas.shape[0], B, tuple(problem.info["size"]))
     iters = solver.total_iters()
-    show = interactive(quiet)
-    with progress_bar(show) as bar:
+    with progress_bar(interactive(quiet)) as bar:
         task = bar.add_task(f"{src.name} {method}", total=K * iters, status="") if bar else None
 
         def on_iteration(lo: int, k: int, rec: dict[str, float]) -> None:
@@ -224,48 +373,48 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
                 plain(f"{src.name}: measurements {ids[lo]}..{ids[hi - 1]} ({hi} of {K} done): {rec['iterations']} iterations "
                       f"in {rec['seconds']:.2f} s{psnr}")
 
-        result = reconstruct(problem, solver, device, batch_size=batch_size, x0=start,
-                             on_iteration=on_iteration, on_batch=on_batch)
+        result = api.reconstruct(problem, method=solver, device=device, batch_size=batch_size, x0=start, seed=seed,
+                                 ssim=ssim, on_iteration=on_iteration, on_batch=on_batch)
 
-    frames = result.x.reshape(K * B, *result.x.shape[2:])
-    doc = _document(src, target, srgb, method=method, problem=problem, solver=solver, result=result,
-                    dtype=dtype, batch_size=batch_size, device=device, ssim=ssim)
+    recon = result.recon
+    frames = recon.reshape(K * B, *recon.shape[2:])
+    doc: dict[str, Any] = {"input": str(src), "output": str(target), "srgb_preview": None if srgb is None else str(srgb),
+                           **result.report, "output_scale": f"[0, 1] intensities ({dtype})"}
+    doc["provenance"] = {**doc["provenance"], "command": command or cli_command(),
+                         "call": _call(src, mask=mask, gt=gt, x0=x0, operator=problem.operator, op_options=op_options,
+                                       method=method, solver=solver, select=select, layout=layout,
+                                       max_value=max_value, keys=keys, batch_size=batch_size, device=device,
+                                       dtype=dtype, ssim=ssim, seed=seed)}
     with WriteGroup(force=force) as group:  # the array, its previews and its report: all or none
         write_array(target, frames, dtype=dtype, group=group)
+        staged = group.staged(target)  # the report records the output's checksum (--skip-existing checks it)
+        doc["output_bytes"], doc["output_sha256"] = staged.stat().st_size, sha256(staged)
         if preview is not None:
             write_preview(preview, frames, group=group)
         if srgb is not None:  # one sRGB rendering per spectral cube (CIE 1931 over the band centres)
-            write_rgb(srgb, np.stack([cube_to_srgb(cube) for cube in result.x]), group=group)
+            write_rgb(srgb, np.stack([cube_to_srgb(cube) for cube in recon]), group=group)
         write_json(rep, doc, group=group)
         group.commit()
-    _summary(src, target, doc, quiet)
-
-
-def _document(src: Path, target: Path, srgb: Path | None, *, method: str, problem: Any, solver: Any, result: Any,
-              dtype: str, batch_size: int, device: Any, ssim: str) -> dict[str, Any]:
-    """The JSON report of one reconstruction."""
-    K, B, H, W = result.x.shape[0], result.x.shape[1], result.x.shape[-2], result.x.shape[-1]
-    doc: dict[str, Any] = {
-        "input": str(src),
-        "output": str(target),
-        "srgb_preview": None if srgb is None else str(srgb),
-        "method": method,
-        "operator": problem.operator,
-        "operator_options": problem.options,
-        "parameters": solver.command_line_params(),
-        "problem": problem.info,
-        "shape": {"measurements": K, "frames": B, "height": H, "width": W},
-        "channels": OPERATORS.get(problem.operator).factory.x_unit + "s",
-        "output_scale": f"[0, 1] intensities ({dtype})",
-        "seconds": result.seconds,
-        "batch_size": batch_size,
-        "batches": result.batches,
-        "environment": environment(device),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if problem.orig is not None:
-        doc["metrics"] = score(result.x, problem.orig, ssim)
+    if show:
+        _summary(src, target, doc, quiet)
     return doc
+
+
+def _absolute(path: Path | None) -> str | None:
+    return None if path is None else os.path.abspath(path)
+
+
+def _call(src: Path, *, mask, gt, x0, operator, op_options, method, solver, select, layout, max_value, keys,
+          batch_size, device, dtype, ssim, seed) -> dict[str, Any]:
+    """What ``--from-report`` reruns: every setting of this input's reconstruction, paths absolute."""
+    params = solver.command_line_params()
+    if params.get("weights"):
+        params["weights"] = os.path.abspath(str(params["weights"]))
+    return {"input": _absolute(src), "mask": _absolute(mask), "gt": _absolute(gt), "x0": _absolute(x0),
+            "operator": operator, "operator_params": dict(op_options or {}), "method": method, "parameters": params,
+            "measurements": select, "layout": layout, "max_value": max_value,
+            "keys": {"meas": keys[0], "mask": keys[1], "gt": keys[2]}, "batch_size": batch_size,
+            "device": str(device), "dtype": dtype, "ssim": ssim, "seed": seed}
 
 
 def _summary(src: Path, target: Path, doc: dict[str, Any], quiet: bool) -> None:

@@ -229,6 +229,15 @@ def load_problem(
         orig = read_array(orig_path, key=orig_key, role="orig")
         info["orig"] = _source(orig_path, orig_key or role_key(orig_path, "orig"), orig)
 
+    return video_problem(meas, mask, orig, info, layout=layout, max_value=max_value, select=select)
+
+
+def video_problem(meas: np.ndarray, mask: np.ndarray, orig: np.ndarray | None, info: dict[str, Any], *,
+                  layout: str = "auto", max_value: float | None = None, select: str | None = None) -> Problem:
+    """A video SCI problem from arrays already read (``info`` labels them: ``info['meas']['label']``,
+    ...): layouts resolved, masks scaled, measurements selected and brought to [0, 1] by the
+    rules of the module docstring. :func:`load_problem` and the Python API share it."""
+    max_value = given_scale(max_value)
     meas_label = info["meas"]["label"]
     mask_label = info["mask"]["label"]
     if meas.ndim not in (2, 3):
@@ -395,6 +404,25 @@ def load_operator_problem(
         arr = read_array(src, key=key, role=role if (key is None and role in ROLE_NAMES) else None)
         info[role] = _source(src, key, arr)
         arrays[role] = arr
+    if orig_path is None and (orig_key or role_key(meas_path, "orig")):
+        orig_path, orig_key = meas_path, orig_key or role_key(meas_path, "orig")
+    orig = None
+    if orig_path is not None:
+        orig = read_array(Path(orig_path), key=orig_key, role="orig")
+        info["orig"] = _source(Path(orig_path), orig_key or role_key(Path(orig_path), "orig"), orig)
+    return operator_problem(cls.name, meas, arrays, orig, info, options=opts, max_value=max_value, select=select)
+
+
+def operator_problem(operator: str, meas: np.ndarray, arrays: dict[str, np.ndarray], orig: np.ndarray | None,
+                     info: dict[str, Any], *, options: dict[str, Any] | None = None, max_value: float | None = None,
+                     select: str | None = None) -> Problem:
+    """A problem of any registered operator from arrays already read (``info`` labels them, as
+    :func:`load_operator_problem` does): shapes checked, measurements selected and scaled to
+    [0, 1] (rule in :func:`load_operator_problem`). The Python API shares it."""
+    cls = OPERATORS.get(operator).factory
+    max_value = given_scale(max_value)
+    opts = operator_options(cls, dict(options or {}))
+    info = {"operator": cls.name, **info}
     single_ndim = cls.meas_ndim
     if meas.ndim == single_ndim:
         meas = meas[None]
@@ -424,10 +452,8 @@ def load_operator_problem(
             q = float(torch.quantile(est[:: max(1, est.numel() // 1_000_000)], 0.999))
         scale = next((s for s in SCALES if q <= 1.5 * s), SCALES[-1])
     problem.meas = (meas / scale).astype(meas.dtype)
-    if orig_path is None and (orig_key or role_key(meas_path, "orig")):
-        orig_path, orig_key = meas_path, orig_key or role_key(meas_path, "orig")
-    if orig_path is not None:
-        problem.orig = _operator_orig(Path(orig_path), orig_key, info, problem, idx, K, max_value)
+    if orig is not None:
+        problem.orig = _operator_orig(orig, info, problem, idx, K, max_value)
     info.update(max_value=scale, max_value_rule="given" if max_value else "auto", measurements=idx,
                 channels=problem.x_shape[0], size=list(problem.x_shape[1:]), options=opts)
     return problem
@@ -451,11 +477,9 @@ def operator_options(cls: type[LinearOperator], given: dict[str, Any], factory: 
     return out
 
 
-def _operator_orig(path: Path, key: str | None, info: dict[str, Any], problem: Problem, idx: list[int],
+def _operator_orig(orig: np.ndarray, info: dict[str, Any], problem: Problem, idx: list[int],
                    K: int, max_value: float | None) -> np.ndarray:
     """Ground truth (K, C, H, W) for the selected measurements, on [0, 1]."""
-    orig = read_array(path, key=key, role="orig")
-    info["orig"] = _source(path, key or role_key(path, "orig"), orig)
     label = info["orig"]["label"]
     C, H, W = problem.x_shape
     if orig.shape[-2:] != (H, W):

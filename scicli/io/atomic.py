@@ -161,6 +161,15 @@ class WriteGroup:
         self._targets.add(key)
         return path
 
+    def staged(self, path: Path) -> Path:
+        """The temporary file written for ``path`` (e.g. to record its checksum in a report
+        written with it)."""
+        key = os.path.realpath(path)
+        for tmp, target in self._staged:
+            if os.path.realpath(target) == key:
+                return tmp
+        raise KeyError(f"{path} is not staged in this group")
+
     def commit(self) -> None:
         """Move every staged file into place. On a failure (a name taken meanwhile, a signal)
         the files this group already moved are removed again, so no half of the group stays
