@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 import scicli
+from scicli.core import threads
 from scicli.core.device import describe
 from scicli.metrics import frame_metrics
 from scicli.data.problem import Problem
@@ -111,8 +112,9 @@ def score(x: np.ndarray, orig: np.ndarray, ssim_convention: str = "skimage") -> 
     return {**flat, "per_measurement": per_meas}
 
 
-def environment(device: torch.device) -> dict[str, str]:
-    """Versions and machine facts for reports."""
+def environment(device: torch.device) -> dict[str, Any]:
+    """Versions and machine facts for reports (``threads``: torch's pools, where their size came
+    from and the OpenMP wait policy; see :mod:`scicli.core.threads`)."""
     return {
         "scicli": scicli.__version__,
         "torch": torch.__version__,
@@ -120,4 +122,5 @@ def environment(device: torch.device) -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": describe(device),
+        "threads": threads.describe(),
     }

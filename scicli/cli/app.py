@@ -1,31 +1,87 @@
-"""The ``scicli`` command: one Typer app, one module per subcommand."""
+"""The ``scicli`` command: one Typer app, one module per subcommand, imported only when it runs.
+
+``scicli --help`` and ``scicli --version`` load neither torch nor any solver: the subcommands are
+registered by name with their one-line help (:data:`COMMANDS`) and their module is imported
+(:func:`importlib.import_module`) when the command is resolved, *after* the root options are
+parsed. That order lets ``--threads`` / ``SCICLI_THREADS`` reach OpenMP before torch starts its
+thread pool (:mod:`scicli.core.threads`).
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import warnings
+from typing import Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 try:  # recent typer vendors click
-    from typer._click.exceptions import ClickException
+    from typer._click import Command, Context
+    from typer._click.exceptions import ClickException, UsageError as ClickUsageError
 except ImportError:  # pragma: no cover - older typer with click as a dependency
-    from click.exceptions import ClickException
+    from click import Command, Context
+    from click.exceptions import ClickException, UsageError as ClickUsageError
 
 from scicli import __version__
 from scicli.cli.common import STATE, Terminated, install_signal_handlers, quiet_libraries
+from scicli.core import threads as thread_settings
+from scicli.core.errors import UsageError
 from scicli.io.atomic import remove_temp_files
-from scicli.cli.evaluate import evaluate_cmd
-from scicli.cli.info import info_cmd
-from scicli.cli.methods import methods_cmd
-from scicli.cli.reconstruct import reconstruct_cmd
-from scicli.cli.simulate import simulate_cmd
-from scicli.cli.train import train_cmd
-from scicli.cli.weights import app as weights_app
+
+# name: (module, attribute: a command function or a Typer sub-app, one-line help for `scicli --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "simulate": ("scicli.cli.simulate", "simulate_cmd", "Simulate a camera: y = A x + noise."),
+    "reconstruct": ("scicli.cli.reconstruct", "reconstruct_cmd", "Reconstruct the B frames behind each snapshot."),
+    "evaluate": ("scicli.cli.evaluate", "evaluate_cmd",
+                 "Per-frame PSNR and SSIM (data range 1, frames clipped to [0, 1]) and their means."),
+    "methods": ("scicli.cli.methods", "methods_cmd",
+                "List forward operators, reconstruction methods (with their default parameters) and denoisers."),
+    "train": ("scicli.cli.train", "train_cmd",
+              "Train a denoiser (dncnn, unet, video) or a reconstruction network (see scicli methods)."),
+    "weights": ("scicli.cli.weights", "app", "Shipped weights: turn a training run into scicli's default weights."),
+    "info": ("scicli.cli.info", "info_cmd",
+             "Versions, devices, thread settings and the shipped weights (sha256 checked against the manifest)."),
+}
+
+
+def load_command(name: str) -> Command:
+    """Import the module of subcommand ``name`` and build its click command (a group for a Typer sub-app)."""
+    module, attribute, _ = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    holder = typer.Typer(add_completion=False)
+    holder.callback()(lambda: None)  # a callback makes ``holder`` a group whatever it holds
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    return typer.main.get_command(holder).commands[name]  # type: ignore[attr-defined]
+
+
+class LazyGroup(TyperGroup):
+    """A group whose :data:`COMMANDS` are listed from their one-line help and loaded when invoked."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Optional[Command]:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        return TyperCommand(cmd_name, help=COMMANDS[cmd_name][2])  # a stand-in for help listings
+
+    def resolve_command(self, ctx: Context, args: list[str]) -> tuple[Optional[str], Optional[Command], list[str]]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if name in COMMANDS and name not in self.commands:
+            self.commands[name] = cmd = load_command(name)
+            thread_settings.apply_torch()  # the module may have loaded torch: size its pools
+        return name, cmd, rest
+
 
 app = typer.Typer(
     name="scicli",
+    cls=LazyGroup,
     help="Reconstruct video from snapshot compressive imaging (CACTI) measurements.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
@@ -40,23 +96,31 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _threads(ctx: typer.Context, value: Optional[int]) -> Optional[int]:
+    """Apply the thread settings while the root options are parsed: before any subcommand module
+    (and so torch) is imported."""
+    if ctx.resilient_parsing:
+        return value
+    try:
+        thread_settings.apply_environment(thread_settings.plan(value))
+    except UsageError as exc:
+        raise ClickUsageError(str(exc), ctx) from None
+    return value
+
+
 @app.callback()
 def root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", callback=_threads, metavar="N",
+        help="CPU threads for torch (precedence: --threads > env SCICLI_THREADS > OMP_NUM_THREADS > the CPUs "
+             "this process may use, capped by a cgroup quota). Idle threads sleep (OMP_WAIT_POLICY=PASSIVE "
+             "unless set), which keeps scicli fast on a busy, shared machine."),
 ) -> None:
     """y = sum_t M_t * x_t + noise: simulate snapshots, reconstruct the B frames, evaluate them."""
     STATE["debug"] = debug or bool(os.environ.get("SCICLI_DEBUG"))
     quiet_libraries(STATE["debug"])
-
-
-app.command("simulate")(simulate_cmd)
-app.command("reconstruct")(reconstruct_cmd)
-app.command("evaluate")(evaluate_cmd)
-app.command("methods")(methods_cmd)
-app.command("info")(info_cmd)
-app.command("train")(train_cmd)
-app.add_typer(weights_app, name="weights")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001

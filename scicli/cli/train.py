@@ -124,12 +124,14 @@ def train_cmd(
     force: bool = typer.Option(False, "--force", "-f", help="Start over in an existing run directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; epoch lines only."),
 ) -> None:
-    """Train a denoiser (dncnn, unet, video) or a reconstruction network (deq-gap, deq-rnn, unrolled-gap).
+    """Train a denoiser (dncnn, unet, video) or a reconstruction network (see scicli methods).
 
     Denoisers minimise ||D(x + sigma n, sigma) - x||^2 on random patches; use them with
     `scicli reconstruct --method pnp-gap --denoiser dncnn -p weights=RUN/best.pt`.
-    Reconstruction networks minimise ||x*(A x + n, A) - x||^2 on random clips and masks; use
-    them with `scicli reconstruct MEAS --weights RUN/best.pt`. Multi-GPU / multi-node:
+    Reconstruction networks minimise ||x*(A x + n, A) - x||^2 on random clips and masks
+    (video-sci) or on patches measured by operator instances (--operator cs-block, mri, ...);
+    LISTA learns the lasso codes of patches (--operator dictionary); use them with
+    `scicli reconstruct MEAS --weights RUN/best.pt`. Multi-GPU / multi-node:
     `torchrun --nproc-per-node G -m scicli train ...` (DDP).
     """
     # the training stack (datasets, DDP, optimisers) loads only when `scicli train` runs, so that

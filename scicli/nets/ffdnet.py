@@ -5,7 +5,11 @@
     D(x, sigma) = x - shuffle_2x2(r)          the network predicts the noise
 
 Odd heights and widths are padded by replicating the last row / column and cropped back.
-``fuse()`` folds every BatchNorm into the preceding convolution for inference.
+``fuse()`` folds every BatchNorm into the preceding convolution for inference. Without autograd
+on the CPU, each convolution + ReLU pair then runs as one oneDNN call (the ReLU as the
+convolution's post-op: no second pass over the 64-channel activations; same numbers), where
+this torch build has that operator (``torch.ops.mkldnn._convolution_pointwise``); otherwise, and
+whenever gradients are recorded, the layers run one by one.
 """
 
 from __future__ import annotations
@@ -13,6 +17,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def _conv_relu_operator():  # noqa: ANN202
+    """oneDNN's convolution with a fused pointwise post-op, or None where this torch lacks it."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._convolution_pointwise
+    except (AttributeError, RuntimeError):
+        return None
+
+
+CONV_RELU = _conv_relu_operator()
 
 
 class FFDNet(nn.Module):
@@ -33,8 +50,28 @@ class FFDNet(nn.Module):
         sub = F.pixel_unshuffle(xp, 2)
         sig = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
         noise_map = sig.expand(M, 1, sub.shape[-2], sub.shape[-1])
-        residual = F.pixel_shuffle(self.body(torch.cat([noise_map, sub], dim=1)), 2)
+        residual = F.pixel_shuffle(self.run_body(torch.cat([noise_map, sub], dim=1)), 2)
         return (xp - residual)[..., :H, :W]
+
+    def run_body(self, z: Tensor) -> Tensor:
+        """``self.body(z)``; without autograd on the CPU (float32), every convolution followed by a
+        ReLU is one fused oneDNN call on channels-last data."""
+        if (CONV_RELU is None or torch.is_grad_enabled() or z.device.type != "cpu" or z.dtype != torch.float32
+                or self.training):
+            return self.body(z)
+        layers = list(self.body)
+        z = z.contiguous(memory_format=torch.channels_last)
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            if (isinstance(layer, nn.Conv2d) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU)
+                    and layer.padding == (1, 1) and layer.stride == (1, 1) and layer.groups == 1):
+                z = CONV_RELU(z, layer.weight, layer.bias, [1, 1], [1, 1], [1, 1], 1, "relu", [None], "")
+                i += 2
+            else:
+                z = layer(z)
+                i += 1
+        return z
 
     def load_ipol(self, state: dict[str, Tensor]) -> "FFDNet":
         """Load the original IPOL weights (keys ``module.intermediate_dncnn.itermediate_dncnn.N.*``)."""
