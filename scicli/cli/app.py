@@ -82,7 +82,7 @@ class LazyGroup(TyperGroup):
 app = typer.Typer(
     name="scicli",
     cls=LazyGroup,
-    help="Reconstruct video from snapshot compressive imaging (CACTI) measurements.",
+    help="Reconstruct images and video from compressive measurements: video SCI (CACTI), spectral SCI (CASSI), block CS, CS-MRI, sparse-view CT.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
