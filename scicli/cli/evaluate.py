@@ -16,6 +16,8 @@ from scicli.io.layout import resolve, to_first
 from scicli.metrics import frame_metrics
 from scicli.data.problem import orig_scale, parse_selection
 from scicli.io.outputs import Output, check_outputs
+from scicli.io.atomic import WriteGroup
+from scicli.plots import metrics_figure, montage_figure, plot_names, write_figures
 from scicli.report import SUPPORTED_SUFFIXES as REPORT_SUFFIXES, make_report, write_report
 
 
@@ -31,6 +33,8 @@ def evaluate_cmd(
     layout: str = typer.Option("auto", "--layout", help="Frame axis: auto, first or last."),
     max_value: Optional[float] = typer.Option(None, "--max-value", help="Intensity scale of both videos (default: automatic)."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest array a file may declare, e.g. 4G (default: half the RAM)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for figures (PNG): montage of ground truth / reconstruction / error, per-frame scores."),
+    plot_frames: Optional[str] = typer.Option(None, "--plot-frames", help="Frames (of those compared) in the --plot montage: 0,4,7 or 0:3 (default first, middle, last)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing report (never an input)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the mean line."),
 ) -> None:
@@ -39,8 +43,11 @@ def evaluate_cmd(
         raise UsageError(f"--ssim must be skimage or matlab, got '{ssim}'")
     check_float("--max-value", max_value, above=0)
     use_memory_budget(max_memory)
-    if report is not None:
-        check_outputs([Output("--report", report, REPORT_SUFFIXES)], [recon, gt], force=force)
+    outputs = [] if report is None else [Output("--report", report, REPORT_SUFFIXES)]
+    if plot is not None:
+        outputs += [Output("--plot", plot / name, (".png",)) for name in plot_names(recon.stem)
+                    if not name.endswith("-convergence.png")]
+    check_outputs(outputs, [recon, gt], force=force)
     x = read_array(recon, key=recon_key, role="recon")
     ref = read_array(gt, key=gt_key, role="orig")
     for path, arr in ((recon, x), (gt, ref)):
@@ -63,6 +70,14 @@ def evaluate_cmd(
                                "recon_max_value": sx, "gt_max_value": sr})
     if report is not None:
         write_report(report, doc, force=force)
+    if plot is not None:
+        shown = None if plot_frames is None else parse_selection(plot_frames, len(idx), "frame")
+        name = f"{recon.name} vs {gt.name}"
+        figures = {"montage": montage_figure(x / sx, ref / sr, shown, title=name),
+                   "metrics": metrics_figure(m["psnr"], m["ssim"], idx, title=f"{name}: per-frame scores")}
+        with WriteGroup(force=force) as group:
+            write_figures(plot, recon.stem, figures, force=force, group=group)
+            group.commit()
     if quiet:
         out.print(f"PSNR {m['psnr_mean']:.2f} dB  SSIM {m['ssim_mean']:.4f}  ({len(idx)} frames)", highlight=False)
         return
