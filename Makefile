@@ -1,5 +1,6 @@
 # scicli: two commands on a fresh machine
-#   make demo   create .venv, install everything (CPU PyTorch), run simulate -> reconstruct -> evaluate
+#   make demo   create .venv, install everything (CPU PyTorch), reconstruct the sample with gap-tv and
+#               pnp-gap / FFDNet, print both scores, write demo_out/compare.png (about a minute)
 #   make test   run the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -19,9 +20,12 @@ install: $(BIN)/scicli
 
 demo: install
 	$(BIN)/scicli simulate sample_data/moving_camera.tif --frames 8 --mask random --seed 0 --out $(DEMO)/sim --force
-	$(BIN)/scicli reconstruct $(DEMO)/sim/meas.npy --mask $(DEMO)/sim/mask.npy --method gap-tv \
-		--out $(DEMO)/recon.tif --preview $(DEMO)/recon.gif --force
-	$(BIN)/scicli evaluate $(DEMO)/recon.tif $(DEMO)/sim/orig.npy --report $(DEMO)/report.json --force
+	$(BIN)/scicli reconstruct $(DEMO)/sim/meas.npy --mask $(DEMO)/sim/mask.npy --gt $(DEMO)/sim/orig.npy \
+		--method gap-tv --out $(DEMO)/gap-tv.tif --plot $(DEMO)/plots --force --quiet
+	$(BIN)/scicli reconstruct $(DEMO)/sim/meas.npy --mask $(DEMO)/sim/mask.npy --gt $(DEMO)/sim/orig.npy \
+		--method pnp-gap --denoiser ffdnet --out $(DEMO)/pnp-gap.tif --plot $(DEMO)/plots --force --quiet
+	$(BIN)/python bench/compare.py $(DEMO)/sim/orig.npy gap-tv=$(DEMO)/gap-tv.tif pnp-gap/ffdnet=$(DEMO)/pnp-gap.tif \
+		--out $(DEMO)/compare.png --frames 3,12 --title "sample video, 2 snapshots of 8 frames" --force
 
 test: install
 	$(BIN)/lint-imports
