@@ -1,19 +1,20 @@
 # scicli: two commands on a fresh machine
 #   make demo   create .venv, install everything (CPU PyTorch), reconstruct the sample with gap-tv and
 #               pnp-gap / FFDNet, print both scores, write demo_out/compare.png (about a minute)
-#   make test   run the test suite
+#   make test   run the test suite and build the documentation (mkdocs --strict)
+#   make docs   build the documentation site into site/ (offline)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := demo_out
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench docs clean
 
 $(BIN)/scicli: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,docs]"
 	touch $@
 
 install: $(BIN)/scicli
@@ -32,9 +33,13 @@ test: install
 	$(BIN)/lint-imports
 	$(BIN)/ruff check scicli
 	$(BIN)/python -m pytest
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 bench: install
 	$(BIN)/python bench/bench_solvers.py
 
 clean:
-	rm -rf $(DEMO) .pytest_cache
+	rm -rf $(DEMO) .pytest_cache site build/site
