@@ -155,7 +155,7 @@ def convergence_figure(batches: Sequence[Mapping[str, Any]], *, title: str = "")
 
 
 def montage_figure(recon: np.ndarray, orig: np.ndarray | None = None, frames: Sequence[int] | None = None, *,
-                   unit: str = "frame", title: str = "") -> Figure:
+                   unit: str = "frame", numbers: Sequence[int] | None = None, title: str = "") -> Figure:
     """Ground truth / reconstruction / error map for chosen frames, one row per frame.
 
     Parameters
@@ -168,6 +168,9 @@ def montage_figure(recon: np.ndarray, orig: np.ndarray | None = None, frames: Se
         Frame indices to show; default :func:`default_frames` (first, middle, last).
     unit : str
         What a frame is called in the titles (frame, band, image).
+    numbers : sequence of int, optional
+        The number printed for each frame of ``recon`` (e.g. its index in the ground-truth file
+        when only some frames were compared); default 0, 1, ...
     title : str
         Figure title.
 
@@ -192,16 +195,17 @@ def montage_figure(recon: np.ndarray, orig: np.ndarray | None = None, frames: Se
     images = {}
     for row, f in zip(axes, picked):
         x = np.clip(recon[f], 0, 1)
+        n = f if numbers is None else numbers[f]
         panels: list[tuple[np.ndarray, str, str, float]] = []
         if ref is not None:
             r = np.clip(ref[f], 0, 1)
             mse = float(np.mean((x - r) ** 2))
             score = f"{10 * np.log10(1 / mse):.2f} dB" if mse > 0 else "exact"
-            panels = [(r, f"ground truth, {unit} {f}", "gray", 1.0),
-                      (x, f"reconstruction, {unit} {f} ({score})", "gray", 1.0),
-                      (np.abs(x - r), f"error |x - x_true|, {unit} {f}", "magma", err_top)]
+            panels = [(r, f"ground truth, {unit} {n}", "gray", 1.0),
+                      (x, f"reconstruction, {unit} {n} ({score})", "gray", 1.0),
+                      (np.abs(x - r), f"error |x - x_true|, {unit} {n}", "magma", err_top)]
         else:
-            panels = [(x, f"reconstruction, {unit} {f}", "gray", 1.0)]
+            panels = [(x, f"reconstruction, {unit} {n}", "gray", 1.0)]
         for col, (ax, (img, name, cmap, top)) in enumerate(zip(row, panels)):
             images[col] = ax.imshow(img, cmap=cmap, vmin=0.0, vmax=top, interpolation="nearest")
             ax.set_title(name, fontsize="small")

@@ -81,6 +81,8 @@ def test_montage_shows_truth_reconstruction_and_error_for_each_chosen_frame() ->
     assert {ax.get_xlabel() for ax in fig.axes if ax not in images} == {"intensity [0, 1]",
                                                                         "|error| (top: 99.5th percentile)"}
     assert len(_images(montage_figure(x, None, None))) == len(default_frames(6)) == 3  # reconstruction only
+    numbered = montage_figure(x, ref, [1], numbers=[10, 11, 12, 13, 14, 15])  # frames 10..15 of the truth file
+    assert _images(numbered)[0].get_title() == "ground truth, frame 11"
 
 
 def test_default_frames_are_first_middle_last() -> None:

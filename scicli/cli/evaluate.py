@@ -34,7 +34,7 @@ def evaluate_cmd(
     max_value: Optional[float] = typer.Option(None, "--max-value", help="Intensity scale of both videos (default: automatic)."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest array a file may declare, e.g. 4G (default: half the RAM)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for figures (PNG): montage of ground truth / reconstruction / error, per-frame scores."),
-    plot_frames: Optional[str] = typer.Option(None, "--plot-frames", help="Frames (of those compared) in the --plot montage: 0,4,7 or 0:3 (default first, middle, last)."),
+    plot_frames: Optional[str] = typer.Option(None, "--plot-frames", help="Positions among the compared frames (--frames) in the --plot montage: 0,4,7 or 0:3 (default first, middle, last)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing report (never an input)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the mean line."),
 ) -> None:
@@ -73,7 +73,7 @@ def evaluate_cmd(
     if plot is not None:
         shown = None if plot_frames is None else parse_selection(plot_frames, len(idx), "frame")
         name = f"{recon.name} vs {gt.name}"
-        figures = {"montage": montage_figure(x / sx, ref / sr, shown, title=name),
+        figures = {"montage": montage_figure(x / sx, ref / sr, shown, numbers=idx, title=name),
                    "metrics": metrics_figure(m["psnr"], m["ssim"], idx, title=f"{name}: per-frame scores")}
         with WriteGroup(force=force) as group:
             write_figures(plot, recon.stem, figures, force=force, group=group)
