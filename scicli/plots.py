@@ -1,8 +1,8 @@
 """Figures of a reconstruction: convergence, montage, per-frame scores, spectral previews.
 
-Each ``*_figure`` function returns a :class:`matplotlib.figure.Figure` (built without pyplot,
-so no global state and no display); :func:`write_figures` saves them as PNG files, atomically
-(temporary file, then moved into place; with a :class:`~scicli.io.WriteGroup` together with the
+Each ``*_figure`` function returns a `matplotlib.figure.Figure` (built without pyplot,
+so no global state and no display); `write_figures` saves them as PNG files, atomically
+(temporary file, then moved into place; with a `scicli.io.WriteGroup` together with the
 other outputs of a command). matplotlib is imported the first time a figure is drawn, so
 importing scicli or running ``scicli --help`` does not load it.
 
@@ -14,7 +14,7 @@ The figures:
   with colour bars (intensities on [0, 1]);
 * **metrics** -- per-frame PSNR (dB) and SSIM bars with their means;
 * **srgb** -- sRGB renderings of spectral cubes (CIE 1931 colour matching over the band
-  centres, :func:`scicli.color.cube_to_srgb`), reconstruction beside ground truth;
+  centres, `scicli.color.cube_to_srgb`), reconstruction beside ground truth;
 * **spectra** -- the spectra ``x_l(i, j)`` against wavelength (nm) at a few points, marked on the
   sRGB rendering.
 """
@@ -165,7 +165,7 @@ def montage_figure(recon: np.ndarray, orig: np.ndarray | None = None, frames: Se
     orig : ndarray (F, H, W), optional
         The ground truth on [0, 1]; without it only the reconstruction column is drawn.
     frames : sequence of int, optional
-        Frame indices to show; default :func:`default_frames` (first, middle, last).
+        Frame indices to show; default `default_frames` (first, middle, last).
     unit : str
         What a frame is called in the titles (frame, band, image).
     numbers : sequence of int, optional
@@ -353,8 +353,8 @@ def srgb_figure(cube: np.ndarray, orig: np.ndarray | None = None, wavelengths: n
                 title: str = "") -> Figure:
     """sRGB renderings of a spectral cube (L, H, W), beside the ground truth's when given.
 
-    The rendering is :func:`scicli.color.cube_to_srgb` (CIE 1931 colour matching over the band
-    centres, :func:`scicli.color.cassi_wavelengths` by default). Both images share the exposure
+    The rendering is `scicli.color.cube_to_srgb` (CIE 1931 colour matching over the band
+    centres, `scicli.color.cassi_wavelengths` by default). Both images share the exposure
     of the ground truth when it is known, so a brightness error shows.
 
     Returns
@@ -389,9 +389,9 @@ def spectra_figure(cube: np.ndarray, orig: np.ndarray | None = None, wavelengths
     orig : ndarray (L, H, W), optional
         The ground truth (drawn dashed in the same colour).
     wavelengths : ndarray (L,), optional
-        Band centres in nm; default :func:`scicli.color.cassi_wavelengths`.
+        Band centres in nm; default `scicli.color.cassi_wavelengths`.
     points : sequence of (row, col), optional
-        Where to draw spectra; default :func:`spectral_points` of the ground truth (or of the
+        Where to draw spectra; default `spectral_points` of the ground truth (or of the
         reconstruction).
     title : str
         Figure title.
@@ -433,14 +433,14 @@ def spectra_figure(cube: np.ndarray, orig: np.ndarray | None = None, wavelengths
 def reconstruction_figures(x: np.ndarray, batches: Sequence[Mapping[str, Any]], orig: np.ndarray | None = None, *,
                            operator: str = "video-sci", frames: Sequence[int] | None = None,
                            metrics: Mapping[str, Any] | None = None, title: str = "") -> dict[str, Figure]:
-    """Every figure of one reconstruction, by name (see :data:`FIGURES`).
+    """Every figure of one reconstruction, by name (see `FIGURES`).
 
     Parameters
     ----------
     x : ndarray (K, C, H, W)
         The estimates of K measurements (C frames, bands or channels), on [0, 1].
     batches : sequence of dict
-        The solver's batch records with their histories (see :func:`convergence_figure`).
+        The solver's batch records with their histories (see `convergence_figure`).
     orig : ndarray (K, C, H, W), optional
         The ground truth; adds the ground-truth and error columns, the PSNR curves and the
         ``metrics`` figure.
