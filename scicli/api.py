@@ -41,12 +41,15 @@ from scicli.core.units import level
 from scicli.data.problem import (Problem, infer_operator, load_operator_problem, load_problem, operator_options,
                                  operator_problem, orig_scale, parse_selection, video_problem)
 from scicli.io import read_array
+from scicli.io.atomic import WriteGroup
 from scicli.io.layout import resolve, to_first
+from scicli.io.outputs import Output, check_outputs
 from scicli.methods import METHODS, Solver
 from scicli.metrics import frame_metrics
 from scicli.physics import OPERATORS, LinearOperator
 from scicli.physics.masks import MASK_KINDS, make_mask
 from scicli.pipeline import environment, reconstruct as run_solver, score
+from scicli.plots import metrics_figure, montage_figure, plot_names, write_figures
 from scicli.report import make_report
 from scicli.weights.ffdnet import ipol_weights_path
 from scicli.weights.store import MODELS, WEIGHTS_DIR, sha256
@@ -659,7 +662,8 @@ def _frames_first(videos: list[tuple[str, np.ndarray, bool]], layout: str) -> tu
 
 def evaluate(recon: ArrayLike | PathLike, orig: ArrayLike | PathLike, *, ssim: str = "skimage",
              frames: str | None = None, layout: str = "auto", max_value: float | None = None,
-             recon_key: str | None = None, orig_key: str | None = None) -> dict[str, Any]:
+             recon_key: str | None = None, orig_key: str | None = None, plot: PathLike | None = None,
+             plot_frames: str | None = None, force: bool = False) -> dict[str, Any]:
     """Per-frame PSNR and SSIM of a reconstruction against the ground truth, and their means.
 
     Frames are clipped to [0, 1] and compared with data range 1 (magnitudes of complex images).
@@ -678,6 +682,14 @@ def evaluate(recon: ArrayLike | PathLike, orig: ArrayLike | PathLike, *, ssim: s
         Intensity scale of both (default: automatic).
     recon_key, orig_key : str, optional
         Array names inside .mat/.npz files.
+    plot : str or Path, optional
+        A folder for figures (PNG): ``<stem>-montage.png`` (ground truth / reconstruction /
+        error) and ``<stem>-metrics.png`` (per-frame PSNR and SSIM); ``stem`` is the
+        reconstruction file's (``recon`` for arrays). Checked before anything is read.
+    plot_frames : str, optional
+        Positions among the compared frames shown in the montage (default first, middle, last).
+    force : bool
+        Replace existing figures.
 
     Returns
     -------
@@ -697,6 +709,10 @@ def evaluate(recon: ArrayLike | PathLike, orig: ArrayLike | PathLike, *, ssim: s
         raise UsageError(f"--ssim must be skimage or matlab, got '{ssim}'")
     arguments = dict(recon=recon, orig=orig, ssim=ssim, frames=frames, layout=layout, max_value=max_value,
                      recon_key=recon_key, orig_key=orig_key)
+    stem = Path(recon).stem if isinstance(recon, (str, Path)) else "recon"
+    if plot is not None:
+        check_outputs([Output("--plot", Path(plot) / name, (".png",)) for name in plot_names(stem, convergence=False)],
+                      [Path(v) for v in (recon, orig) if isinstance(v, (str, Path))], force=force)
     videos = []
     for what, item, k, role in (("recon", recon, recon_key, "recon"), ("gt", orig, orig_key, "orig")):
         if isinstance(item, (str, Path)):
@@ -726,5 +742,13 @@ def evaluate(recon: ArrayLike | PathLike, orig: ArrayLike | PathLike, *, ssim: s
     doc["frame_indices"] = idx
     doc["provenance"] = provenance("evaluate", arguments)
     doc["convention_short"] = m["convention"]["short"]
+    if plot is not None:
+        shown = None if plot_frames is None else parse_selection(plot_frames, len(idx), "frame")
+        name = f"{Path(rl).name} vs {Path(gl).name}"
+        figures = {"montage": montage_figure(x / sx, ref / sr, shown, numbers=idx, title=name),
+                   "metrics": metrics_figure(m["psnr"], m["ssim"], idx, title=f"{name}: per-frame scores")}
+        with WriteGroup(force=force) as group:
+            write_figures(Path(plot), stem, figures, force=force, group=group)
+            group.commit()
     return doc
 

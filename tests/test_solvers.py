@@ -150,7 +150,9 @@ def test_runs_and_returns_a_finite_estimate(method: str, default_runs) -> None:
     assert [rec["iter"] for rec in r.history] == list(range(1, r.iterations + 1))
     for rec in r.history:
         assert {"iter", "residual", "change", "time", "psnr"} <= set(rec)
-        assert all(math.isfinite(v) for v in rec.values())
+        assert len(rec["residual_each"]) == len(rec["psnr_each"]) == 1  # one value per measurement of the batch
+        assert rec["residual_each"][0] == pytest.approx(rec["residual"]) and rec["psnr_each"][0] == pytest.approx(rec["psnr"])
+        assert all(math.isfinite(v) for value in rec.values() for v in (value if isinstance(value, list) else [value]))
     times = [rec["time"] for rec in r.history]
     assert times == sorted(times)
 

@@ -12,6 +12,7 @@ from scicli import api
 from scicli.cli.common import check_float, cli_command, guarded, out, use_memory_budget
 from scicli.core.errors import UsageError
 from scicli.io.outputs import Output, check_outputs
+from scicli.plots import plot_names
 from scicli.report import SUPPORTED_SUFFIXES as REPORT_SUFFIXES, write_report
 
 
@@ -27,6 +28,8 @@ def evaluate_cmd(
     layout: str = typer.Option("auto", "--layout", help="Frame axis: auto, first or last."),
     max_value: Optional[float] = typer.Option(None, "--max-value", help="Intensity scale of both videos (default: automatic)."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest array a file may declare, e.g. 4G (default: half the RAM)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for figures (PNG): montage of ground truth / reconstruction / error, per-frame scores."),
+    plot_frames: Optional[str] = typer.Option(None, "--plot-frames", help="Positions among the compared frames (--frames) in the --plot montage: 0,4,7 or 0:3 (default first, middle, last)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing report (never an input)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the mean line."),
 ) -> None:
@@ -35,10 +38,12 @@ def evaluate_cmd(
         raise UsageError(f"--ssim must be skimage or matlab, got '{ssim}'")
     check_float("--max-value", max_value, above=0)
     use_memory_budget(max_memory)
-    if report is not None:
-        check_outputs([Output("--report", report, REPORT_SUFFIXES)], [recon, gt], force=force)
+    outputs = [] if report is None else [Output("--report", report, REPORT_SUFFIXES)]
+    if plot is not None:
+        outputs += [Output("--plot", plot / name, (".png",)) for name in plot_names(recon.stem, convergence=False)]
+    check_outputs(outputs, [recon, gt], force=force)
     doc = api.evaluate(recon, gt, ssim=ssim, frames=frames, layout=layout, max_value=max_value,
-                       recon_key=recon_key, orig_key=gt_key)
+                       recon_key=recon_key, orig_key=gt_key, plot=plot, plot_frames=plot_frames, force=force)
     doc["provenance"]["command"] = cli_command()
     if report is not None:
         write_report(report, doc, force=force)

@@ -25,7 +25,8 @@ from scicli.io.layout import resolve, to_first
 from scicli.io.readers import ROLE_NAMES
 from scicli.io.writers import PREVIEW_SUFFIXES, WRITE_SUFFIXES
 from scicli.physics import OPERATORS
-from scicli.data.problem import infer_operator, orig_scale
+from scicli.data.problem import infer_operator, orig_scale, parse_selection
+from scicli.plots import plot_names, reconstruction_figures, write_figures
 from scicli.methods import METHODS
 from scicli.weights.store import is_reconstruction, load_checkpoint, sha256
 
@@ -104,6 +105,8 @@ def reconstruct_cmd(
     dtype: str = typer.Option("float32", "--dtype", help="Output sample type: float32 (0..1), uint8 or uint16."),
     report: Optional[Path] = typer.Option(None, "--report", help="JSON report path (default: next to the output, .json)."),
     preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a .gif animation or .png montage (one input)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Folder for figures (PNG): convergence, montage, per-frame scores; sRGB and spectra for cassi."),
+    plot_frames: Optional[str] = typer.Option(None, "--plot-frames", help="Frames (of the output) in the --plot montage: 0,4,7 or 0:3 (default first, middle, last)."),
     device_name: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:K."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Measurements per solver call."),
     measurements: Optional[str] = typer.Option(None, "--measurements", help="Which measurements: 0, 0,2 or 1:3 (default all)."),
@@ -214,6 +217,9 @@ def reconstruct_cmd(
     outputs += [Output("--report", r, (".json",)) for _, _, r in jobs]
     outputs += [Output("--preview", preview, PREVIEW_SUFFIXES)] if preview is not None else []
     outputs += [Output("--out (sRGB rendering)", c) for c in colour if c is not None]
+    if plot is not None:
+        outputs += [Output("--plot", plot / name, (".png",)) for (_, t, _), op in zip(jobs, operators)
+                    for name in plot_names(t.stem, spectral=op == "cassi")]
     # --skip-existing: what is left of an interrupted run (incomplete pairs) is redone in place
     check_outputs(outputs, [*(src for src, _, _ in jobs), mask, gt, x0, weights, from_report],
                   force=force or skip_existing)
@@ -232,7 +238,8 @@ def reconstruct_cmd(
                        operator=op_name, op_options=op_options, srgb=srgb,
                        batch_size=batch_size, select=measurements, layout=layout, max_value=max_value,
                        keys=(meas_key, mask_key, gt_key), ssim=ssim, dtype=dtype, preview=preview, x0=x0,
-                       force=force or skip_existing, quiet=quiet, seed=seed, command=command, show=not json_lines)
+                       force=force or skip_existing, quiet=quiet, seed=seed, command=command, show=not json_lines,
+                       plot=plot, plot_frames=plot_frames)
         except ScicliError as exc:
             if not many:
                 if json_lines:
@@ -349,10 +356,11 @@ def _method_of(weights: Path) -> str:
 
 def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device, batch_size, select, layout,
          max_value, keys, ssim, dtype, preview, force, quiet, x0=None, operator="video-sci", op_options=None,
-         srgb=None, seed=0, command=None, show=True) -> dict[str, Any]:
+         srgb=None, seed=0, command=None, show=True, plot=None, plot_frames=None) -> dict[str, Any]:
     problem = api.load(src, mask, gt, operator=operator, operator_params=op_options, key=keys[0], mask_key=keys[1],
                        orig_key=keys[2], layout=layout, max_value=max_value, measurements=select)
     K, B = problem.meas.shape[0], problem.frames
+    shown = None if plot is None else parse_selection(plot_frames, K * B, "frame") if plot_frames else None
     start = None if x0 is None else _load_x0(x0, problem.meas.shape[0], B, tuple(problem.info["size"]))
     iters = solver.total_iters()
     with progress_bar(interactive(quiet)) as bar:
@@ -394,6 +402,10 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
         if srgb is not None:  # one sRGB rendering per spectral cube (CIE 1931 over the band centres)
             write_rgb(srgb, np.stack([cube_to_srgb(cube) for cube in recon]), group=group)
         write_json(rep, doc, group=group)
+        if plot is not None:
+            figures = reconstruction_figures(np.asarray(recon), doc["batches"], problem.orig, operator=problem.operator,
+                                             frames=shown, metrics=doc.get("metrics"), title=f"{src.name}, {method}")
+            write_figures(plot, target.stem, figures, force=force, group=group)
         group.commit()
     if show:
         _summary(src, target, doc, quiet)

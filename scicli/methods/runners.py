@@ -88,7 +88,8 @@ def iterate(step: Callable[[int], Tensor], x0: Tensor, op: LinearOperator, y: Te
     result). The history keeps every record up to ``HISTORY_LIMIT``, then ever sparser ones
     (:class:`History`: bounded memory for any ``iters``). The record of iteration k holds ``iter``,
     ``residual`` (mean over the batch), ``change`` (max over the batch), ``psnr`` (mean per-frame
-    PSNR against ``gt``, of the magnitudes for complex images) and ``time``."""
+    PSNR against ``gt``, of the magnitudes for complex images), ``time``, and per measurement of
+    the batch ``residual_each`` and ``psnr_each`` (lists, for one convergence line per measurement)."""
     y_norm = _norms(y).clamp_min(1e-12)
     history = History()
     x = x_prev = x0
@@ -99,10 +100,12 @@ def iterate(step: Callable[[int], Tensor], x0: Tensor, op: LinearOperator, y: Te
         x = step(k)
         residual = _norms(y - op.A(x)) / y_norm
         change = _norms(x - x_prev) / _norms(x_prev).clamp_min(1e-12)
-        record = {"iter": k, "residual": float(residual.mean()), "change": float(change.max())}
+        record: dict[str, Any] = {"iter": k, "residual": float(residual.mean()), "change": float(change.max()),
+                                  "residual_each": residual.tolist()}
         if gt is not None:
-            record["psnr"] = float(frame_psnr(x.abs() if x.is_complex() else x,
-                                              gt.abs() if gt.is_complex() else gt).mean())
+            each = frame_psnr(x.abs() if x.is_complex() else x, gt.abs() if gt.is_complex() else gt)
+            record["psnr"] = float(each.mean())
+            record["psnr_each"] = each.mean(dim=tuple(range(1, each.ndim))).tolist()
         record["time"] = time.perf_counter() - start
         history.append(record)
         if callback is not None:

@@ -151,6 +151,10 @@ def _check_ratio(ratio: float) -> None:
 class MRI(LinearOperator):
     """Single-coil CS-MRI operator ``y = S * F x`` (see the module docstring for the maths).
 
+    Shapes: x (N, 1, H, W) real or complex, y (N, H, W) complex on the full k-space grid.
+    Both modes have a closed-form ``(A A^T + gamma I)^-1`` (``has_gram_inverse``). The mask is a
+    real buffer, so ``op.to(device, dtype)`` moves it.
+
     Parameters
     ----------
     mask : Tensor
@@ -159,10 +163,6 @@ class MRI(LinearOperator):
     complex_images : bool
         False (default): x is real and ``A^T y = Re F^H (S y)``; True: x is complex and
         ``A^H y = F^H (S y)``.
-
-    Shapes: x (N, 1, H, W) real or complex, y (N, H, W) complex on the full k-space grid.
-    Both modes have a closed-form ``(A A^T + gamma I)^-1`` (``has_gram_inverse``). The mask is a
-    real buffer, so ``op.to(device, dtype)`` moves it.
     """
 
     roles = {"mask": "k-space sampling mask (H, W), DC at [0, 0]"}

@@ -1,0 +1,88 @@
+"""mkdocs hook: tables generated from scicli's registries when the site is built.
+
+A page writes a marker on its own line and the hook replaces it:
+
+    <!-- scicli:operators -->       the registered forward operators and their settings
+    <!-- scicli:methods -->         every --method with its summary and defaults
+    <!-- scicli:parameters -->      one table of parameters (name, default, meaning) per method
+    <!-- scicli:denoisers -->       the --denoiser names
+
+So the documentation cannot drift from the code: a new method or parameter appears at the next
+build (`make docs`, and `make test` runs it with --strict).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's scicli, not another install
+
+from scicli.cli.methods import format_default  # noqa: E402
+from scicli.methods import METHODS  # noqa: E402
+from scicli.physics import OPERATORS  # noqa: E402
+from scicli.priors import DENOISERS  # noqa: E402
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def operators_table() -> str:
+    rows = []
+    for entry in OPERATORS.entries():
+        cls = entry.factory
+        roles = ", ".join([*cls.roles, *(f"[{r}]" for r in cls.optional_roles)])
+        settings = ", ".join(f"`{n}={format_default(p.default)}`" for n, p in cls.settings().items()) or "-"
+        rows.append([f"[`{entry.name}`]({entry.name}.md)", entry.summary, roles,
+                     "yes" if cls.has_gram_inverse else "no", settings])
+    return _table(["operator", "what it models", "arrays (`--mask` is the first)", "GAP", "settings (`-O`)"], rows)
+
+
+def methods_table() -> str:
+    rows = []
+    for entry in METHODS.entries():
+        cls = entry.factory
+        name = f"`{entry.name}`" + (f" ({', '.join(f'`{a}`' for a in entry.aliases)})" if entry.aliases else "")
+        rows.append([f"[{name}](#{entry.name})", "yes" if getattr(cls, "trainable", False) else "no", entry.summary])
+    return _table(["method", "trainable", "what it does"], rows)
+
+
+def parameters_tables() -> str:
+    parts = []
+    for entry in METHODS.entries():
+        params = entry.factory.describe()
+        parts.append(f"### {entry.name} {{ #{entry.name} }}\n\n{_cell(entry.summary)}\n")
+        if params:
+            parts.append(_table(["parameter", "default", "meaning"],
+                                [[f"`{n}`", f"`{format_default(d)}`", h] for n, d, h in params]))
+        else:
+            parts.append("No parameters.\n")
+    return "\n".join(parts)
+
+
+def denoisers_table() -> str:
+    rows = [[f"`{e.name}`", "yes" if e.extra.get("trainable") else "no", e.summary] for e in DENOISERS.entries()]
+    return _table(["denoiser", "trainable", "what it does"], rows)
+
+
+MARKERS = {
+    "<!-- scicli:operators -->": operators_table,
+    "<!-- scicli:methods -->": methods_table,
+    "<!-- scicli:parameters -->": parameters_tables,
+    "<!-- scicli:denoisers -->": denoisers_table,
+}
+
+
+def on_page_markdown(markdown: str, page: object, config: object, files: object) -> str:
+    """Replace each marker line by its generated table."""
+    for marker, make in MARKERS.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, make())
+    return markdown
