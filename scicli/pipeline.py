@@ -75,6 +75,7 @@ def reconstruct(
             "converged": result.converged,
             "seconds": time.perf_counter() - t0,
             "history": result.history,
+            **({"diagnostics": result.diagnostics} if result.diagnostics else {}),
         }
         batches.append(record)
         if on_batch is not None:

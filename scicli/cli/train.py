@@ -93,6 +93,9 @@ def train_cmd(
     data: Optional[list[str]] = typer.Option(
         None, "--data", help="Training data: image folders, frame folders, videos (repeatable; "
                              "prefix frames: or images: to force how a folder is read)."),
+    exclude: Optional[list[str]] = typer.Option(
+        None, "--exclude", help="Leave out the sources with this folder or file name (repeatable), e.g. the "
+                                "held-out DAVIS validation sequences (scicli.data.validation)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory: last.pt, best.pt, log.jsonl, run.json."),
     patch: Optional[int] = typer.Option(None, "--patch", help="Training patch size in pixels (default 64)."),
     sigma_range: Optional[str] = typer.Option(None, "--sigma-range", help="Denoisers: noise levels LOW,HIGH on 0..255 (default 0,50)."),
@@ -146,7 +149,8 @@ def train_cmd(
     check_float("--meas-noise", meas_noise, low=0, high=255)
     params = parse_params(param)
     given: dict[str, Any] = {
-        "method": method, "data": list(data) if data else None, "patch": patch,
+        "method": method, "data": list(data) if data else None, "exclude": list(exclude) if exclude else None,
+        "patch": patch,
         "sigma_range": parse_sigma_range(sigma_range) if sigma_range is not None else None,
         "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "lr": lr,
         "val_fraction": val_fraction, "device": device_name, "seed": seed, "workers": workers,

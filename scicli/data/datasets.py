@@ -209,7 +209,7 @@ def _scan(folder: Path, top: bool, kind: str, out: list[Source]) -> None:
             out.append(Source(p))
 
 
-def list_sources(paths: Iterable[str | Path], kind: str = "auto") -> list[Source]:
+def list_sources(paths: Iterable[str | Path], kind: str = "auto", exclude: Iterable[str] = ()) -> list[Source]:
     """Every training source under ``paths`` (files or folders), in a fixed order.
 
     * a file: an image (png, jpg, bmp, tif; colour -> luminance), a multi-page TIFF, a .npy
@@ -218,7 +218,10 @@ def list_sources(paths: Iterable[str | Path], kind: str = "auto") -> list[Source
       'frames', or all their names are numbers (00000.jpg, 00001.jpg, ...): then the folder is
       one video; image files in sub-folders are frames of one video per sub-folder (the DAVIS
       layout); npy / gif / mp4 files anywhere are videos;
-    * a path may be prefixed ``images:`` or ``frames:`` to force how its folder is read.
+    * a path may be prefixed ``images:`` or ``frames:`` to force how its folder is read;
+    * a source any of whose path components (a folder or file name, or a file's stem) is in
+      ``exclude`` is left out: ``exclude=("bmx-trees",)`` drops that DAVIS sequence (a held-out
+      validation split, :mod:`scicli.data.validation`); a name that matches nothing is an error.
 
     No data at all is a :class:`UsageError`.
     """
@@ -248,9 +251,26 @@ def list_sources(paths: Iterable[str | Path], kind: str = "auto") -> list[Source
         else:
             raise UsageError(f"--data {path}: unsupported file type '{path.suffix or '(none)'}'")
     unique = list(dict.fromkeys(sources))  # the same file named twice counts once
+    unique = _excluded(unique, exclude)
     if not unique:
         raise UsageError("no training data: pass --data DIR (images, frame folders or videos)")
     return unique
+
+
+def _excluded(sources: list[Source], exclude: Iterable[str]) -> list[Source]:
+    """``sources`` without those named in ``exclude`` (see :func:`list_sources`)."""
+    names = {str(n) for n in exclude}
+    if not names:
+        return sources
+
+    def hit(s: Source) -> set[str]:
+        return names & {*s.path.parts, s.path.stem}
+
+    used = set().union(*(hit(s) for s in sources))
+    unused = sorted(names - used)
+    if unused:
+        raise UsageError(f"--exclude {', '.join(unused)}: no training source has that name")
+    return [s for s in sources if not hit(s)]
 
 
 def split_sources(sources: Sequence[Source], val_fraction: float, seed: int) -> tuple[list[Source], list[Source]]:

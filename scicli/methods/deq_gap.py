@@ -8,6 +8,14 @@ On the state ``z = (x, e)``, with the GAP step of :func:`scicli.algorithms.gap_s
     u  = FFDNet(v, sigma)                      (prior ffdnet: frozen IPOL weights, learned sigma)
     x' = u - N([u, v])                         (joint U-Net over the B frames, starts at 0)
 
+The noise level is one learned sigma (``sigma_mode="fixed"``) or follows the iterate
+(``"estimate"``): per frame, ``sigma = sigma_0 + g * nu(v)`` with nu the blind noise level of
+the GAP step v (:func:`scicli.priors.noise.noise_level`, the median diagonal Haar detail),
+learned floor sigma_0 and gain g, capped at 75/255 (FFDNet's range). The first iterates carry
+the masks' coding artefacts, so their sigma is high (strong denoising, as PnP's schedule
+starts at 50/255), and it falls as the iterate cleans up: a map that does not depend on the
+evaluation count, so its fixed point and the residual stop keep their meaning.
+
 solved to its fixed point by Anderson acceleration, trained with implicit gradients
 (:func:`scicli.methods.runners.equilibrium`). All B frames are one joint input of N (temporal
 correlations are what SCI lives on): a 2x2 pixel-unshuffle, a U-Net over ``channels`` scales, a
@@ -33,9 +41,13 @@ from scicli.methods.learned import VideoMap, register_learned
 from scicli.nets.unet import JointUNet
 from scicli.physics import VideoSCI
 from scicli.priors import DENOISERS
+from scicli.priors.noise import noise_level
 
 PRIORS = ("ffdnet", "none")
 STARTS = ("gap-tv", "mean")
+SIGMA_MODES = ("fixed", "estimate")
+SIGMA_CAP = level(75.0)
+"""The largest noise level given to FFDNet (the top of its training range)."""
 
 
 class DEQGap(VideoMap):
@@ -60,8 +72,13 @@ class DEQGap(VideoMap):
 
         prior: str = param("ffdnet", "the denoiser of the step: ffdnet (frozen, learned sigma) or none",
                            choices=PRIORS)
-        sigma: float = param(level(10.0), "the prior's initial noise level (0..255 on the command line)",
-                             positive=True, high=1.0, level=True)
+        sigma: float = param(level(10.0), "the prior's initial noise level (0..255 on the command line); with "
+                             "sigma_mode=estimate its floor", positive=True, high=1.0, level=True)
+        sigma_mode: str = param("estimate", "the prior's noise level: fixed (one learned sigma) or estimate "
+                                "(floor + gain x the GAP step's estimated noise level, per frame)",
+                                choices=SIGMA_MODES)
+        gain: float = param(1.0, "sigma_mode=estimate: the initial gain on the estimated noise level",
+                            positive=True)
         accelerate: bool = param(True, "accumulate the residual e (accelerated GAP)")
         start: str = param("gap-tv", "the start: the gap-tv estimate or y / R (mean)", choices=STARTS)
         learned_start: bool = param(True, "refine the start with a second U-Net")
@@ -69,7 +86,7 @@ class DEQGap(VideoMap):
     def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
                  solve: dict[str, Any] | None = None, prior: str = "ffdnet", sigma: float = level(10.0),
                  accelerate: bool = True, start: str = "gap-tv", learned_start: bool = False,
-                 centre: bool = False) -> None:
+                 centre: bool = False, sigma_mode: str = "fixed", gain: float = 1.0) -> None:
         super().__init__(frames, channels, spectral_norm, solve, centre)
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
@@ -77,6 +94,10 @@ class DEQGap(VideoMap):
             raise ValueError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
         if not 0 < sigma <= 1:
             raise ValueError(f"sigma (a noise level on [0, 1]) must be in (0, 1], got {sigma}")
+        if sigma_mode not in SIGMA_MODES:
+            raise ValueError(f"sigma_mode must be one of {', '.join(SIGMA_MODES)}, got {sigma_mode!r}")
+        if not gain > 0:
+            raise ValueError(f"gain must be > 0, got {gain}")
         self.config.update(prior=prior, sigma=float(sigma), accelerate=bool(accelerate), start=start,
                            learned_start=bool(learned_start))
         self.accelerate, self.start_kind = bool(accelerate), start
@@ -85,8 +106,12 @@ class DEQGap(VideoMap):
             # the registry's FFDNet (IPOL weights, frozen by requires_grad): gradients reach its input
             self.prior: nn.Module | None = DENOISERS.get("ffdnet").factory()
             self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma)))
+            if sigma_mode == "estimate":  # configs written before sigma_mode existed are "fixed": no such weight
+                self.log_gain = nn.Parameter(torch.tensor(math.log(gain)))
+                self.config.update(sigma_mode=sigma_mode, gain=float(gain))
         else:
             self.prior = None
+        self.sigma_mode = sigma_mode if self.prior is not None else "fixed"
         self.net = self.correction(channels, spectral_norm, centre)
         # a learned refinement of the start (sees it, the masks and y / R); zero head: the start itself;
         # always centred (it may be added to weights trained before centring, see --init)
@@ -138,11 +163,19 @@ class DEQGap(VideoMap):
     def lift(self, x: Tensor) -> Tensor:
         return self.state(x, x.new_zeros((x.shape[0], *x.shape[-2:])) if self.accelerate else None)
 
+    def noise_levels(self, v: Tensor) -> Tensor:
+        """The prior's noise level for the GAP step v (N, B, H, W): the learned sigma, or per
+        frame ``min(sigma_0 + g * nu(v), 75/255)`` (shape (N * B,)) with ``sigma_mode=estimate``."""
+        if self.sigma_mode == "fixed":
+            return self.sigma.to(v.dtype)
+        level_v = noise_level(v).flatten()
+        return (self.sigma.to(v.dtype) + self.log_gain.exp().to(v.dtype) * level_v).clamp(max=SIGMA_CAP)
+
     def denoise(self, v: Tensor) -> Tensor:
         """``u = FFDNet(v, sigma)`` frame by frame (v itself without a prior)."""
         if self.prior is None:
             return v
-        return self.prior(v, self.sigma.to(v.dtype))
+        return self.prior(v, self.noise_levels(v))
 
     def gap_step(self, z: Tensor, op: VideoSCI, y: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """``(x, v, e')``: the estimate of state z, its (accelerated) GAP step v and the accumulated

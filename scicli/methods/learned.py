@@ -33,7 +33,7 @@ from torch.nn.utils import parametrize
 
 from scicli.core.errors import UsageError
 from scicli.core.params import param
-from scicli.fixedpoint import Info, make_options, settings_options
+from scicli.fixedpoint import Info, iterate_ratios, jacobian_norm_and_radius, make_options, settings_options
 from scicli.methods.base import Solver
 from scicli.methods.registry import register
 from scicli.methods.runners import Callback, Result, equilibrium
@@ -148,15 +148,48 @@ class LearnedMap(nn.Module):
         return x, info
 
     def reconstruct_with_start(self, y: Tensor, op: LinearOperator, solve: dict[str, Any] | None = None,
-                               z0: Tensor | None = None) -> tuple[Tensor, Info, Tensor]:
+                               z0: Tensor | None = None, trace: dict[str, Any] | None = None
+                               ) -> tuple[Tensor, Info, Tensor]:
         """The reconstruction, the record and the start's estimate (with its gradient when the
-        start is learned)."""
+        start is learned). A ``trace`` dict receives the states the map was evaluated at
+        (``iterates``), their images (``images``) and the final state (``z``), detached."""
         self.check(op, y)
+
+        def f(z: Tensor) -> Tensor:
+            fz = self.f(z, op, y)
+            if trace is not None:
+                trace.setdefault("iterates", []).append(z.detach())
+                trace.setdefault("images", []).append(fz.detach())
+            return fz
+
         with parametrize.cached():
             self._prime()
             start = self.start(op, y) if z0 is None else z0
-            z, info = self.run(lambda z: self.f(z, op, y), start, self.settings(solve))
+            z, info = self.run(f, start, self.settings(solve))
+        if trace is not None:
+            trace["z"] = z.detach()
         return self.image(z), info, self.image(start)
+
+    def lipschitz(self, y: Tensor, op: LinearOperator, trace: dict[str, Any], iters: int = 10) -> dict[str, float]:
+        """Empirical Lipschitz constants of the map at the end of a traced solve (the largest
+        over the batch; :mod:`scicli.fixedpoint.lipschitz`): ``lipschitz_fixed_point`` ||J||
+        and ``spectral_radius_fixed_point`` rho(J) at the final state z*, and over the
+        iterates z_k the secant ratios ``||f(z_k) - f(z*)|| / ||z_k - z*||``: their largest
+        (``lipschitz_iterates_max``) and the share above 1 (``lipschitz_iterates_above_one``)."""
+        z = trace["z"]
+
+        def f(s: Tensor) -> Tensor:
+            return self.f(s, op, y)
+
+        with parametrize.cached():
+            self._prime()
+            norm, radius = jacobian_norm_and_radius(f, z, iters)
+            ratios = iterate_ratios(f, trace.get("iterates", []), trace.get("images", []), z)
+        finite = ratios[torch.isfinite(ratios)]
+        return {"lipschitz_fixed_point": float(norm.max()), "spectral_radius_fixed_point": float(radius.max()),
+                "lipschitz_iterates_max": float(finite.max()) if finite.numel() else float("nan"),
+                "lipschitz_iterates_above_one": float((finite > 1).float().mean()) if finite.numel() else float("nan"),
+                "power_iterations": int(iters)}
 
     def start_estimate(self, y: Tensor, op: LinearOperator) -> Tensor:
         """The start's estimate alone (no solve)."""
@@ -273,7 +306,12 @@ class LearnedSolver(Solver):
         real = y.real.dtype if y.is_complex() else y.dtype  # k-space is complex, the weights are real
         model = self.model.to(device=y.device, dtype=real)
         z0 = None if x0 is None else model.lift(x0 if x0.is_complex() else x0.to(real))
-        x, info = model(y, op, solve=self.settings(), z0=z0)
+        power = int(getattr(self.params, "lipschitz", 0))
+        trace: dict[str, Any] | None = {} if power else None
+        if trace is None:
+            x, info = model(y, op, solve=self.settings(), z0=z0)
+        else:  # an equilibrium map (the -p lipschitz parameter is theirs): the solve keeps its iterates
+            x, info, _ = model.reconstruct_with_start(y, op, solve=self.settings(), z0=z0, trace=trace)
         history = [{"iter": k, "fixed_point_residual": r} for k, r in enumerate(info.residuals, start=1)]
         if gt is not None and history:
             history[-1]["psnr"] = float(frame_psnr(x, gt).mean())
@@ -281,10 +319,22 @@ class LearnedSolver(Solver):
             total = max(len(history), 1)
             for k, rec in enumerate(history, start=1):
                 callback(k, total, rec)
+        used = self.effective_settings()
+        diagnostics: dict[str, Any] = {}
+        if not model.unrolled:
+            diagnostics = {"fixed_point_residual": info.residual, "tol": float(used["tol"]),
+                           "max_iter": int(used["max_iter"])}
         if info.diverged:
             warnings.warn(f"{self.method}: the fixed-point solve stopped early ({info.diverged}); "
                           f"returning the best iterate (step {info.best_step})", RuntimeWarning, stacklevel=2)
-        return Result(x=x, history=history, iterations=info.steps, converged=info.converged)
+        elif not info.converged and not model.unrolled:
+            warnings.warn(f"{self.method}: the fixed-point solve did not converge: residual {info.residual:.2e} > "
+                          f"tol {float(used['tol']):g} after {info.steps} evaluations (the cap max_iter); "
+                          "raise -p max_iter= or -p tol=", RuntimeWarning, stacklevel=3)
+        if trace is not None:
+            with torch.enable_grad():
+                diagnostics.update(model.lipschitz(y, op, trace, power))
+        return Result(x=x, history=history, iterations=info.steps, converged=info.converged, diagnostics=diagnostics)
 
 
 def equilibrium_params() -> type:
@@ -301,6 +351,9 @@ def equilibrium_params() -> type:
         lam: float = param(1e-4, "Anderson regularisation (relative)" + stored, low=0)
         beta: float = param(1.0, "relaxation: z <- (1 - beta) z + beta f(z) (mixed, for Anderson)" + stored,
                             positive=True)
+        lipschitz: int = param(0, "power iterations for the map's empirical Lipschitz constant at the fixed point "
+                                  "and over the iterates, written to the report (0: off; each costs about 6 "
+                                  "evaluations of the map)", low=0)
 
     return DEQParams
 

