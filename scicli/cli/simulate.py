@@ -13,6 +13,7 @@ from scicli.cli.common import check_float, guarded, out, parse_params, use_memor
 from scicli.core.units import level
 from scicli.core.errors import UsageError
 from scicli.io import WriteGroup, atomic_write, read_array, write_array, write_json
+from scicli.io.dicom import hu_window, parse_hu_window, set_hu_window
 from scicli.io.outputs import Output, check_outputs
 from scicli.io.layout import resolve, to_first
 from scicli.physics import OPERATORS
@@ -40,6 +41,8 @@ def simulate_cmd(
     max_value: Optional[float] = typer.Option(None, "--max-value", help="Intensity scale of the video (default: automatic)."),
     max_measurements: Optional[int] = typer.Option(None, "--measurements", min=1, help="Use at most this many snapshots."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest array a file may declare, e.g. 4G (default: half the RAM)."),
+    views: Optional[int] = typer.Option(None, "--views", min=1, help="ct: projection views over 180 degrees (same as -O views=N)."),
+    hu_window_text: Optional[str] = typer.Option(None, "--hu-window", help="DICOM CT input: Hounsfield window LO,HI mapped to [0, 1] (default -1000,1000)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs (never an input)."),
 ) -> None:
     """Simulate a camera: y = A x + noise. video-sci (default): y_k = sum_t M_t * x_{kB+t} for consecutive
@@ -48,7 +51,12 @@ def simulate_cmd(
     check_float("--density", density, above=0, high=1)
     check_float("--noise", noise, low=0)
     use_memory_budget(max_memory)
+    set_hu_window(parse_hu_window(hu_window_text))
     name = OPERATORS.get(operator).name
+    if views is not None:
+        if name != "ct":
+            raise UsageError(f"--views applies to the ct operator, not {name}")
+        operator_param = [*(operator_param or []), f"views={views}"]
     if name != "video-sci":
         return _simulate_operator(name, video, operator_param, mask=mask, noise=noise, seed=seed, out_dir=out_dir,
                                   fmt=fmt or "npz", key=key, layout=layout, max_value=max_value,
@@ -196,6 +204,9 @@ def _simulate_operator(name: str, path: Path, operator_param: Optional[list[str]
             "scaling": "orig = input / input_max_value (on [0, 1]); meas = A orig + noise"
                        + (" (noise on real and imaginary parts)" if y.is_complex() else ""),
             "files": [str(targets[0])], "environment": environment(torch.device("cpu"))}
+    if path.suffix.lower() == ".dcm":
+        info["hu_window"] = list(hu_window())
+        info["scaling"] = "orig = clip((HU - lo) / (hi - lo), 0, 1) for the hu_window (lo, hi); meas = A orig + noise"
     with WriteGroup(force=force) as group:
         atomic_write(targets[0], lambda tmp: np.savez_compressed(tmp, **entries), group=group)
         write_json(targets[1], info, group=group)
