@@ -18,7 +18,7 @@ scicli's A / A^T, torchskradon 0.1.4 (``skradon`` for A, ``skiradon(filter_name=
 for the back-projection; both circle=False) and scikit-image's radon / iradon(filter=None).
 
 ``--tune``: admm-tv and fista-tv TV weights on a validation set that is never a test image:
-two phantoms (Shepp-Logan, a random-ellipse phantom) and two Train400 images, resized to
+two phantoms (Shepp-Logan, a random-ellipse phantom) and one Train400 image, resized to
 ``--val-size``, ``--views`` views, noise-free; PSNR against the image. The chosen weights are
 the ct operator's ``method_defaults`` (scicli/physics/ct.py). The DICOM test slices
 (pydicom-data's 693_UNCI / 693_UNCR) are never used here.
@@ -124,10 +124,10 @@ def ellipses(size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def validation_images(size: int) -> list[tuple[str, np.ndarray]]:
-    """Two phantoms and two Train400 images (the first two by name), on [0, 1]."""
+    """Two phantoms and one Train400 image (the first by name), on [0, 1]."""
     out = [("shepp-logan", resize(shepp_logan_phantom(), (size, size), anti_aliasing=True)),
            ("ellipses", ellipses(size, np.random.default_rng(0)))]
-    for path in sorted(TRAIN400.glob("*.png"))[:2]:
+    for path in sorted(TRAIN400.glob("*.png"))[:1]:
         img = np.asarray(Image.open(path).convert("L"), dtype=np.float64) / 255.0
         out.append((path.name, resize(img, (size, size), anti_aliasing=True)))
     return out
@@ -142,8 +142,8 @@ def tune(size: int, views: int) -> None:
     fbp = op.start(y).numpy()[:, 0]
     print(f"validation: {', '.join(n for n, _ in images)}; {size}x{size}, {views} views, no noise")
     print(f"  fbp (ramp)  mean PSNR {np.mean([psnr(f, im) for f, (_, im) in zip(fbp, images)]):.2f} dB")
-    for method, weights, extra in (("fista-tv", (0.3, 1.0, 3.0), {}),
-                                   ("admm-tv", (0.003, 0.01, 0.03), {"gamma": 100.0})):
+    for method, weights, extra in (("fista-tv", (0.3, 1.0, 3.0), {"iters": 50}),
+                                   ("admm-tv", (0.01,), {"gamma": 100.0, "iters": 25})):
         for w in weights:
             solver = METHODS.get(method).factory(tv_weight=w, **extra)  # explicit: no operator defaults
             t0 = time.perf_counter()
