@@ -124,7 +124,7 @@ def psnr(x_hat: np.ndarray, x: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / np.mean((np.clip(x_hat, 0, 1) - x) ** 2)))
 
 
-def table(size: int, weights: str | None, max_iter: int) -> None:
+def table(size: int, weights: str | None, max_iter: int, tv: bool = True) -> None:
     import data_store  # noqa: PLC0415 (pydicom-data, bench extra)
 
     torch.set_num_threads(1)
@@ -150,8 +150,9 @@ def table(size: int, weights: str | None, max_iter: int) -> None:
 
     t0 = time.perf_counter()
     row("fbp (ramp)", op.fbp(y), time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    row("fista-tv (ct defaults)", METHODS.get("fista-tv").factory().solve(op, y).x, time.perf_counter() - t0)
+    if tv:
+        t0 = time.perf_counter()
+        row("fista-tv (ct defaults)", METHODS.get("fista-tv").factory().solve(op, y).x, time.perf_counter() - t0)
     solve = {"max_iter": max_iter, "tol": 1e-3}
     model.w = 0
     t0 = time.perf_counter()
@@ -176,11 +177,12 @@ def main() -> None:
     parser.add_argument("--given", default="", help=argparse.SUPPRESS)
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--weights", default=None)
+    parser.add_argument("--no-tv", action="store_true", help="--table without the fista-tv row")
     args = parser.parse_args()
     if args.table:
         print(f"device cpu, torch {torch.__version__}, 1 thread, load average "
               f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-        table(args.size, args.weights, args.max_iter)
+        table(args.size, args.weights, args.max_iter, tv=not args.no_tv)
         return
     if args.one is not None:
         print(json.dumps(one(args.one, args.size, args.batch, args.steps, args.max_iter, args.backward_max_iter,
