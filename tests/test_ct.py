@@ -119,3 +119,25 @@ def test_command_line_simulate_then_reconstruct(phantom: np.ndarray, tmp_path: P
     bad = runner.invoke(app, ["reconstruct", str(tmp_path / "sim" / "sim.npz"), "--method", "pnp-gap",
                               "--out", str(tmp_path / "r2.tif")])
     assert bad.exit_code == 2 and "closed-form" in bad.output
+
+
+def test_an_operators_method_defaults_fill_only_what_the_user_did_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(CT, "method_defaults", {"fista-tv": {"tv_weight": 0.5, "iters": 3}})
+    op = CT.random((1, 12, 12), rng=np.random.default_rng(0), views=6).double()
+    y = op.A(torch.rand(1, 1, 12, 12, dtype=torch.float64))
+    solver = METHODS.get("fista-tv").factory(iters=2)
+    assert solver.solve(op, y).iterations == 2  # the user's iters
+    assert solver.params.tv_weight == 0.5 and solver.command_line_params()["tv_weight"] == 0.5  # the operator's
+    other = OPERATORS.get("cs-block").factory.random((1, 33, 33), rng=np.random.default_rng(0), ratio=0.25).double()
+    solver.solve(other, other.A(torch.rand(1, 1, 33, 33, dtype=torch.float64)))
+    assert solver.params.tv_weight == 0.01  # the generic default elsewhere
+
+
+def test_admm_on_ct_takes_a_few_warm_started_cg_steps_per_x_update() -> None:
+    op = CT.random((1, 16, 16), rng=np.random.default_rng(0), views=8).double()
+    calls = []
+    original = op.A
+    op.A = lambda x: (calls.append(1), original(x))[1]
+    z = torch.rand(1, 1, 16, 16, dtype=torch.float64)
+    op.prox_l2(z, original(z) * 0, 1.0)
+    assert len(calls) <= 1 + 5 + 1  # the right-hand side, then PROX_CG_STEPS products at most

@@ -23,6 +23,7 @@ from scicli.io import WriteGroup, read_array, write_array, write_json, write_pre
 from scicli.io.outputs import Output, check_outputs
 from scicli.io.layout import resolve, to_first
 from scicli.io.readers import ROLE_NAMES
+from scicli.io.dicom import parse_hu_window, set_hu_window
 from scicli.io.writers import PREVIEW_SUFFIXES, WRITE_SUFFIXES
 from scicli.physics import OPERATORS
 from scicli.data.problem import infer_operator, orig_scale, parse_selection
@@ -116,6 +117,7 @@ def reconstruct_cmd(
     mask_key: Optional[str] = typer.Option(None, "--mask-key", help="Array name of the mask in .mat/.npz."),
     gt_key: Optional[str] = typer.Option(None, "--gt-key", help="Array name of the ground truth in .mat/.npz."),
     ssim: str = typer.Option("skimage", "--ssim", help="SSIM convention: skimage or matlab."),
+    hu_window_text: Optional[str] = typer.Option(None, "--hu-window", help="DICOM CT ground truth (--gt X.dcm): Hounsfield window LO,HI mapped to [0, 1] (default -1000,1000)."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest array a file may declare, e.g. 4G (default: half the RAM)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs (never an input)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain progress lines, no tables."),
@@ -151,6 +153,7 @@ def reconstruct_cmd(
         raise UsageError("give measurement files or directories (or --from-report REPORT)")
     check_float("--max-value", max_value, above=0)
     use_memory_budget(max_memory)
+    set_hu_window(parse_hu_window(hu_window_text))
     if method is None:
         method = _method_of(weights) if weights is not None else "gap-tv"
     entry = METHODS.get(method)

@@ -12,6 +12,7 @@ from scicli import api
 from scicli.cli.common import check_float, cli_command, guarded, out, parse_params, use_memory_budget
 from scicli.core.errors import UsageError
 from scicli.io import WriteGroup, atomic_write, write_array, write_json
+from scicli.io.dicom import hu_window, parse_hu_window, set_hu_window
 from scicli.io.outputs import Output, check_outputs
 from scicli.physics import OPERATORS
 from scicli.physics.masks import MASK_KINDS
@@ -37,6 +38,8 @@ def simulate_cmd(
     max_value: Optional[float] = typer.Option(None, "--max-value", help="Intensity scale of the video (default: automatic)."),
     max_measurements: Optional[int] = typer.Option(None, "--measurements", min=1, help="Use at most this many snapshots."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", help="Largest array a file may declare, e.g. 4G (default: half the RAM)."),
+    views: Optional[int] = typer.Option(None, "--views", min=1, help="ct: projection views over 180 degrees (same as -O views=N)."),
+    hu_window_text: Optional[str] = typer.Option(None, "--hu-window", help="DICOM CT input: Hounsfield window LO,HI mapped to [0, 1] (default -1000,1000)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs (never an input)."),
 ) -> None:
     """Simulate a camera: y = A x + noise. video-sci (default): y_k = sum_t M_t * x_{kB+t} for consecutive
@@ -45,7 +48,12 @@ def simulate_cmd(
     check_float("--density", density, above=0, high=1)
     check_float("--noise", noise, low=0)
     use_memory_budget(max_memory)
+    set_hu_window(parse_hu_window(hu_window_text))
     name = OPERATORS.get(operator).name
+    if views is not None:
+        if name != "ct":
+            raise UsageError(f"--views applies to the ct operator, not {name}")
+        operator_param = [*(operator_param or []), f"views={views}"]
     if name != "video-sci":
         fmt = fmt or "npz"
         if fmt != "npz":
@@ -71,6 +79,9 @@ def simulate_cmd(
     info = sim.report
     info["provenance"]["command"] = cli_command()
     info["files"] = [str(t) for t in targets[:-1]]
+    if Path(video).suffix.lower() == ".dcm":
+        info["hu_window"] = list(hu_window())
+        info["scaling"] = "orig = clip((HU - lo) / (hi - lo), 0, 1) for the hu_window (lo, hi); meas = A orig + noise"
     if name != "video-sci":
         return _write_operator(name, sim, info, targets, force)
     K, B, H, W = sim.orig.shape

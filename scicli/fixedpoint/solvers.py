@@ -12,6 +12,11 @@ smallest step ``||f(z) - z||`` seen, and ``info.diverged`` says why (callers war
                   alpha = argmin ||sum_j alpha_j g_j||^2 + lam ||alpha||^2 * scale,  sum alpha = 1
                   z <- beta sum_j alpha_j f(z_j) + (1 - beta) sum_j alpha_j z_j
                   (Walker and Ni 2011; per sample, lam relative to the mean ||g_j||^2)
+    nesterov      z_k = f(s_k),  s_{k+1} = z_k + (q_{k-1} - 1) / q_k (z_k - z_{k-1}),
+                  q_k = (1 + sqrt(1 + 4 q_{k-1}^2)) / 2, q_0 = 1   (Picard with Nesterov's
+                  extrapolation: the forward pass of RED (DEQ) and ODER, Liu et al. 2022),
+                  restarted (q = 1, no extrapolation) when ||f(s) - s|| grows (adaptive restart,
+                  O'Donoghue and Candes 2015: momentum alone oscillates around the fixed point)
     broyden       quasi-Newton on g(z) = f(z) - z = 0 with the "good" Broyden update of an
                   inverse Jacobian kept in low rank, J^-1 = -I + U V^T (the last m updates):
                   z <- z - beta J^-1 g(z)   (the first step is the plain one, J^-1 = -I), then
@@ -174,6 +179,26 @@ def fixed_point(f: Map, z0: Tensor, opts: Options | None = None) -> tuple[Tensor
             break
         z = fz if opts.beta == 1 else (1 - opts.beta) * z + opts.beta * fz
     return mon.result(z)
+
+
+@FIXED_POINT.register("nesterov", summary="Picard iteration with Nesterov extrapolation (RED / ODER forward)",
+                      options=Options)
+def nesterov(f: Map, z0: Tensor, opts: Options | None = None) -> tuple[Tensor, Info]:
+    opts = opts or Options()
+    mon = _Monitor(opts)
+    s, z_prev, q, last = z0, z0, 1.0, math.inf
+    for _ in range(opts.max_iter):
+        fz = f(s)
+        if mon.update(fz, s):
+            break
+        size = float(torch.linalg.vector_norm((fz - s).detach()))
+        if size > last:  # restart the momentum
+            q = 1.0
+        last = size
+        q_next = (1.0 + math.sqrt(1.0 + 4.0 * q * q)) / 2.0
+        s = fz + ((q - 1.0) / q_next) * (fz - z_prev)
+        z_prev, q = fz, q_next
+    return mon.result(s)
 
 
 @FIXED_POINT.register("anderson", summary="Anderson acceleration (history m, damping beta, regularisation lam)",

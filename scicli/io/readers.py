@@ -2,7 +2,8 @@
 
 Layout is never changed except for two documented cases: MATLAB v7.3 (HDF5) datasets are
 transposed (MATLAB is column-major, so a (H, W, B) MATLAB array reads as (H, W, B) in both
-.mat versions) and RGB(A) images are converted to grayscale by luminance (in the source's
+.mat versions), DICOM slices are read on [0, 1] (:mod:`scicli.io.dicom`: CT through a
+Hounsfield window) and RGB(A) images are converted to grayscale by luminance (in the source's
 dtype: an 8-bit colour image gives an 8-bit gray one, so the integer rules still apply).
 
 Hostile files: only regular files are read (no devices or FIFOs); every declared size is
@@ -23,13 +24,14 @@ from typing import Any, Callable
 import numpy as np
 
 from scicli.core.errors import DataError, ScicliError, UsageError
+from scicli.io.dicom import read_dicom
 from scicli.io.limits import check_declared, check_regular, human, memory_budget
 
 __all__ = ["SUPPORTED_SUFFIXES", "IMAGE_DIR_SUFFIXES", "ROLE_NAMES", "list_keys", "read_array"]
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (
     ".npy", ".npz", ".mat", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif",
-    ".mp4", ".avi", ".mov",
+    ".mp4", ".avi", ".mov", ".dcm",
 )
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov")
 IMAGE_DIR_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -593,6 +595,8 @@ def read_array(
             arr, name = _read_mat(path, key, role)
         elif suffix in VIDEO_SUFFIXES:
             arr = _read_video(path)
+        elif suffix == ".dcm":
+            arr = read_dicom(path)  # float32 on [0, 1] (CT: the Hounsfield window)
         else:
             arr = _read_image(path)
     except ScicliError:

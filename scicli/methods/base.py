@@ -46,8 +46,19 @@ class Solver:
         e.g. FBP, says no where it does not; GAP's need of (A A^T)^-1 is checked by the operator)."""
         return True
 
+    method_name: ClassVar[str] = ""
+    """The registered name (set by :func:`scicli.methods.registry.register`)."""
+
     def __init__(self, **overrides: Any) -> None:
         self.params = self.make_params(overrides)
+        self.given = set(overrides)  # what the user set; an operator's method_defaults fill the rest
+        self.base_params = self.params
+
+    def params_for(self, op: LinearOperator) -> Any:
+        """The parameters of a solve on ``op``: the operator's ``method_defaults`` for this method
+        in place of the generic defaults the user did not override."""
+        chosen = {k: v for k, v in type(op).method_defaults.get(self.method_name, {}).items() if k not in self.given}
+        return dataclasses.replace(self.base_params, **chosen) if chosen else self.base_params
 
     @classmethod
     def make_params(cls, overrides: dict[str, Any]) -> Any:
@@ -104,6 +115,7 @@ class Solver:
         """Reconstruct x (N, *x_shape) from measurements y (N, *meas_shape): :func:`iterate` over
         :meth:`step` from :meth:`init`'s state."""
         y = y.contiguous()
+        self.params = self.params_for(op)  # kept after the solve: the report shows what was used
         state = self.init(op, y, x0)
         return iterate(lambda k: self.step(state, k), state["x"], op, y, iters=self.total_iters(),
                        tol=float(self.params.tol), gt=gt, callback=callback)

@@ -128,6 +128,10 @@ class LinearOperator(nn.Module):
     """True when the measurements are complex (k-space)."""
     x_unit: ClassVar[str] = "frame"
     """What one channel of x is, for reports: frame, band, image."""
+    method_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Per-method parameter defaults on this operator, ``{method: {param: value}}`` (e.g. the TV
+    weight chosen for CT on validation data): a solver uses them for the parameters its user did
+    not set (:meth:`scicli.methods.Solver.params_for`)."""
     nonnegative_meas: ClassVar[bool] = True
     """Whether noiseless measurements are >= 0 (intensities through a non-negative mask); a file
     with a significant negative part then draws a warning (block CS and MRI set False)."""

@@ -1,0 +1,185 @@
+"""Parallel-beam CT (operator ct): accuracy against scikit-image and speed against a PyPI torch
+projector, and the choice of the CT TV weight on a validation set.
+
+    python bench/bench_ct.py [--size 256] [--views 60,180] [--repeat 5] [--threads 1]
+    python bench/bench_ct.py --tune [--val-size 128] [--views 120]     (TV weights on validation)
+
+Accuracy (float64, Shepp-Logan phantom, ``size`` x ``size``): our A against
+``skimage.transform.radon(circle=False)`` (same geometry: rotation centre (H // 2, W // 2),
+``ceil(sqrt(2) N)`` detector bins, unit steps, no scaling needed) and our FBP (ramp) against
+``iradon(filter_name="ramp", circle=False)`` (same filter and ``pi / 2V`` scaling; iradon's
+back-projection interpolates the filtered sinogram at each pixel, ours is the exact transpose of
+A, so they differ at the level of interpolation error). Tolerances: radon 1e-6 relative, FBP 5 %
+relative (both far above what is measured, see the printed numbers).
+
+Speed (float32, CPU, ``--threads``, one image, the median of ``--repeat`` calls after one
+warm-up; the warm-up of ours builds and caches the system entries and is printed as "first"):
+scicli's A / A^T, torchskradon 0.1.4 (``skradon`` for A, ``skiradon(filter_name=None)`` unscaled
+for the back-projection; both circle=False) and scikit-image's radon / iradon(filter=None).
+
+``--tune``: admm-tv and fista-tv TV weights on a validation set that is never a test image:
+two phantoms (Shepp-Logan, a random-ellipse phantom) and one Train400 image, resized to
+``--val-size``, ``--views`` views, noise-free; PSNR against the image. The chosen weights are
+the ct operator's ``method_defaults`` (scicli/physics/ct.py). The DICOM test slices
+(pydicom-data's 693_UNCI / 693_UNCR) are never used here.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # the CPUs are shared
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from skimage.data import shepp_logan_phantom  # noqa: E402
+from skimage.transform import iradon, radon, resize  # noqa: E402
+
+from scicli.methods import METHODS  # noqa: E402
+from scicli.physics.ct import ParallelBeamCT  # noqa: E402
+
+TRAIN400 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Train400"
+RADON_TOL, FBP_TOL = 1e-6, 0.05
+
+
+def median_seconds(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(first call, median of ``repeat`` later calls) in seconds."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return first, statistics.median(times)
+
+
+def psnr(x: np.ndarray, ref: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((np.clip(x, 0, 1) - ref) ** 2)))
+
+
+def accuracy(size: int, views: int) -> None:
+    img = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True)
+    theta = np.linspace(0.0, 180.0, views, endpoint=False)
+    op = ParallelBeamCT(torch.from_numpy(theta), (size, size)).double()
+    y = op.A(torch.from_numpy(img)[None, None])[0].numpy().T
+    ref = radon(img, theta=theta, circle=False)
+    e_radon = np.linalg.norm(y - ref) / np.linalg.norm(ref)
+    ours = op.fbp(torch.from_numpy(y.T.copy())[None])[0, 0].numpy()
+    theirs = iradon(ref, theta=theta, circle=False, filter_name="ramp")
+    e_fbp = np.linalg.norm(ours - theirs) / np.linalg.norm(theirs)
+    ok = e_radon < RADON_TOL and e_fbp < FBP_TOL
+    print(f"  {size}x{size}, {views:3d} views: radon rel. diff {e_radon:.1e} (tol {RADON_TOL:g}); FBP vs iradon "
+          f"rel. diff {e_fbp:.3f} (tol {FBP_TOL:g}); PSNR ours {psnr(ours, img):.2f} dB, iradon "
+          f"{psnr(theirs, img):.2f} dB  {'OK' if ok else 'FAIL'}")
+
+
+def speed(size: int, views: int, repeat: int) -> None:
+    try:
+        from torchskradon.functional import skiradon, skradon  # noqa: PLC0415 (bench extra)
+    except ImportError:
+        skradon = skiradon = None
+    img = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True).astype(np.float32)
+    theta = np.linspace(0.0, 180.0, views, endpoint=False)
+    x = torch.from_numpy(img)[None, None]
+    op = ParallelBeamCT(torch.from_numpy(theta), (size, size)).float()
+    y = op.A(x)
+    rows = [("scicli ct A", lambda: op.A(x)), ("scicli ct A^T", lambda: op.A_adjoint(y))]
+    if skradon is not None:
+        th = torch.from_numpy(theta).float()
+        sino = skradon(x, theta=th, circle=False)
+        rows += [("torchskradon skradon", lambda: skradon(x, theta=th, circle=False)),
+                 ("torchskradon skiradon(filter=None)",
+                  lambda: skiradon(sino, theta=th, circle=False, filter_name=None))]
+    sino_np = radon(img, theta=theta, circle=False)
+    rows += [("skimage radon", lambda: radon(img, theta=theta, circle=False)),
+             ("skimage iradon(filter=None)", lambda: iradon(sino_np, theta=theta, circle=False, filter_name=None))]
+    for label, fn in rows:
+        with torch.no_grad():
+            first, med = median_seconds(fn, repeat)
+        print(f"  {size}x{size} {views:3d} views  {label:36s} median {1000 * med:8.1f} ms   (first {1000 * first:8.1f} ms)")
+
+
+def ellipses(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random phantom: 6 ellipses of random intensity in [0.1, 1] on a zero background."""
+    yy, xx = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    img = np.zeros((size, size))
+    for _ in range(6):
+        cx, cy, a, b = rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4), rng.uniform(0.1, 0.5), rng.uniform(0.1, 0.5)
+        t = rng.uniform(0, math.pi)
+        u, v = (xx - cx) * math.cos(t) + (yy - cy) * math.sin(t), -(xx - cx) * math.sin(t) + (yy - cy) * math.cos(t)
+        img[(u / a) ** 2 + (v / b) ** 2 <= 1] = rng.uniform(0.1, 1.0)
+    return img
+
+
+def validation_images(size: int) -> list[tuple[str, np.ndarray]]:
+    """Two phantoms and one Train400 image (the first by name), on [0, 1]."""
+    out = [("shepp-logan", resize(shepp_logan_phantom(), (size, size), anti_aliasing=True)),
+           ("ellipses", ellipses(size, np.random.default_rng(0)))]
+    for path in sorted(TRAIN400.glob("*.png"))[:1]:
+        img = np.asarray(Image.open(path).convert("L"), dtype=np.float64) / 255.0
+        out.append((path.name, resize(img, (size, size), anti_aliasing=True)))
+    return out
+
+
+def tune(size: int, views: int) -> None:
+    images = validation_images(size)
+    theta = torch.arange(views, dtype=torch.float64) * (180.0 / views)
+    op = ParallelBeamCT(theta, (size, size)).float()
+    x = torch.from_numpy(np.stack([im for _, im in images])[:, None]).float()
+    y = op.A(x)
+    fbp = op.start(y).numpy()[:, 0]
+    print(f"validation: {', '.join(n for n, _ in images)}; {size}x{size}, {views} views, no noise")
+    print(f"  fbp (ramp)  mean PSNR {np.mean([psnr(f, im) for f, (_, im) in zip(fbp, images)]):.2f} dB")
+    for method, weights, extra in (("fista-tv", (0.3, 1.0, 3.0), {"iters": 50}),
+                                   ("admm-tv", (0.01,), {"gamma": 100.0, "iters": 25})):
+        for w in weights:
+            solver = METHODS.get(method).factory(tv_weight=w, **extra)  # explicit: no operator defaults
+            t0 = time.perf_counter()
+            rec = solver.solve(op, y).x.numpy()[:, 0]
+            sec = time.perf_counter() - t0
+            scores = [psnr(r, im) for r, (_, im) in zip(rec, images)]
+            print(f"  {method:8s} tv_weight {w:<6g} {extra or ''} mean PSNR {np.mean(scores):.2f} dB  "
+                  f"({' '.join(f'{s:.1f}' for s in scores)})  {sec:.1f} s for {len(images)} images")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--views", default="60,180")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--tune", action="store_true")
+    parser.add_argument("--val-size", type=int, default=128)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    views = [int(v) for v in args.views.split(",")]
+    print(f"device cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.tune:
+        for v in views:
+            tune(args.val_size, v)
+        return
+    print("accuracy (float64):")
+    for v in views:
+        accuracy(args.size, v)
+    print(f"speed (float32, median of {args.repeat} after a warm-up):")
+    for v in views:
+        speed(args.size, v, args.repeat)
+    print(f"load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""RED (DEQ) and ODER: the fixed point is RED's, ODER with all views is RED (DEQ), the view
+minibatches are the supplement's chunked draw and seeded, and training gradients reach the
+denoiser through the implicit backward pass (with w of the b views)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage.data import shepp_logan_phantom
+from skimage.transform import resize
+
+from conftest import invoke_cli
+from scicli.core.errors import UsageError
+from scicli.fixedpoint import make_solver
+from scicli.methods.red_deq import ODERMap, REDMap, chunked_draw, operator_norm
+from scicli.physics import OPERATORS
+
+CT = OPERATORS.get("ct").factory
+
+
+def problem(views: int = 12, size: int = 24) -> tuple:
+    x = torch.from_numpy(resize(shepp_logan_phantom(), (size, size), anti_aliasing=True))[None, None].double()
+    op = CT.random((1, size, size), rng=np.random.default_rng(0), views=views).double()
+    return op, op.A(x), x
+
+
+def test_nesterov_solver_finds_a_fixed_point() -> None:
+    target = torch.ones(2, 3)
+    z, info = make_solver("nesterov", tol=1e-8, max_iter=200)(lambda z: 0.5 * z + 0.5 * target, torch.zeros(2, 3))
+    assert info.converged and torch.allclose(z, target, atol=1e-6)
+
+
+def test_red_deq_fixed_point_satisfies_the_red_equation() -> None:
+    op, y, _ = problem()
+    model = REDMap(tau=0.5, solve={"tol": 1e-7, "max_iter": 400}).double().eval()  # a strong contraction
+    with torch.no_grad():
+        x, info = model(y, op)
+        L = operator_norm(op, x)
+        residual = op.A_adjoint(op.A(x) - y) / L + model.tau * (x - model.denoise(x))
+    assert info.converged
+    scale = torch.linalg.vector_norm(op.A_adjoint(y) / L)
+    assert float(torch.linalg.vector_norm(residual) / scale) < 1e-5
+
+
+def test_oder_with_all_views_is_red_deq() -> None:
+    op, y, _ = problem()
+    red = REDMap(solve={"max_iter": 15}).double().eval()
+    oder = ODERMap(w=op.views, solve={"max_iter": 15}).double().eval()
+    oder.load_state_dict(red.state_dict())
+    with torch.no_grad():
+        assert torch.equal(red(y, op)[0], oder(y, op)[0])
+        oder.w = 0
+        assert torch.equal(red(y, op)[0], oder(y, op)[0])
+
+
+def test_view_draws_are_chunked_and_seeded() -> None:
+    idx = chunked_draw(120, 40, 5, torch.Generator().manual_seed(1))
+    assert idx.numel() == 40 and idx.unique().numel() == 40
+    assert torch.bincount(idx // 24, minlength=5).tolist() == [8] * 5  # 8 from each chunk of 24
+    assert torch.equal(idx, chunked_draw(120, 40, 5, torch.Generator().manual_seed(1)))
+    assert not torch.equal(idx, chunked_draw(120, 40, 5, torch.Generator().manual_seed(2)))
+    assert torch.equal(chunked_draw(120, 120, 5, torch.Generator()), torch.arange(120))
+
+
+def test_oder_uses_w_views_and_is_reproducible_at_inference() -> None:
+    op, y, x = problem()
+    oder = ODERMap(w=5, solve={"max_iter": 10}).double().eval()
+    seen = []
+    original = op.views_subset
+    op.views_subset = lambda idx: (seen.append(idx.numel()), original(idx))[1]
+    with torch.no_grad():
+        a, b = oder(y, op)[0], oder(y, op)[0]
+    assert set(seen) == {5} and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("w", [0, 4])
+def test_gradients_reach_the_denoiser_through_the_implicit_backward(w: int) -> None:
+    op, y, x = problem(views=12, size=16)
+    model = ODERMap(w=w, solve={"max_iter": 8, "backward_max_iter": 8}).double().train()
+    loss = model.training_loss(y, op, x)
+    loss.backward()
+    grads = [p.grad for p in model.denoiser.parameters()]
+    assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_oder_minibatches_need_views() -> None:
+    op = OPERATORS.get("cs-block").factory.random((1, 33, 33), rng=np.random.default_rng(0), ratio=0.25).double()
+    x = torch.rand(1, 1, 33, 33, dtype=torch.float64)
+    with pytest.raises(UsageError, match="needs an operator with views"):
+        ODERMap(w=4, solve={"max_iter": 2}).double().eval()(op.A(x), op)
+
+
+def test_train_then_reconstruct_with_a_minibatch_from_the_command_line(tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        np.save(data / f"img{k}.npy", rng.random((40, 40)).astype(np.float32))
+    run = tmp_path / "run"
+    res = invoke_cli("train", "--method", "oder", "--operator", "ct", "--mask", "random", "-O", "views=10",
+                     "-p", "w=5", "-p", "max_iter=3", "-p", "backward_max_iter=3", "--data", data, "--patch", 24,
+                     "--epochs", 1, "--steps-per-epoch", 1, "--batch-size", 1, "--out", run, "--quiet")
+    assert res.exit_code == 0, res.output
+    img = torch.from_numpy(resize(shepp_logan_phantom(), (24, 24), anti_aliasing=True)).float()
+    np.save(tmp_path / "x.npy", img.numpy())
+    sim = tmp_path / "sim"
+    assert invoke_cli("simulate", tmp_path / "x.npy", "--operator", "ct", "--views", 10, "--out", sim).exit_code == 0
+    out = tmp_path / "rec.npy"
+    res = invoke_cli("reconstruct", sim / "sim.npz", "--method", "oder", "-p", f"weights={run / 'best.pt'}",
+                     "-p", "w=0", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert np.load(out).shape[-2:] == (24, 24)
