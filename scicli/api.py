@@ -237,11 +237,21 @@ def operators() -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- load
+IMAGE_INPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".dcm")
+"""Suffixes :func:`load` takes as an image to measure (not measurements) for operators other than video SCI."""
+
+
 def load(path: PathLike, mask: PathLike | None = None, orig: PathLike | None = None, *,
          operator: str | None = None, operator_params: Mapping[str, Any] | None = None,
          key: str | None = None, mask_key: str | None = None, orig_key: str | None = None,
-         layout: str = "auto", max_value: float | None = None, measurements: str | None = None) -> Problem:
+         layout: str = "auto", max_value: float | None = None, measurements: str | None = None,
+         seed: int = 0) -> Problem:
     """Read measurements, the operator's arrays and the ground truth, as ``scicli reconstruct`` does.
+
+    An image file (.png .jpg .jpeg .bmp .dcm) given with an operator other than ``video-sci`` is
+    not a measurement but the ground truth: it is measured first, noise-free, with the
+    operator's arrays from ``mask`` or a random instance of ``operator_params`` drawn from
+    ``seed`` (as :func:`simulate` does), and the problem carries the image as ``orig``.
 
     Parameters
     ----------
@@ -263,6 +273,8 @@ def load(path: PathLike, mask: PathLike | None = None, orig: PathLike | None = N
         Intensity scale of the files (default: the automatic rule).
     measurements : str, optional
         Which measurements: ``'0'``, ``'0,2'``, ``'1:3'`` (default all).
+    seed : int
+        The random operator instance that measures an image input.
 
     Returns
     -------
@@ -285,6 +297,17 @@ def load(path: PathLike, mask: PathLike | None = None, orig: PathLike | None = N
     orig = None if orig is None else Path(orig)
     name = OPERATORS.get(operator).name if operator is not None else infer_operator(path, mask)
     options = dict(operator_params or {})
+    if name != "video-sci" and path.suffix.lower() in IMAGE_INPUTS:
+        if orig is not None:
+            raise UsageError(f"{path}: an image input is measured and is its own ground truth; drop --gt {orig}")
+        sim = simulate(path, name, mask="random" if mask is None else mask, seed=seed, operator_params=options,
+                       max_value=max_value, key=key)
+        problem = _problem(sim.meas, None, sim.orig, sim.operator, None, "first", 1.0, measurements)
+        problem.info["measured_from"] = {"image": str(path), "operator": name,
+                                         "settings": {**options, **sim.operator.options(), **sim.operator.signature()},
+                                         "arrays": "random" if mask is None else str(mask), "seed": seed,
+                                         "noise": 0.0}
+        return problem
     if name == "video-sci":
         if options:
             raise UsageError(f"--operator-param {', '.join(options)}: video-sci takes no settings")

@@ -87,6 +87,7 @@ def reconstruct_cmd(
     mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="Mask file (the sampling matrix for cs-block); default: the array inside a .mat/.npz input."),
     operator: Optional[str] = typer.Option(None, "--operator", help="Forward model: video-sci, cassi, cs-block, mri (see `scicli methods`); default: from the file."),
     operator_param: Optional[list[str]] = typer.Option(None, "--operator-param", "-O", help="Operator setting NAME=VALUE, e.g. step=2 (cassi), complex_images=1 (mri)."),
+    ratio: Optional[float] = typer.Option(None, "--ratio", help="Sampling ratio of a random operator instance measuring an image input (cs-block, mri): -O ratio=R."),
     gt: Optional[Path] = typer.Option(None, "--gt", help="Ground-truth video for PSNR/SSIM; default: 'orig' inside a .mat/.npz input."),
     method: Optional[str] = typer.Option(None, "--method", help="Solver (see `scicli methods`); default gap-tv, or the method of --weights."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Trained weights (scicli train checkpoint or run dir) for deq-gap, deq-rnn, unrolled-gap or a PnP denoiser."),
@@ -149,6 +150,8 @@ def reconstruct_cmd(
         meas_key, mask_key, gt_key = (call["keys"].get(k) for k in ("meas", "mask", "gt"))
         ssim, seed, device_name = call["ssim"], call["seed"], call["device"]
         operator_param = [f"{k}={v}" for k, v in call["operator_params"].items()]
+    if ratio is not None:
+        operator_param = [*(operator_param or []), f"ratio={ratio}"]
     if not inputs:
         raise UsageError("give measurement files or directories (or --from-report REPORT)")
     check_float("--max-value", max_value, above=0)
@@ -360,7 +363,7 @@ def _method_of(weights: Path) -> str:
 def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device, batch_size, select, layout,
          max_value, keys, ssim, dtype, preview, force, quiet, x0=None, operator="video-sci", op_options=None,
          srgb=None, seed=0, command=None, show=True, plot=None, plot_frames=None) -> dict[str, Any]:
-    problem = api.load(src, mask, gt, operator=operator, operator_params=op_options, key=keys[0], mask_key=keys[1],
+    problem = api.load(src, mask, gt, operator=operator, operator_params=op_options, seed=seed, key=keys[0], mask_key=keys[1],
                        orig_key=keys[2], layout=layout, max_value=max_value, measurements=select)
     K, B = problem.meas.shape[0], problem.frames
     shown = None if plot is None else parse_selection(plot_frames, K * B, "frame") if plot_frames else None

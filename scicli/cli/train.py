@@ -103,6 +103,7 @@ def train_cmd(
     mask: Optional[str] = typer.Option(None, "--mask", help="Reconstruction methods: random (random operator instances), shifted (video-sci), or a file of the operator's arrays, e.g. a mask or Phi (default random)."),
     operator: Optional[str] = typer.Option(None, "--operator", help="Reconstruction methods: the forward model trained on (default video-sci; see scicli methods)."),
     operator_param: Optional[list[str]] = typer.Option(None, "--operator-param", "-O", help="Operator setting NAME=VALUE for its instances, e.g. ratio=0.1 (cs-block, mri)."),
+    ratio: Optional[float] = typer.Option(None, "--ratio", help="Sampling ratio of the operator's random instances (cs-block, mri): -O ratio=R."),
     meas_noise: Optional[float] = typer.Option(None, "--meas-noise", help="Reconstruction methods: measurement noise up to this level, 0..255 scale (default 0)."),
     amp: bool = typer.Option(False, "--amp", help="bfloat16 autocast (CUDA only)."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the networks (GPU; on a CPU it needs a C++ compiler); the first steps are slow."),
@@ -156,7 +157,8 @@ def train_cmd(
         "val_fraction": val_fraction, "device": device_name, "seed": seed, "workers": workers,
         "log_every": log_every, "frames": frames, "mask": mask, "meas_noise": meas_noise,
         "operator": OPERATORS.get(operator).name if operator is not None else None,
-        "operator_options": parse_params(operator_param) or None,
+        "operator_options": parse_params([*(operator_param or []), *([f"ratio={ratio}"] if ratio is not None else [])])
+        or None,
         "amp": amp or None, "compile": compile_ or None, "warmup": warmup, "supervise": supervise, "init": str(init) if init else None,
     }
     model_given = width is not None or depth is not None or bool(params)
