@@ -55,6 +55,7 @@ from skimage.transform import resize  # noqa: E402
 from scicli.io.dicom import read_dicom  # noqa: E402
 from scicli.methods import METHODS  # noqa: E402
 from scicli.methods.red_deq import _NORMS, ODERMap, operator_norm  # noqa: E402
+from scicli.metrics import snr  # noqa: E402
 from scicli.weights.store import load_model  # noqa: E402
 from scicli.physics.ct import ParallelBeamCT  # noqa: E402
 
@@ -111,13 +112,6 @@ def one(w: int, size: int, batch: int, steps: int, max_iter: int, back_iter: int
         times.append(time.perf_counter() - t0)
     return {"w": w, "saved_mib": record["saved_mib"], "first_step_mib": first, "step_mib": peak_mib() - base, "seconds": statistics.median(times),
             "peak_mib": peak_mib()}
-
-
-def snr(x_hat: np.ndarray, x: np.ndarray) -> float:
-    """``max_{a, c} 20 log10(||x|| / ||x - a x_hat - c||)`` (least-squares a, c)."""
-    design = np.stack([x_hat.ravel(), np.ones(x_hat.size)], axis=1)
-    coef, *_ = np.linalg.lstsq(design, x.ravel(), rcond=None)
-    return float(20 * np.log10(np.linalg.norm(x) / np.linalg.norm(x.ravel() - design @ coef)))
 
 
 def psnr(x_hat: np.ndarray, x: np.ndarray) -> float:

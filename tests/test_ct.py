@@ -9,11 +9,13 @@ transpose of A, iradon interpolates each pixel, so the two differ by a few per c
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import tifffile
 import torch
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
@@ -22,6 +24,7 @@ from typer.testing import CliRunner
 from scicli.cli.app import app
 from scicli.core.errors import UsageError
 from scicli.methods import METHODS
+from scicli.metrics import snr
 from scicli.physics import OPERATORS
 from scicli.physics.ct import ramp_filter
 
@@ -149,6 +152,9 @@ def test_command_line_simulate_then_reconstruct(phantom: np.ndarray, tmp_path: P
                               "--out", str(out), "-q"])
     assert rec.exit_code == 0, rec.output
     assert out.is_file()
+    metrics = json.loads(out.with_suffix(".json").read_text())["metrics"]  # the truth is in sim.npz
+    assert metrics["snr_mean"] == pytest.approx(snr(tifffile.imread(out), phantom), abs=0.05)  # the saved image's
+    assert metrics["per_measurement"][0]["snr"] == metrics["snr_mean"] and "SNR" in rec.output
     bad = runner.invoke(app, ["reconstruct", str(tmp_path / "sim" / "sim.npz"), "--method", "pnp-gap",
                               "--out", str(tmp_path / "r2.tif")])
     assert bad.exit_code == 2 and "closed-form" in bad.output
