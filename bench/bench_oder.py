@@ -18,14 +18,15 @@ the shipped dncnn) on a batch of ``--batch`` Shepp-Logan / ellipse images of ``-
 through parallel-beam CT with b = 120 views, forward (Nesterov, ``--max-iter`` evaluations),
 implicit backward (Anderson, ``--backward-max-iter``), and an Adam update.
 
-Memory: each w runs in a fresh subprocess that gets y and ||A||^2 from the parent (so it never
-builds the full operator's system unless the step needs it: w = b); after the set-up (model,
-operator, data) it reads the peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``)
-and reports its growth over the first training step ("first step": everything the step
-allocates, projector entries included) and over ``--steps`` later ones (beyond the first's peak).
-RSS peaks move with the allocator, so the exact measure is also given: the bytes autograd keeps
-for the backward pass (distinct storages passed to ``saved_tensors_hooks`` during the loss: the
-recorded map evaluation with its projector entries and DnCNN activations).
+Memory: each w runs in a fresh subprocess that gets y and ||A||^2 from the parent; after the
+set-up (model, operator, data) it reads the peak resident set size
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) and reports its growth over the first training
+step ("first step": everything the step allocates, including the full operator's sparse system
+matrix, built on first use for every w since view subsets slice it) and over ``--steps`` later
+ones (beyond the first's peak). RSS peaks move with the allocator, so the exact measure is also
+given: the bytes autograd keeps for the backward pass (distinct storages passed to
+``saved_tensors_hooks`` during the loss: the recorded map evaluation and DnCNN activations; the
+projector's autograd function saves no tensor).
 Seconds: the median over ``--steps`` steps after the warm-up. CPU, one thread, the load average
 is printed (the machine is shared).
 """
