@@ -1,10 +1,10 @@
 """Parallel-beam CT (operator ct): accuracy against scikit-image and speed against a PyPI torch
 projector, and the choice of the CT TV weight on a validation set.
 
-    python bench/bench_ct.py [--size 256] [--views 60,180] [--repeat 5] [--threads 1]
+    python bench/bench_ct.py [--sizes 256,512] [--views 60,120,180] [--repeat 3] [--threads 1] [--no-peers]
     python bench/bench_ct.py --tune [--val-size 128] [--views 120]     (TV weights on validation)
 
-Accuracy (float64, Shepp-Logan phantom, ``size`` x ``size``): our A against
+Accuracy (float64, Shepp-Logan phantom, ``--accuracy-size`` square): our A against
 ``skimage.transform.radon(circle=False)`` (same geometry: rotation centre (H // 2, W // 2),
 ``ceil(sqrt(2) N)`` detector bins, unit steps, no scaling needed) and our FBP (ramp) against
 ``iradon(filter_name="ramp", circle=False)`` (same filter and ``pi / 2V`` scaling; iradon's
@@ -13,8 +13,8 @@ A, so they differ at the level of interpolation error). Tolerances: radon 1e-6 r
 relative (both far above what is measured, see the printed numbers).
 
 Speed (float32, CPU, ``--threads``, one image, the median of ``--repeat`` calls after one
-warm-up; the warm-up of ours builds and caches the system entries and is printed as "first"):
-scicli's A / A^T, torchskradon 0.1.4 (``skradon`` for A, ``skiradon(filter_name=None)`` unscaled
+warm-up; the warm-up of ours builds the sparse system matrix, A and A^T, and is printed as
+"first", with the matrix's bytes): scicli's A / A^T, torchskradon 0.1.4 (``skradon`` for A, ``skiradon(filter_name=None)`` unscaled
 for the back-projection; both circle=False) and scikit-image's radon / iradon(filter=None).
 
 ``--tune``: admm-tv and fista-tv TV weights on a validation set that is never a test image:
@@ -46,7 +46,7 @@ from skimage.data import shepp_logan_phantom  # noqa: E402
 from skimage.transform import iradon, radon, resize  # noqa: E402
 
 from scicli.methods import METHODS  # noqa: E402
-from scicli.physics.ct import ParallelBeamCT  # noqa: E402
+from scicli.physics.ct import ParallelBeamCT, matrix_bytes  # noqa: E402
 
 TRAIN400 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Train400"
 RADON_TOL, FBP_TOL = 1e-6, 0.05
@@ -85,7 +85,7 @@ def accuracy(size: int, views: int) -> None:
           f"{psnr(theirs, img):.2f} dB  {'OK' if ok else 'FAIL'}")
 
 
-def speed(size: int, views: int, repeat: int) -> None:
+def speed(size: int, views: int, repeat: int, peers: bool = True) -> None:
     try:
         from torchskradon.functional import skiradon, skradon  # noqa: PLC0415 (bench extra)
     except ImportError:
@@ -94,16 +94,23 @@ def speed(size: int, views: int, repeat: int) -> None:
     theta = np.linspace(0.0, 180.0, views, endpoint=False)
     x = torch.from_numpy(img)[None, None]
     op = ParallelBeamCT(torch.from_numpy(theta), (size, size)).float()
+    t0 = time.perf_counter()
     y = op.A(x)
+    build = time.perf_counter() - t0
+    held = sum(matrix_bytes(m.values().numel(), m.shape[0], m.dtype)
+               for ms in op._matrices.values() for m in ms)
+    print(f"  {size}x{size} {views:3d} views  scicli ct: system matrix A and A^T {held / 1e6:.0f} MB "
+          f"({held // 2 / 1e6:.0f} MB each; {'matrix-free' if not held else 'CSR float32'}), first call "
+          f"{build:.2f} s (build)")
     rows = [("scicli ct A", lambda: op.A(x)), ("scicli ct A^T", lambda: op.A_adjoint(y))]
-    if skradon is not None:
+    if skradon is not None and peers:
         th = torch.from_numpy(theta).float()
         sino = skradon(x, theta=th, circle=False)
         rows += [("torchskradon skradon", lambda: skradon(x, theta=th, circle=False)),
                  ("torchskradon skiradon(filter=None)",
                   lambda: skiradon(sino, theta=th, circle=False, filter_name=None))]
-    sino_np = radon(img, theta=theta, circle=False)
-    rows += [("skimage radon", lambda: radon(img, theta=theta, circle=False)),
+    sino_np = radon(img, theta=theta, circle=False) if peers else None
+    rows += [] if not peers else [("skimage radon", lambda: radon(img, theta=theta, circle=False)),
              ("skimage iradon(filter=None)", lambda: iradon(sino_np, theta=theta, circle=False, filter_name=None))]
     for label, fn in rows:
         with torch.no_grad():
@@ -156,9 +163,11 @@ def tune(size: int, views: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--views", default="60,180")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sizes", default="256,512", help="image sizes of the speed table")
+    parser.add_argument("--accuracy-size", type=int, default=256)
+    parser.add_argument("--views", default="60,120,180")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-peers", action="store_true", help="time scicli only (not torchskradon, skimage)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tune", action="store_true")
     parser.add_argument("--val-size", type=int, default=128)
@@ -174,10 +183,12 @@ def main() -> None:
         return
     print("accuracy (float64):")
     for v in views:
-        accuracy(args.size, v)
+        accuracy(args.accuracy_size, v)
     print(f"speed (float32, median of {args.repeat} after a warm-up):")
-    for v in views:
-        speed(args.size, v, args.repeat)
+    for size in (int(n) for n in args.sizes.split(",")):
+        for v in views:
+            speed(size, v, args.repeat, peers=not args.no_peers)
+            print(f"    load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
     print(f"load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

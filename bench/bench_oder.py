@@ -18,14 +18,15 @@ the shipped dncnn) on a batch of ``--batch`` Shepp-Logan / ellipse images of ``-
 through parallel-beam CT with b = 120 views, forward (Nesterov, ``--max-iter`` evaluations),
 implicit backward (Anderson, ``--backward-max-iter``), and an Adam update.
 
-Memory: each w runs in a fresh subprocess that gets y and ||A||^2 from the parent (so it never
-builds the full operator's system unless the step needs it: w = b); after the set-up (model,
-operator, data) it reads the peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``)
-and reports its growth over the first training step ("first step": everything the step
-allocates, projector entries included) and over ``--steps`` later ones (beyond the first's peak).
-RSS peaks move with the allocator, so the exact measure is also given: the bytes autograd keeps
-for the backward pass (distinct storages passed to ``saved_tensors_hooks`` during the loss: the
-recorded map evaluation with its projector entries and DnCNN activations).
+Memory: each w runs in a fresh subprocess that gets y and ||A||^2 from the parent; after the
+set-up (model, operator, data) it reads the peak resident set size
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) and reports its growth over the first training
+step ("first step": everything the step allocates, including the full operator's sparse system
+matrix, built on first use for every w since view subsets slice it) and over ``--steps`` later
+ones (beyond the first's peak). RSS peaks move with the allocator, so the exact measure is also
+given: the bytes autograd keeps for the backward pass (distinct storages passed to
+``saved_tensors_hooks`` during the loss: the recorded map evaluation and DnCNN activations; the
+projector's autograd function saves no tensor).
 Seconds: the median over ``--steps`` steps after the warm-up. CPU, one thread, the load average
 is printed (the machine is shared).
 """
@@ -55,6 +56,7 @@ from skimage.transform import resize  # noqa: E402
 from scicli.io.dicom import read_dicom  # noqa: E402
 from scicli.methods import METHODS  # noqa: E402
 from scicli.methods.red_deq import _NORMS, ODERMap, operator_norm  # noqa: E402
+from scicli.metrics import snr  # noqa: E402
 from scicli.weights.store import load_model  # noqa: E402
 from scicli.physics.ct import ParallelBeamCT  # noqa: E402
 
@@ -111,13 +113,6 @@ def one(w: int, size: int, batch: int, steps: int, max_iter: int, back_iter: int
         times.append(time.perf_counter() - t0)
     return {"w": w, "saved_mib": record["saved_mib"], "first_step_mib": first, "step_mib": peak_mib() - base, "seconds": statistics.median(times),
             "peak_mib": peak_mib()}
-
-
-def snr(x_hat: np.ndarray, x: np.ndarray) -> float:
-    """``max_{a, c} 20 log10(||x|| / ||x - a x_hat - c||)`` (least-squares a, c)."""
-    design = np.stack([x_hat.ravel(), np.ones(x_hat.size)], axis=1)
-    coef, *_ = np.linalg.lstsq(design, x.ravel(), rcond=None)
-    return float(20 * np.log10(np.linalg.norm(x) / np.linalg.norm(x.ravel() - design @ coef)))
 
 
 def psnr(x_hat: np.ndarray, x: np.ndarray) -> float:

@@ -14,6 +14,9 @@ scores are averaged with an arithmetic mean over frames.
   * ``'matlab'``: the Wang et al. / MATLAB ``ssim`` variant, 11x11 Gaussian window with
     sigma 1.5, population covariance (N). No automatic downsampling is applied.
 
+- SNR (the ODER supplement's, eq. 15): the truth against the best affine fit of the estimate,
+  ``max_{a, c} 20 log10(||ref|| / ||ref - a x - c||)`` (a, c by least squares; no clipping), so
+  a global gain or offset of the estimate is not penalised; ``inf`` for a perfect affine fit.
 - NMSE (Deep ADMM-Net's tables): ``||x - ref|| / ||ref||`` (Euclidean norms, not squared, no
   clipping; complex values allowed).
 
@@ -83,6 +86,21 @@ def nmse(x: np.ndarray, ref: np.ndarray) -> float:
     return err / norm
 
 
+def snr(x: np.ndarray, ref: np.ndarray) -> float:
+    """Affine-fit SNR in dB: ``20 log10(||ref|| / ||ref - a x - c||)`` with ``(a, c)`` the least
+    squares fit of ``ref`` by ``a x + c`` over all elements (real arrays, float64, no clipping).
+    ``inf`` when the fit is exact (a constant ``x`` is fitted by its best constant, the mean)."""
+    x64, r64 = np.asarray(x, dtype=np.float64).ravel(), np.asarray(ref, dtype=np.float64).ravel()
+    if x64.shape != r64.shape:
+        raise ValueError(f"snr: shapes differ: {np.shape(x)} vs {np.shape(ref)}")
+    design = np.stack([x64, np.ones_like(x64)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, r64, rcond=None)
+    residual = float(np.linalg.norm(r64 - design @ coef))
+    if residual <= 1e-15 * max(float(np.linalg.norm(r64)), 1e-300):
+        return float("inf")
+    return float(20.0 * np.log10(float(np.linalg.norm(r64)) / residual))
+
+
 def ssim(
     x: np.ndarray,
     ref: np.ndarray,
@@ -146,11 +164,12 @@ def frame_metrics(
     """Per-frame PSNR and SSIM of frames-first arrays ``(F, H, W)`` and their means.
 
     A single 2-D frame ``(H, W)`` is treated as ``F = 1``. Returns
-    ``{'psnr': [F floats], 'ssim': [F floats], 'nmse': [F floats], 'psnr_mean': float,
-    'ssim_mean': float, 'nmse_mean': float, 'convention': {...}}`` where the means are
+    ``{'psnr': [F floats], 'ssim': [F floats], 'nmse': [F floats], 'snr': [F floats], 'psnr_mean': float,
+    'ssim_mean': float, 'nmse_mean': float, 'snr_mean': float, 'convention': {...}}`` where the means are
     arithmetic means over frames and ``convention`` describes the evaluation
-    (``convention['text']`` is one line). NMSE is :func:`nmse` per frame, unclipped; for
-    complex arrays PSNR and SSIM are those of the magnitudes (NMSE of the complex values).
+    (``convention['text']`` is one line). NMSE is :func:`nmse` and SNR :func:`snr` per frame,
+    unclipped; for complex arrays PSNR, SSIM and SNR are those of the magnitudes (NMSE of the
+    complex values).
     """
     if ssim_convention not in SSIM_CONVENTIONS:
         raise ValueError(
@@ -174,13 +193,16 @@ def frame_metrics(
         recon_a, orig_a = np.abs(recon_a), np.abs(orig_a)
     psnrs = [psnr(r, o, data_range) for r, o in zip(recon_a, orig_a)]
     ssims = [ssim(r, o, data_range, ssim_convention) for r, o in zip(recon_a, orig_a)]
+    snrs = [snr(r, o) for r, o in zip(recon_a, orig_a)]
     return {
         "psnr": psnrs,
         "ssim": ssims,
         "nmse": nmses,
+        "snr": snrs,
         "psnr_mean": float(np.mean(psnrs)),
         "ssim_mean": float(np.mean(ssims)),
         "nmse_mean": float(np.mean(nmses)),
+        "snr_mean": float(np.mean(snrs)),
         "convention": {
             "text": convention_text(data_range, ssim_convention),
             "short": short_convention(ssim_convention),

@@ -98,7 +98,7 @@ def likely_cause(problem: Problem) -> str:
 
 
 def score(x: np.ndarray, orig: np.ndarray, ssim_convention: str = "skimage") -> dict[str, Any]:
-    """Per-frame PSNR/SSIM of (K, B, H, W) estimates, overall and per measurement."""
+    """Per-frame PSNR/SSIM/SNR of (K, B, H, W) estimates, overall and per measurement."""
     K, B = x.shape[:2]
     flat = frame_metrics(x.reshape(K * B, *x.shape[2:]), orig.reshape(K * B, *orig.shape[2:]),
                          ssim_convention=ssim_convention)
@@ -107,6 +107,7 @@ def score(x: np.ndarray, orig: np.ndarray, ssim_convention: str = "skimage") -> 
             "measurement": k,
             "psnr": float(np.mean(flat["psnr"][k * B:(k + 1) * B])),
             "ssim": float(np.mean(flat["ssim"][k * B:(k + 1) * B])),
+            "snr": float(np.mean(flat["snr"][k * B:(k + 1) * B])),
         }
         for k in range(K)
     ]

@@ -9,11 +9,13 @@ transpose of A, iradon interpolates each pixel, so the two differ by a few per c
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import tifffile
 import torch
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
@@ -22,6 +24,7 @@ from typer.testing import CliRunner
 from scicli.cli.app import app
 from scicli.core.errors import UsageError
 from scicli.methods import METHODS
+from scicli.metrics import snr
 from scicli.physics import OPERATORS
 from scicli.physics.ct import ramp_filter
 
@@ -73,13 +76,46 @@ def test_ramp_filter_windows() -> None:
 def test_a_view_subset_is_the_operator_of_those_views() -> None:
     op = CT.random((1, 24, 24), rng=np.random.default_rng(0), views=12).double()
     x = op.example_input(2, generator=torch.Generator().manual_seed(0))
+    full = op.A(x)
     sub = op.views_subset([1, 5, 7])
-    torch.testing.assert_close(sub.A(x), op.A(x)[:, [1, 5, 7]])
+    torch.testing.assert_close(sub.A(x), full[:, [1, 5, 7]], rtol=0, atol=0)  # the parent's rows, bit for bit
     y = sub.example_meas(2, generator=torch.Generator().manual_seed(1))
     assert sub.adjointness_error(generator=torch.Generator().manual_seed(2)) < 1e-10
     assert torch.isfinite(sub.A_adjoint(y)).all()
+    subsub = sub.views_subset([2, 0])  # views 7 and 1 of the parent
+    torch.testing.assert_close(subsub.A(x), full[:, [7, 1]], rtol=0, atol=0)
+    assert subsub.adjointness_error(generator=torch.Generator().manual_seed(3)) < 1e-10
+    twice = op.views_subset([4, 4, 0])  # a repeated view: its rows twice, both in the adjoint
+    torch.testing.assert_close(twice.A(x), full[:, [4, 4, 0]], rtol=0, atol=0)
+    assert twice.adjointness_error(generator=torch.Generator().manual_seed(4)) < 1e-10
+    assert op.builds == 1 and sub.builds == 0 and subsub.builds == 0  # slices of the parent's matrix, no rebuild
     with pytest.raises(UsageError, match="0..11"):
         op.views_subset([12])
+
+
+def test_the_system_matrix_is_built_once_for_both_dtypes() -> None:
+    op = CT.random((1, 20, 20), rng=np.random.default_rng(0), views=7).double()
+    x = op.example_input(2, generator=torch.Generator().manual_seed(0))
+    y64 = op.A(x)
+    y32 = op.float().A(x.float())
+    assert op.builds == 1 and y32.dtype == torch.float32
+    torch.testing.assert_close(y32.double(), y64, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(op.double().A(x), y64, rtol=0, atol=0)
+
+
+def test_beyond_the_memory_budget_it_falls_back_to_matrix_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same A (to rounding) and an exact adjoint without the matrix, announced in one line."""
+    op = CT.random((1, 20, 20), rng=np.random.default_rng(0), views=7).double()
+    x = op.example_input(2, generator=torch.Generator().manual_seed(0))
+    reference = op.A(x)
+    monkeypatch.setattr("scicli.physics.ct.MATRIX_BYTES", 1000)
+    small = CT.random((1, 20, 20), rng=np.random.default_rng(0), views=7).double()
+    with pytest.warns(UserWarning, match="would exceed .* matrix-free") as record:
+        torch.testing.assert_close(small.A(x), reference, rtol=1e-12, atol=1e-12)
+    assert len(record) == 1 and not small._matrices
+    assert small.adjointness_error(generator=torch.Generator().manual_seed(1)) < 1e-10
+    sub = small.views_subset([0, 3])
+    torch.testing.assert_close(sub.A(x), reference[:, [0, 3]], rtol=1e-12, atol=1e-12)
 
 
 def test_gap_is_refused_and_fbp_is_the_only_linear_method(phantom: np.ndarray) -> None:
@@ -116,6 +152,9 @@ def test_command_line_simulate_then_reconstruct(phantom: np.ndarray, tmp_path: P
                               "--out", str(out), "-q"])
     assert rec.exit_code == 0, rec.output
     assert out.is_file()
+    metrics = json.loads(out.with_suffix(".json").read_text())["metrics"]  # the truth is in sim.npz
+    assert metrics["snr_mean"] == pytest.approx(snr(tifffile.imread(out), phantom), abs=0.05)  # the saved image's
+    assert metrics["per_measurement"][0]["snr"] == metrics["snr_mean"] and "SNR" in rec.output
     bad = runner.invoke(app, ["reconstruct", str(tmp_path / "sim" / "sim.npz"), "--method", "pnp-gap",
                               "--out", str(tmp_path / "r2.tif")])
     assert bad.exit_code == 2 and "closed-form" in bad.output

@@ -12,7 +12,7 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from scicli.core.errors import UsageError
-from scicli.metrics import frame_metrics, psnr, ssim
+from scicli.metrics import frame_metrics, psnr, snr, ssim
 from scicli.report import make_report, write_report
 
 
@@ -177,3 +177,27 @@ def test_report_refuses_overwrite_and_unknown_suffix(tmp_path: Path) -> None:
         write_report(tmp_path / "r.txt", rep)
     assert not (tmp_path / "r.txt").exists()
     assert sorted(f.name for f in tmp_path.iterdir()) == ["r.csv"]  # no temp files left
+
+
+def test_snr_is_the_best_affine_fit_by_hand() -> None:
+    """ref = (0, 1, 2, 3), x = (0, 1, 1, 2): the least-squares fit ref ~ a x + c has (mean x = 1,
+    mean ref = 1.5, sum dx dref = 3, sum dx^2 = 2) a = 3 / 2, c = 1.5 - a = 0; the residual is
+    (0, -0.5, 0.5, 0) and ||ref|| = sqrt(14), so SNR = 20 log10(sqrt(14) / sqrt(0.5)) = 10 log10(28)."""
+    ref = np.array([[0.0, 1.0], [2.0, 3.0]])
+    x = np.array([[0.0, 1.0], [1.0, 2.0]])
+    assert snr(x, ref) == pytest.approx(10 * np.log10(28.0), rel=1e-12)
+    assert snr(3 * ref - 7, ref) == float("inf")  # gain and offset are not penalised
+    assert snr(2 * x + 1, ref) == pytest.approx(snr(x, ref), rel=1e-12)
+    with pytest.raises(ValueError, match="shapes differ"):
+        snr(x, ref[0])
+
+
+def test_frame_metrics_report_snr_per_frame() -> None:
+    """Frame 0 repeats the hand example 16 times (a 8 x 8 frame: same fit, same SNR); frame 1 is
+    half its reference (an exact affine fit)."""
+    ref0, x0 = np.tile([[0.0, 1.0], [2.0, 3.0]], (4, 4)) / 4, np.tile([[0.0, 1.0], [1.0, 2.0]], (4, 4)) / 4
+    ref = np.stack([ref0, np.eye(8)])
+    x = np.stack([x0, 0.5 * np.eye(8)])
+    m = frame_metrics(x, ref)
+    assert m["snr"][0] == pytest.approx(10 * np.log10(28.0), rel=1e-12) and m["snr"][1] == float("inf")
+    assert m["snr_mean"] == float("inf")

@@ -258,7 +258,8 @@ def reconstruct_cmd(
             line = {"input": str(src), "status": "done", "output": str(target), "report": str(rep),
                     "method": doc["method"], "seconds": doc["seconds"], "output_sha256": doc["output_sha256"]}
             if "metrics" in doc:
-                line.update(psnr_mean=doc["metrics"]["psnr_mean"], ssim_mean=doc["metrics"]["ssim_mean"])
+                line.update(psnr_mean=doc["metrics"]["psnr_mean"], ssim_mean=doc["metrics"]["ssim_mean"],
+                            snr_mean=doc["metrics"]["snr_mean"])
             _announce(True, line, "")
     if failures:
         plain(f"{failures} of {len(jobs) + len(unreadable)} inputs failed")
@@ -440,17 +441,20 @@ def _summary(src: Path, target: Path, doc: dict[str, Any], quiet: bool) -> None:
     iters = max(b["iterations"] for b in doc["batches"])
     line = f"{src.name} -> {target} ({doc['method']}, {doc['seconds']:.2f} s, {iters} iterations"
     if metrics:
-        line += f", PSNR {metrics['psnr_mean']:.2f} dB, SSIM {metrics['ssim_mean']:.4f}"
+        line += (f", PSNR {metrics['psnr_mean']:.2f} dB, SSIM {metrics['ssim_mean']:.4f}, "
+                 f"SNR {metrics['snr_mean']:.2f} dB")
     line += ")"
     if quiet or not metrics:
         out.print(line, highlight=False, soft_wrap=True)
         return
     table = Table(title=f"{src.name}: {doc['method']}, {doc['environment']['device']}", title_justify="left")
-    for col in ("measurement", "PSNR (dB)", "SSIM"):
+    for col in ("measurement", "PSNR (dB)", "SSIM", "SNR (dB)"):
         table.add_column(col, justify="right")
     for m in metrics["per_measurement"]:
-        table.add_row(str(doc["problem"]["measurements"][m["measurement"]]), f"{m['psnr']:.2f}", f"{m['ssim']:.4f}")
-    table.add_row("mean", f"{metrics['psnr_mean']:.2f}", f"{metrics['ssim_mean']:.4f}", style="bold")
+        table.add_row(str(doc["problem"]["measurements"][m["measurement"]]), f"{m['psnr']:.2f}", f"{m['ssim']:.4f}",
+                      f"{m['snr']:.2f}")
+    table.add_row("mean", f"{metrics['psnr_mean']:.2f}", f"{metrics['ssim_mean']:.4f}", f"{metrics['snr_mean']:.2f}",
+                  style="bold")
     out.print(table)
     out.print(f"{metrics['convention']['short']}; wrote {target}", highlight=False, soft_wrap=True)
 
