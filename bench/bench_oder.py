@@ -56,7 +56,7 @@ from skimage.transform import resize  # noqa: E402
 from scicli.io.dicom import read_dicom  # noqa: E402
 from scicli.methods import METHODS  # noqa: E402
 from scicli.methods.red_deq import _NORMS, ODERMap, operator_norm  # noqa: E402
-from scicli.metrics import snr  # noqa: E402
+from scicli.metrics import psnr, snr  # noqa: E402
 from scicli.weights.store import load_model  # noqa: E402
 from scicli.physics.ct import ParallelBeamCT  # noqa: E402
 
@@ -113,10 +113,6 @@ def one(w: int, size: int, batch: int, steps: int, max_iter: int, back_iter: int
         times.append(time.perf_counter() - t0)
     return {"w": w, "saved_mib": record["saved_mib"], "first_step_mib": first, "step_mib": peak_mib() - base, "seconds": statistics.median(times),
             "peak_mib": peak_mib()}
-
-
-def psnr(x_hat: np.ndarray, x: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.clip(x_hat, 0, 1) - x) ** 2)))
 
 
 def table(size: int, weights: str | None, max_iter: int, tv: bool = True) -> None:

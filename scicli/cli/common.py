@@ -139,6 +139,11 @@ def parse_params(items: list[str] | None) -> dict[str, str]:
     return params
 
 
+def with_ratio(operator_param: list[str] | None, ratio: float | None) -> list[str]:
+    """The ``-O NAME=VALUE`` settings with ``--ratio R`` added as ``ratio=R`` (its shorthand)."""
+    return [*(operator_param or []), *([f"ratio={ratio}"] if ratio is not None else [])]
+
+
 def interactive(quiet: bool) -> bool:
     """Rich progress bars only on a terminal and without --quiet."""
     return not quiet and err.is_terminal and not os.environ.get("CI")

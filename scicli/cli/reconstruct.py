@@ -15,7 +15,7 @@ from rich.table import Table
 
 from scicli import api
 from scicli.cli.common import (check_float, cli_command, given_options, guarded, interactive, out, parse_params,
-                               plain, progress_bar, use_memory_budget)
+                               plain, progress_bar, use_memory_budget, with_ratio)
 from scicli.core.device import resolve_device
 from scicli.core.errors import DataError, ScicliError, UsageError
 from scicli.color import cube_to_srgb
@@ -150,8 +150,7 @@ def reconstruct_cmd(
         meas_key, mask_key, gt_key = (call["keys"].get(k) for k in ("meas", "mask", "gt"))
         ssim, seed, device_name = call["ssim"], call["seed"], call["device"]
         operator_param = [f"{k}={v}" for k, v in call["operator_params"].items()]
-    if ratio is not None:
-        operator_param = [*(operator_param or []), f"ratio={ratio}"]
+    operator_param = with_ratio(operator_param, ratio)
     if not inputs:
         raise UsageError("give measurement files or directories (or --from-report REPORT)")
     check_float("--max-value", max_value, above=0)

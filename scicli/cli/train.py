@@ -9,7 +9,8 @@ from typing import Any, Optional
 import typer
 from rich.progress import Progress
 
-from scicli.cli.common import check_float, guarded, interactive, out, parse_params, plain, progress_bar
+from scicli.cli.common import (check_float, guarded, interactive, out, parse_params, plain, progress_bar,
+                               with_ratio)
 from scicli.core.errors import UsageError
 from scicli.physics import OPERATORS
 from scicli.weights.store import MODELS, check_method, is_reconstruction, load_checkpoint
@@ -157,8 +158,7 @@ def train_cmd(
         "val_fraction": val_fraction, "device": device_name, "seed": seed, "workers": workers,
         "log_every": log_every, "frames": frames, "mask": mask, "meas_noise": meas_noise,
         "operator": OPERATORS.get(operator).name if operator is not None else None,
-        "operator_options": parse_params([*(operator_param or []), *([f"ratio={ratio}"] if ratio is not None else [])])
-        or None,
+        "operator_options": parse_params(with_ratio(operator_param, ratio)) or None,
         "amp": amp or None, "compile": compile_ or None, "warmup": warmup, "supervise": supervise, "init": str(init) if init else None,
     }
     model_given = width is not None or depth is not None or bool(params)

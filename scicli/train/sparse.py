@@ -89,6 +89,7 @@ class SparseCodingTask:
         self.steps = int((model_options.get("solve") or {}).get("iters", 1))
         self.seed, self.patch = int(seed), int(patch)
         self.scale: float | None = None
+        self._val: tuple[tuple[int, str], Tensor, Tensor] | None = None  # (key, signals, codes)
 
     def model_facts(self) -> dict[str, Any]:
         """The weights are for this dictionary's signature (n, m)."""
@@ -133,14 +134,22 @@ class SparseCodingTask:
         y = self.signals(x)
         return model.training_loss(y, op, lasso_codes(op, y, self.alpha))
 
+    def _val_pairs(self, items: Sequence[np.ndarray], device: torch.device) -> tuple[Tensor, Tensor]:
+        """The validation signals and their lasso codes, computed once for the run's fixed items
+        (the baseline and every epoch score the same pairs)."""
+        key = (id(items), str(device))
+        if self._val is None or self._val[0] != key:
+            x = torch.from_numpy(np.concatenate(items)).to(device)
+            y = self.signals(x)
+            self._val = (key, y, lasso_codes(self.op.to(device=device, dtype=x.dtype), y, self.alpha))
+        return self._val[1], self._val[2]
+
     @torch.no_grad()
     def _score(self, model: nn.Module, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
         if not items:
             return {}
-        x = torch.from_numpy(np.concatenate(items)).to(device)
-        op = self.op.to(device=device, dtype=x.dtype)
-        y = self.signals(x)
-        return {"code_snr": code_snr(model(y, op)[0], lasso_codes(op, y, self.alpha))}
+        y, codes = self._val_pairs(items, device)
+        return {"code_snr": code_snr(model(y, self.op.to(device=device, dtype=y.dtype))[0], codes)}
 
     def baseline(self, items: Sequence[np.ndarray], device: torch.device) -> dict[str, float]:
         """ISTA with the network's step count: the untrained network."""
