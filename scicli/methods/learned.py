@@ -261,8 +261,7 @@ class LearnedSolver(Solver):
     trainable = True
 
     def __init__(self, **overrides: Any) -> None:
-        super().__init__(**overrides)
-        self.given = set(overrides)  # what the user set; the rest comes from the weights' settings
+        super().__init__(**overrides)  # self.given: what the user set; the rest comes from the weights' settings
         if hasattr(self.params, "solver"):  # fixed-point options checked before any data is read
             st = {**DEFAULT_SOLVE, "max_iter": 1, **self.settings()}
             make_options(st["solver"], **settings_options(st, st["tol"], st["max_iter"]))
