@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
@@ -34,6 +35,14 @@ def still_image(i: int, size: int = 48, noise: float = 8.0) -> np.ndarray:
     if noise:
         img = img + rng.normal(0, noise, (size, size))
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_stills(folder: Path, count: int = 4, size: int = 48, noise: float = 8.0) -> Path:
+    """``folder/img_{i}.png``, the stills :func:`still_image` i = 0..count-1 (a training set)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        iio.imwrite(folder / f"img_{i}.png", still_image(i, size, noise))
+    return folder
 
 
 def blob_video(frames: int = F, height: int = H, width: int = W) -> np.ndarray:
@@ -65,6 +74,19 @@ class Scene:
     meas: np.ndarray
     npy: Path
     mat: Path
+
+
+def explain(result: Result) -> str:
+    """Everything a failed CLI run left: exit code, stdout, stderr, exception."""
+    return (f"exit {result.exit_code}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}\n"
+            f"--- exception {result.exception!r}")
+
+
+def ok(result: Result) -> Result:
+    """A CLI run that succeeded: exit 0 and no traceback printed."""
+    assert result.exit_code == 0, explain(result)
+    assert "Traceback" not in result.output
+    return result
 
 
 def invoke_cli(*args: object, **kwargs: object) -> Result:

@@ -17,7 +17,7 @@ import pytest
 import scipy.io
 import torch
 
-from conftest import invoke_cli, still_image
+from conftest import invoke_cli, write_stills
 from scicli.algorithms import admm_step
 from scicli.core.errors import UsageError
 from scicli.methods import METHODS
@@ -173,10 +173,7 @@ def test_weights_refuse_another_operator_ratio_or_complex_images_in_one_line() -
 
 
 def test_train_on_random_radial_masks_then_reconstruct_with_the_checkpoint(tmp_path: Path) -> None:
-    data = tmp_path / "images"
-    data.mkdir()
-    for i in range(3):
-        iio.imwrite(data / f"img_{i}.png", still_image(i, 40, noise=0))
+    data = write_stills(tmp_path / "images", count=3, size=40, noise=0)
     run = tmp_path / "run"
     result = invoke_cli("train", "--method", "admm-net", "--operator", "mri", "--mask", "random", "-O", "ratio=0.2",
                         "-O", "kind=radial", "--data", data, "--patch", "32", "--epochs", "1", "--steps-per-epoch",

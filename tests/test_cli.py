@@ -36,7 +36,7 @@ from typer.testing import Result
 
 import scicli
 from scicli.cli.methods import format_default
-from conftest import B, F, H, K, W, Scene, invoke_cli
+from conftest import B, F, H, K, Scene, W, explain, invoke_cli, ok
 from scicli.methods import METHODS
 
 ITERS = "20"  # GAP-TV reaches ~35 dB here in 20 iterations (40 is the default)
@@ -46,16 +46,6 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 # ----------------------------------------------------------------------------- helpers
-def explain(result: Result) -> str:
-    return f"exit {result.exit_code}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}\n--- exception {result.exception!r}"
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, explain(result)
-    assert "Traceback" not in result.output
-    return result
-
-
 def error_lines(result: Result) -> list[str]:
     return [line for line in ANSI.sub("", result.stderr).splitlines() if line.startswith("error:")]
 

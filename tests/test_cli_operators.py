@@ -13,7 +13,7 @@ import imageio.v3 as imageio
 import tifffile
 from skimage import data
 
-from conftest import invoke_cli
+from conftest import invoke_cli, ok
 from scicli.physics import OPERATORS
 
 IMAGE_OPERATORS = {  # operator -> (simulate settings, method, its settings)
@@ -21,11 +21,6 @@ IMAGE_OPERATORS = {  # operator -> (simulate settings, method, its settings)
     "mri": (["-O", "ratio=0.4", "-O", "kind=radial"], "admm-tv", ["--iters", "30"]),
     "cassi": ([], "gap-tv", ["--iters", "30", "--tv-weight", "0.05"]),
 }
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
 
 
 def one_error(result, code: int = 2) -> str:

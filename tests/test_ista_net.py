@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import scicli.methods  # noqa: F401  (registers the methods)
-from conftest import invoke_cli, still_image
+from conftest import invoke_cli, ok, write_stills
 from scicli.core.errors import UsageError
 from scicli.methods import METHODS
 from scicli.methods.fista_net import FISTANet
@@ -199,15 +198,7 @@ def test_a_run_with_more_iters_than_phases_is_refused():
 # -- scicli train on block CS ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def stills(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("cs_stills")
-    for i in range(4):
-        iio.imwrite(folder / f"img_{i}.png", still_image(i, 48))
-    return folder
-
-
-def ok(result):
-    assert result.exit_code == 0, result.stderr + result.stdout
-    return result
+    return write_stills(tmp_path_factory.mktemp("cs_stills"), size=48)
 
 
 class _StopAfterFirstEpoch(Reporter):

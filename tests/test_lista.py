@@ -25,7 +25,7 @@ from scicli.priors.sparsity import soft_threshold
 from scicli.train.ship import ship
 from scicli.train.sparse import lasso_codes
 from scicli.weights.store import FORMAT, FORMAT_VERSION, WEIGHTS_DIR, load_model, save_checkpoint
-from conftest import invoke_cli, still_image
+from conftest import invoke_cli, write_stills
 from test_operator_contract import CONTRACT
 
 Dictionary = OPERATORS.get("dictionary").factory
@@ -196,10 +196,7 @@ def test_lasso_codes_satisfy_the_optimality_conditions() -> None:
 @pytest.fixture()
 def patches_run(tmp_path: Path) -> tuple[Path, Path]:
     """Five 40 x 40 stills and a 16 x 24 dictionary file (4 x 4 patches)."""
-    data = tmp_path / "stills"
-    data.mkdir()
-    for i, name in enumerate("abcde"):
-        Image.fromarray(still_image(i, 40, noise=4.0)).save(data / f"{name}.png")
+    data = write_stills(tmp_path / "stills", count=5, size=40, noise=4.0)
     D = np.random.default_rng(0).standard_normal((16, 24))
     np.savez(tmp_path / "dictionary.npz", dictionary=D / np.linalg.norm(D, axis=0))
     return data, tmp_path / "dictionary.npz"

@@ -44,7 +44,7 @@ import tifffile
 import torch
 from typer.testing import Result
 
-from conftest import B, H, K, W, Scene, invoke_cli
+from conftest import B, H, K, Scene, W, explain, invoke_cli, ok
 from scicli.core.errors import ScicliError, UsageError
 from scicli.physics import VideoSCI
 from scicli.methods import METHODS
@@ -258,17 +258,6 @@ def test_warm_start_from_a_consistent_estimate_does_not_blow_up(problem, consist
 
 
 # ----------------------------------------------------------------------------- command line
-def explain(result: Result) -> str:
-    return (f"exit {result.exit_code}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}\n"
-            f"--- exception {result.exception!r}")
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, explain(result)
-    assert "Traceback" not in result.output
-    return result
-
-
 def one_line_error(result: Result, code: int, *needles: str) -> str:
     """Exit ``code``; stderr is exactly one 'error: ...' line containing every needle."""
     assert result.exit_code == code, explain(result)

@@ -25,7 +25,7 @@ import tifffile
 import torch
 from typer.testing import Result
 
-from conftest import B, H, K, W, Scene, invoke_cli
+from conftest import B, H, K, W, Scene, explain, invoke_cli
 from scicli.core.errors import DataError, UsageError
 from scicli.data.problem import load_problem
 from scicli.io import WriteGroup, write_json, write_text
@@ -37,10 +37,6 @@ from scicli.weights.store import load_checkpoint, save_checkpoint
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def explain(result: Result) -> str:
-    return f"exit {result.exit_code}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}\n--- {result.exception!r}"
 
 
 def one_line_error(result: Result, code: int, *needles: str) -> str:

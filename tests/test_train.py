@@ -21,7 +21,7 @@ import pytest
 import tifffile
 import torch
 
-from conftest import invoke_cli, still_image
+from conftest import invoke_cli, ok, still_image
 from scicli.priors import DENOISERS
 from scicli.core.errors import DataError, ScicliError, UsageError
 from scicli.nets.dncnn import DnCNN
@@ -66,11 +66,6 @@ def one_error(result, code: int = 2) -> str:
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output
     return lines[0]
-
-
-def ok(result):
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
 
 
 # ----------------------------------------------------------------------------- data

@@ -13,12 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
 
-from conftest import invoke_cli, still_image
+from conftest import invoke_cli, ok, write_stills
 from scicli.train.checkpoint import model_config
 from scicli.train.loop import Reporter, TrainArgs, read_log, train
 from scicli.train.sci import MaskSampler, SCITask
@@ -33,15 +32,7 @@ TINY_RUN = TINY[:8] + ["--quiet"]  # the same run without model options (they co
 
 @pytest.fixture(scope="module")
 def stills(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("sci_stills")
-    for i in range(4):
-        iio.imwrite(folder / f"img_{i}.png", still_image(i, 40))
-    return folder
-
-
-def ok(result):
-    assert result.exit_code == 0, result.stderr + result.stdout
-    return result
+    return write_stills(tmp_path_factory.mktemp("sci_stills"), size=40)
 
 
 def one_error(result, code: int = 2) -> str:
