@@ -451,8 +451,10 @@ class ParallelBeamCT(LinearOperator):
         return {"detectors": self.detectors}
 
     def signature(self) -> dict[str, Any]:
-        """Learned weights fit one number of views and one detector count."""
-        return {"views": self.views, "detectors": self.detectors}
+        """Learned weights fit one number of views and one detector sampling (bins per image
+        width, a fraction: the default ``ceil(sqrt(2) N)`` gives 1.41 at every size, so weights
+        trained on 64-pixel patches apply to 128- or 512-pixel slices)."""
+        return {"views": self.views, "detector_ratio": self.detectors / max(self.size)}
 
     @classmethod
     def for_images(cls, arrays: dict[str, np.ndarray], shape: tuple[int, ...], **options: Any) -> "ParallelBeamCT":
