@@ -479,6 +479,31 @@ def reconstruction_figures(x: np.ndarray, batches: Sequence[Mapping[str, Any]], 
     return figures
 
 
+def learning_curve_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float | None]], *,
+                          target: float | None = None, unit: str = "PSNR (dB)", title: str = "") -> Figure:
+    """Validation score against training steps, one line per run ``(label, steps, scores,
+    baseline)``; each run's untrained baseline as a dotted line of the same colour, the target as a
+    dashed grey line. Logarithmic step axis (the projection of :mod:`scicli.train.curve` is linear
+    in it)."""
+    fig = _new_figure(6.4, 4.0)
+    ax = fig.add_subplot()
+    for i, (label, steps, scores, baseline) in enumerate(curves):
+        color = f"C{i % 10}"
+        ax.plot(steps, scores, "o-", color=color, label=label, markersize=3)
+        if baseline is not None:
+            ax.axhline(baseline, color=color, linestyle=":", linewidth=1, label=f"{label}: untrained start")
+    if target is not None:
+        ax.axhline(target, color="0.4", linestyle="--", linewidth=1, label=f"target {target:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training steps")
+    ax.set_ylabel(f"validation {unit}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
 def write_figures(folder: Path, stem: str, figures: Mapping[str, Figure], *, force: bool = False,
                   group: WriteGroup | None = None) -> list[Path]:
     """Save ``figures`` (name -> Figure) as ``folder/<stem>-<name>.png``, each atomically (or

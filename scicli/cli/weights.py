@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from scicli.cli.common import guarded, out
+from scicli.core.errors import UsageError
 
-app = typer.Typer(help="Shipped weights: turn a training run into scicli's default weights.", no_args_is_help=True)
+app = typer.Typer(help="Shipped weights: turn a training run into scicli's default weights; plot learning curves.", no_args_is_help=True)
 
 
 @app.command("ship")
@@ -29,3 +31,60 @@ def ship_cmd(
 
     entry = ship(run, name, baseline=baseline, note=note, solve=solve or (), companions=companions or ())
     out.print_json(json.dumps(entry))
+
+
+@app.command("curve")
+@guarded
+def curve_cmd(
+    runs: list[Path] = typer.Argument(..., help="Training run directories (their log.jsonl)."),
+    out_png: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the learning-curve figure (.png)."),
+    target: Optional[float] = typer.Option(None, "--target", help="A validation score to reach: drawn, and the steps still needed projected. Validation is not the test set: to project a test goal, use --gain."),
+    gain: Optional[float] = typer.Option(None, "--gain", help="Project the steps to gain this much more over each run's best validation score (e.g. a published test PSNR minus the shipped weights' test PSNR)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out."),
+) -> None:
+    """Validation score against training steps for one or more runs: a table (best score, steps,
+    hours, and with --target or --gain the projected steps to reach it) and, with --out, a figure."""
+    from scicli.io.atomic import atomic_write  # noqa: PLC0415 (the command's own stack loads on use)
+    from scicli.io.outputs import Output, check_outputs  # noqa: PLC0415
+    from scicli.plots import learning_curve_figure  # noqa: PLC0415
+    from scicli.train.curve import learning_curve, project_steps  # noqa: PLC0415
+
+    if target is not None and gain is not None:
+        raise UsageError("--target and --gain exclude each other")
+    for name, value in (("--target", target), ("--gain", gain)):
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"{name} {value}: must be a finite number")
+    if gain is not None and gain <= 0:
+        raise UsageError(f"--gain {gain}: must be > 0 (dB above the best validation score)")
+    logs = [r / "log.jsonl" for r in runs]
+    if out_png is not None:
+        check_outputs([Output("--out", out_png, (".png",))], logs, force=force)
+    curves = [learning_curve(r) for r in runs]
+    for c in curves:
+        base = "-" if c.baseline is None else f"{c.baseline:.2f}"
+        line = (f"{c.label} ({c.method}): best {c.best:.2f} at step {int(c.steps[int(c.scores.argmax())])}, "
+                f"last {c.scores[-1]:.2f} after {int(c.steps[-1])} steps ({c.seconds[-1] / 3600:.2f} h); "
+                f"untrained start {base}")
+        goal = target if gain is None else c.best + gain
+        if goal is not None:
+            line += f"; {goal:.2f}: " + projection(c, goal, project_steps(c, goal))
+        out.print(line, soft_wrap=True, highlight=False)
+    if out_png is not None:
+        fig = learning_curve_figure([(c.label, c.steps, c.scores, c.baseline) for c in curves], target=target,
+                                    title=", ".join(sorted({c.method for c in curves})))
+        atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=110), force=force)
+        out.print(f"wrote {out_png}", highlight=False)
+
+
+def projection(curve, goal: float, need: float | None) -> str:
+    """The projection's sentence for one run."""
+    done = int(curve.steps[-1])
+    if curve.best >= goal:
+        return f"reached at step {need:,.0f}"
+    if need is None:
+        return "not reached, and the last half of the curve does not rise: no projection"
+    if need > 1000 * done:
+        return f"beyond 1000 x the {done:,} steps so far (log-linear fit of the last half of the epochs)"
+    hours = (need - done) * curve.seconds[-1] / max(done, 1) / 3600
+    return (f"projected at ~{need:,.0f} steps, ~{hours:.1f} h more at this run's speed "
+            "(log-linear fit of the last half of the epochs)")
