@@ -4,6 +4,9 @@
                                    [--threads 1] [solver settings] [--csv FILE]
     python bench/bench_cs_block.py --tune [--val-images 10]      (choose the settings on Train400)
     python bench/bench_cs_block.py --ratios 10 --methods qinit,ista-net-plus --weights RUN/best.pt
+    python bench/bench_cs_block.py --data ../shared/data/Set12 --images 7 --ratios 30 \
+        --methods qinit,admm-tv,pnp-admm,ista-net-plus,ista-net,fista-net --untrained ista-net,fista-net
+                                   (seconds per 256 x 256 image: the CPU time table)
 
 Convention (shared/data/cs/PROVENANCE.txt, ISTA-Net's test script): x = Y / 255 (BSD68 is
 grayscale), zero-pad right and bottom to a multiple of 33, row-major 33 x 33 blocks,
@@ -28,6 +31,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # n
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import tempfile  # noqa: E402
 import csv  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
@@ -46,6 +50,7 @@ from skimage.metrics import structural_similarity  # noqa: E402
 from scicli.core.errors import UsageError  # noqa: E402
 from scicli.physics.cs_block import BlockCS  # noqa: E402
 from scicli.methods import METHODS as REGISTRY  # noqa: E402
+from scicli.weights.store import FORMAT, FORMAT_VERSION, build_model  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BSD68 = DATA / "BSD68"
@@ -127,11 +132,22 @@ def score(x: np.ndarray, img: np.ndarray) -> tuple[float, float]:
 
 
 # -- solvers ----------------------------------------------------------------------------------------
+def untrained_checkpoint(method: str) -> str:
+    """A checkpoint of ``method``'s default architecture with freshly initialised weights (seed 0),
+    for timing a network that has no weights for the ratio (``--untrained``)."""
+    torch.manual_seed(0)
+    model = build_model(method, {})
+    path = Path(tempfile.mkdtemp(prefix="bench_cs_")) / f"{method}-untrained.pt"
+    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "method": method,
+                "config": dict(model.config), "model": model.state_dict()}, path)
+    return str(path)
+
+
 def make_solver(method: str, params: dict[str, Any]):
     if method == "qinit":
         return None
     if method in LEARNED:
-        return REGISTRY.get(method).factory(**params)
+        return REGISTRY.get(method).factory(**{k: v for k, v in params.items() if k != "untrained"})
     extra = {"denoiser": "ffdnet"} if method == "pnp-admm" else {}
     return REGISTRY.get(method).factory.from_command_line(**extra, **params)  # sigma on 0..255
 
@@ -157,14 +173,18 @@ def settings_for(ratio: int, args: argparse.Namespace) -> dict[str, dict[str, An
     for key, value in (("sigma", args.pnp_sigma), ("iters", args.pnp_iters), ("gamma", args.pnp_gamma)):
         if value is not None:
             pnp[key] = value
-    learned = {"weights": str(args.weights)} if args.weights else {}
-    return {"admm-tv": tv, "pnp-admm": pnp, **{m: dict(learned) for m in LEARNED}}
+    learned = {m: {"weights": str(args.weights)} if args.weights else {} for m in LEARNED}
+    for m in args.untrained:
+        learned[m] = {"weights": untrained_checkpoint(m), "untrained": True}
+    return {"admm-tv": tv, "pnp-admm": pnp, **learned}
 
 
 def describe(method: str, params: dict[str, Any]) -> str:
     if method == "qinit":
         return "x0 = Qinit y_k"
     if method in LEARNED:
+        if params.get("untrained"):
+            return "UNTRAINED (fresh weights, for its time only), from Qinit y_k"
         return f"weights {params.get('weights') or '(shipped)'}, from Qinit y_k"
     if method == "admm-tv":
         return (f"iters={params['iters']} tv_weight={params['tv_weight']} tv_iters={params['tv_iters']} "
@@ -202,6 +222,7 @@ def bench(args: argparse.Namespace) -> int:
             if m in LEARNED:
                 op = ops.get(images[0][1].shape)
                 try:
+                    solvers[m].fit_weights(op)  # the shipped variant for this ratio (METHOD@csNN), if any
                     solvers[m].model.check(op, op.A(torch.zeros(1, 1, *op.size)))
                 except UsageError as exc:
                     print(f"         skipped: {exc}")
@@ -347,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
     ap.add_argument("--data", type=Path, default=BSD68, help="test images (default: %(default)s)")
+    ap.add_argument("--untrained", type=lambda v: [m for m in v.split(",") if m], default=[],
+                    help="learned methods to run with fresh, untrained weights (their time: the CPU time table)")
     ap.add_argument("--csv", type=Path, default=None, help="write per-image PSNR/SSIM/seconds here")
     ap.add_argument("--verbose", action="store_true", help="print every image's PSNR")
     ap.add_argument("--weights", type=Path, default=None,
