@@ -156,7 +156,8 @@ def convergence_figure(batches: Sequence[Mapping[str, Any]], *, title: str = "")
 
 
 def montage_figure(recon: np.ndarray, orig: np.ndarray | None = None, frames: Sequence[int] | None = None, *,
-                   unit: str = "frame", numbers: Sequence[int] | None = None, title: str = "") -> Figure:
+                   unit: str = "frame", numbers: Sequence[int] | None = None, details: Sequence[str] | None = None,
+                   title: str = "") -> Figure:
     """Ground truth / reconstruction / error map for chosen frames, one row per frame.
 
     Parameters
@@ -172,6 +173,8 @@ def montage_figure(recon: np.ndarray, orig: np.ndarray | None = None, frames: Se
     numbers : sequence of int, optional
         The number printed for each frame of ``recon`` (e.g. its index in the ground-truth file
         when only some frames were compared); default 0, 1, ...
+    details : sequence of str, optional
+        Text shown after each frame's number (e.g. a spectral band's centre wavelength, "498 nm").
     title : str
         Figure title.
 
@@ -197,6 +200,8 @@ def montage_figure(recon: np.ndarray, orig: np.ndarray | None = None, frames: Se
     for row, f in zip(axes, picked):
         x = np.clip(recon[f], 0, 1)
         n = f if numbers is None else numbers[f]
+        if details is not None:
+            n = f"{n} ({details[f]})"
         panels: list[tuple[np.ndarray, str, str, float]] = []
         if ref is not None:
             r = np.clip(ref[f], 0, 1)
@@ -465,7 +470,8 @@ def reconstruction_figures(x: np.ndarray, batches: Sequence[Mapping[str, Any]], 
     ref = None if orig is None else orig.reshape(K * C, *orig.shape[2:])
     unit = {"cassi": "band", "video-sci": "frame"}.get(operator, "image")
     figures: dict[str, Figure] = {"convergence": convergence_figure(batches, title=f"{title}: convergence")}
-    figures["montage"] = montage_figure(flat, ref, frames, unit=unit, title=title)
+    details = [f"{w:.0f} nm" for w in cassi_wavelengths(C)] * K if operator == "cassi" else None
+    figures["montage"] = montage_figure(flat, ref, frames, unit=unit, details=details, title=title)
     if ref is not None:
         if metrics is None or "psnr" not in metrics:
             metrics = frame_metrics(_magnitude(flat), _magnitude(ref))

@@ -13,6 +13,7 @@ build (`make docs`, and `make test` runs it with --strict).
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -86,3 +87,12 @@ def on_page_markdown(markdown: str, page: object, config: object, files: object)
         if marker in markdown:
             markdown = markdown.replace(marker, make())
     return markdown
+
+
+_SPHINX_ROLE = re.compile(r":(?:func|class|meth|mod|data|attr|obj|exc):(?=<code>)")
+
+
+def on_page_content(html: str, page: object, config: object, files: object) -> str:
+    """Docstrings use Sphinx roles (``:func:`load```, readable in ``help()``); in the generated
+    API pages they would show as ``:func:load``: keep only the code span."""
+    return _SPHINX_ROLE.sub("", html)
