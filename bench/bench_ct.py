@@ -21,7 +21,7 @@ warm-up; the warm-up of ours builds the sparse system matrix, A and A^T, and is 
 "first", with the matrix's bytes): scicli's A / A^T, torchskradon 0.1.4 (``skradon`` for A, ``skiradon(filter_name=None)`` unscaled
 for the back-projection; both circle=False) and scikit-image's radon / iradon(filter=None).
 
-``--tune``: admm-tv and fista-tv TV weights on a validation set that is never a test image:
+``--tune``: admm-tv and fista-tv TV weights and pnp-admm's FFDNet sigma schedule on a validation set that is never a test image:
 two phantoms (Shepp-Logan, a random-ellipse phantom) and one Train400 image, resized to
 ``--val-size``, ``--views`` views, noise-free; PSNR against the image. The chosen weights are
 the ct operator's ``method_defaults`` (scicli/physics/ct.py). The DICOM test slices
@@ -185,6 +185,14 @@ def tune(size: int, views: int) -> None:
             scores = [psnr(r, im) for r, (_, im) in zip(rec, images)]
             print(f"  {method:8s} tv_weight {w:<6g} {extra or ''} mean PSNR {np.mean(scores):.2f} dB  "
                   f"({' '.join(f'{s:.1f}' for s in scores)})  {sec:.1f} s for {len(images)} images")
+    for schedule in ((50, 25, 12, 6), (25, 12, 6, 3), (12, 6, 3, 1.5), (6, 3, 1.5, 0.75)):
+        solver = METHODS.get("pnp-admm").factory(sigma=tuple(v / 255.0 for v in schedule))  # gamma 0.01, 4 x 10
+        t0 = time.perf_counter()
+        rec = solver.solve(op, y).x.numpy()[:, 0]
+        sec = time.perf_counter() - t0
+        scores = [psnr(r, im) for r, (_, im) in zip(rec, images)]
+        print(f"  pnp-admm ffdnet sigma {schedule} /255 mean PSNR {np.mean(scores):.2f} dB  "
+              f"({' '.join(f'{s:.1f}' for s in scores)})  {sec:.1f} s for {len(images)} images")
 
 
 PUBLISHED = {"fbp": (27.53, 29.15), "fista-tv": (33.25, 35.22), "ista-net": (33.73, 35.45),

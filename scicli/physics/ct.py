@@ -153,8 +153,8 @@ class ParallelBeamCT(LinearOperator):
     noise; never the DICOM test slices): fista-tv (50 iterations) 37.96 dB at 0.3, 37.92 at 1,
     36.38 at 3 (FBP 32.16). admm-tv: gamma 100 keeps the CG x-update well conditioned and
     tv_weight 0.01 makes its TV weight gamma * 0.01 = 1 on the same scale (validation PSNR in the README).
-    pnp-admm's sigma schedule: the same validation images, 60 and 120 views (a one-off sweep of the
-    ct-bench session, recorded in the comment above).
+    pnp-admm's sigma schedule: the same validation images at 60 and 120 views (``--tune --views 60,120``;
+    numbers in the comment above).
     The best weight grows with ||A||^2 (views x size): scale it for other geometries."""
 
     def __init__(self, angles: Tensor, size: tuple[int, int], detectors: int | None = None) -> None:
