@@ -3,6 +3,10 @@ projector, and the choice of the CT TV weight on a validation set.
 
     python bench/bench_ct.py [--sizes 256,512] [--views 60,120,180] [--repeat 3] [--threads 1] [--no-peers]
     python bench/bench_ct.py --tune [--val-size 128] [--views 120]     (TV weights on validation)
+    python bench/bench_ct.py --methods [--size 128] [--views 60,120] [--noise 0] [--max-iter 40]
+        [--weights-ista-net-plus-60 RUN/best.pt] [--weights-ista-net-plus-120 RUN/best.pt]
+        [--weights-fista-net-60 RUN/best.pt] [--weights-fista-net-120 RUN/best.pt]
+        [--weights-red-deq RUN/best.pt] [--weights-oder RUN/best.pt]          (issue 12's CT method table)
 
 Accuracy (float64, Shepp-Logan phantom, ``--accuracy-size`` square): our A against
 ``skimage.transform.radon(circle=False)`` (same geometry: rotation centre (H // 2, W // 2),
@@ -17,11 +21,28 @@ warm-up; the warm-up of ours builds the sparse system matrix, A and A^T, and is 
 "first", with the matrix's bytes): scicli's A / A^T, torchskradon 0.1.4 (``skradon`` for A, ``skiradon(filter_name=None)`` unscaled
 for the back-projection; both circle=False) and scikit-image's radon / iradon(filter=None).
 
-``--tune``: admm-tv and fista-tv TV weights on a validation set that is never a test image:
+``--tune``: admm-tv and fista-tv TV weights and pnp-admm's FFDNet sigma schedule on a validation set that is never a test image:
 two phantoms (Shepp-Logan, a random-ellipse phantom) and one Train400 image, resized to
 ``--val-size``, ``--views`` views, noise-free; PSNR against the image. The chosen weights are
 the ct operator's ``method_defaults`` (scicli/physics/ct.py). The DICOM test slices
 (pydicom-data's 693_UNCI / 693_UNCR) are never used here.
+
+``--methods``: the CT method table of issue 12 section 3 on the CT test slices of
+``bench/ct_slices.py`` (pydicom-data's 693_UNCI.dcm and 693_UNCR.dcm, the same acquisition
+stored twice, correlation 0.995; and the two frames of eCT_Supplemental.dcm, correlation 0.90
+between them; windowed [-1000, 1000] HU, resized to ``--size``), for ``--views`` views evenly
+over 180 degrees, noise-free (``--noise S``: Gaussian noise of standard deviation S / 255 added
+to the sinogram). Rows: fbp (ramp), fista-tv, admm-tv, pnp-admm (FFDNet), all with the ct
+operator's defaults; ista-net-plus and fista-net with the weights trained for that number of
+views (a missing file or weights for other views: the row says so and is skipped); red-deq
+(``--weights-red-deq``, default the untrained map: the shipped dncnn as D) and oder
+(``--weights-oder``, its trained w and all views; RED's weights fit any number of views) with
+at most ``--max-iter`` Nesterov evaluations. Columns: the means over the slices of PSNR (result
+clipped to [0, 1]), SSIM (scikit-image convention), SNR (the ODER supplement's eq. 15, affine
+fit), the PSNR gain over FBP, the seconds of the whole batch, and each slice's PSNR. The
+published Mayo numbers (FISTA-Net paper, 60 / 120 views) are printed beside: the data differ
+(Mayo/AAPM there, these DICOM slices here) so only the ordering and the gains over FBP compare.
+CPU, one thread (``--threads``), load average printed at the start and the end.
 """
 
 from __future__ import annotations
@@ -45,8 +66,13 @@ from PIL import Image  # noqa: E402
 from skimage.data import shepp_logan_phantom  # noqa: E402
 from skimage.transform import iradon, radon, resize  # noqa: E402
 
+from ct_slices import correlations, test_slices  # noqa: E402
+from scicli.core.errors import ScicliError  # noqa: E402
 from scicli.methods import METHODS  # noqa: E402
+from scicli.methods.red_deq import REDMap  # noqa: E402
+from scicli.metrics import psnr as clipped_psnr, snr, ssim  # noqa: E402
 from scicli.physics.ct import ParallelBeamCT, matrix_bytes  # noqa: E402
+from scicli.weights.store import load_model  # noqa: E402
 
 TRAIN400 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "Train400"
 RADON_TOL, FBP_TOL = 1e-6, 0.05
@@ -159,6 +185,96 @@ def tune(size: int, views: int) -> None:
             scores = [psnr(r, im) for r, (_, im) in zip(rec, images)]
             print(f"  {method:8s} tv_weight {w:<6g} {extra or ''} mean PSNR {np.mean(scores):.2f} dB  "
                   f"({' '.join(f'{s:.1f}' for s in scores)})  {sec:.1f} s for {len(images)} images")
+    for schedule in ((50, 25, 12, 6), (25, 12, 6, 3), (12, 6, 3, 1.5), (6, 3, 1.5, 0.75)):
+        solver = METHODS.get("pnp-admm").factory(sigma=tuple(v / 255.0 for v in schedule))  # gamma 0.01, 4 x 10
+        t0 = time.perf_counter()
+        rec = solver.solve(op, y).x.numpy()[:, 0]
+        sec = time.perf_counter() - t0
+        scores = [psnr(r, im) for r, (_, im) in zip(rec, images)]
+        print(f"  pnp-admm ffdnet sigma {schedule} /255 mean PSNR {np.mean(scores):.2f} dB  "
+              f"({' '.join(f'{s:.1f}' for s in scores)})  {sec:.1f} s for {len(images)} images")
+
+
+PUBLISHED = {"fbp": (27.53, 29.15), "fista-tv": (33.25, 35.22), "ista-net": (33.73, 35.45),
+             "fista-net": (37.32, 40.19)}
+"""Mayo (AAPM) sparse-view CT, PSNR at 60 / 120 views (FISTA-Net paper, as quoted in issue 12)."""
+
+
+def method_rows(views: int, args: argparse.Namespace) -> list[tuple[str, Callable[[ParallelBeamCT, torch.Tensor],
+                                                                               torch.Tensor] | str]]:
+    """(label, reconstruct(op, y) or the reason the row is skipped) of the table at ``views``."""
+    def classic(name: str) -> Callable[[ParallelBeamCT, torch.Tensor], torch.Tensor]:
+        return lambda op, y: METHODS.get(name).factory().solve(op, y).x
+
+    def learned(method: str, path: str | None, solve: dict | None = None, **attrs: int
+                ) -> Callable[[ParallelBeamCT, torch.Tensor], torch.Tensor] | str:
+        if path and not Path(path).exists():
+            return f"skipped: {path} does not exist (yet)"
+        try:
+            model = (load_model(method, path) if path else REDMap()).float().eval()  # untrained: shipped dncnn as D
+        except ScicliError as exc:
+            return f"skipped: {exc}"
+        for name, value in attrs.items():
+            setattr(model, name, value)
+
+        def run(op: ParallelBeamCT, y: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return model(y, op, solve=solve)[0]
+        return run
+
+    red_solve = {"max_iter": args.max_iter}
+    rows: list[tuple[str, Callable | str]] = [("fbp (ramp)", classic("fbp")), ("fista-tv", classic("fista-tv")),
+                                              ("admm-tv", classic("admm-tv")), ("pnp-admm (ffdnet)", classic("pnp-admm"))]
+    for method in ("ista-net-plus", "fista-net"):
+        path = getattr(args, f"weights_{method.replace('-', '_')}_{views}", None)
+        rows.append((method, learned(method, path) if path else f"skipped: no --weights-{method}-{views}"))
+    red_label = "red-deq" + ("" if args.weights_red_deq else " (untrained: shipped dncnn)")
+    rows.append((red_label, learned("red-deq", args.weights_red_deq, red_solve) if args.weights_red_deq
+                 else learned("red-deq", None, red_solve)))
+    if args.weights_oder:
+        trained = learned("oder", args.weights_oder, red_solve)
+        w = trained if isinstance(trained, str) else load_model("oder", args.weights_oder).w
+        rows.append((f"oder w = {w} (as trained)", trained))
+        rows.append(("oder, all views (= red-deq)", learned("oder", args.weights_oder, red_solve, w=0)))
+    else:
+        rows.append(("oder", "skipped: no --weights-oder"))
+    return rows
+
+
+def methods_table(args: argparse.Namespace) -> None:
+    names, imgs = test_slices(args.size)
+    corr = correlations(imgs)
+    print(f"CT test slices at {args.size}x{args.size} (windowed [-1000, 1000] HU): {', '.join(names)}; "
+          f"correlation UNCI/UNCR {corr[0, 1]:.3f} (nearly the same anatomy), eCT frames {corr[2, 3]:.2f}")
+    x = torch.from_numpy(imgs[:, None]).float()
+    for views in (int(v) for v in args.views.split(",")):
+        op = ParallelBeamCT(torch.arange(views, dtype=torch.float64) * (180.0 / views), (args.size, args.size)).float()
+        with torch.no_grad():
+            y = op.A(x)
+        if args.noise > 0:
+            gen = torch.Generator().manual_seed(0)
+            y = y + (args.noise / 255.0) * torch.randn(y.shape, generator=gen)
+        print(f"\n{views} views over 180 degrees, noise {args.noise:g}/255; red-deq/oder at most {args.max_iter} "
+              "Nesterov evaluations")
+        print(f"{'method':36s} {'PSNR':>6s} {'SSIM':>6s} {'SNR':>6s} {'gain':>6s} {'s':>6s}   PSNR per slice")
+        base = None
+        for label, run in method_rows(views, args):
+            if isinstance(run, str):
+                print(f"{label:36s} {run}", flush=True)
+                continue
+            t0 = time.perf_counter()
+            rec = run(op, y).detach().numpy()[:, 0]
+            sec = time.perf_counter() - t0
+            p = [clipped_psnr(r, im) for r, im in zip(rec, imgs)]
+            q = float(np.mean([ssim(r, im) for r, im in zip(rec, imgs)]))
+            n = float(np.mean([snr(r, im) for r, im in zip(rec, imgs)]))
+            base = float(np.mean(p)) if base is None else base
+            print(f"{label:36s} {np.mean(p):6.2f} {q:6.3f} {n:6.2f} {np.mean(p) - base:+6.2f} {sec:6.1f}   "
+                  f"{' '.join(f'{v:.2f}' for v in p)}", flush=True)
+    print("\npublished (FISTA-Net paper, Mayo/AAPM data; different data: compare the ordering and the gains only)")
+    print(f"{'method':12s} {'60 views':>9s} {'gain':>6s} {'120 views':>10s} {'gain':>6s}")
+    for name, (p60, p120) in PUBLISHED.items():
+        print(f"{name:12s} {p60:9.2f} {p60 - PUBLISHED['fbp'][0]:+6.2f} {p120:10.2f} {p120 - PUBLISHED['fbp'][1]:+6.2f}")
 
 
 def main() -> None:
@@ -171,7 +287,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tune", action="store_true")
     parser.add_argument("--val-size", type=int, default=128)
+    parser.add_argument("--methods", action="store_true", help="the CT method table on the DICOM test slices")
+    parser.add_argument("--size", type=int, default=128, help="--methods: image size of the test slices")
+    parser.add_argument("--noise", type=float, default=0.0, help="--methods: sinogram noise std on 0..255")
+    parser.add_argument("--max-iter", type=int, default=40, help="--methods: red-deq/oder forward evaluations")
+    for method in ("ista-net-plus", "fista-net"):
+        for v in (60, 120):
+            parser.add_argument(f"--weights-{method}-{v}", default=None, help=f"--methods: {method} weights, {v} views")
+    parser.add_argument("--weights-red-deq", default=None)
+    parser.add_argument("--weights-oder", default=None)
     args = parser.parse_args()
+    if args.methods and args.views == "60,120,180":
+        args.views = "60,120"
     torch.set_num_threads(args.threads)
     views = [int(v) for v in args.views.split(",")]
     print(f"device cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared), "
@@ -180,6 +307,10 @@ def main() -> None:
     if args.tune:
         for v in views:
             tune(args.val_size, v)
+        return
+    if args.methods:
+        methods_table(args)
+        print(f"load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         return
     print("accuracy (float64):")
     for v in views:

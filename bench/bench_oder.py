@@ -4,14 +4,39 @@ step for w in {10, 20, 40, 60, 120} of b = 120 views (w = b is RED (DEQ)).
     python bench/bench_oder.py [--size 128] [--batch 2] [--ws 10,20,40,60,120] [--steps 2]
                                [--max-iter 20] [--backward-max-iter 10]
     python bench/bench_oder.py --table [--weights RUN/best.pt] [--size 128] [--max-iter 40]
-                               (Table 4's shape on the DICOM test slices)
+                               [--slices all|pair] [--lipschitz-ws 20,40] [--star-iter 300] [--no-lipschitz]
+                               (Table 4's shape on the DICOM test slices, then Fig. 1's Lipschitz ratios)
+    python bench/bench_oder.py --lipschitz [same options]       (the Lipschitz part of --table alone)
+    python bench/bench_oder.py --fig4 [--weights RUN/best.pt] [--size 128] [--max-iter 40] [--slices all|pair]
+                               (Fig. 4's equal per-iteration budget: ODER w = 50 of 180 against RED on 50 views)
 
-``--table``: the CT test slices (pydicom-data's 693_UNCI.dcm and 693_UNCR.dcm, windowed
-[-1000, 1000] HU, resized to ``--size``), b = 120 views, no noise: FBP (ramp), fista-tv (the ct
-defaults), RED (DEQ) and ODER at w/b = 1/12, 1/6, 1/3, 1/2, 3/4, 1 with the same weights
-(``--weights``; default: the untrained map, i.e. the shipped dncnn as D: RED (Denoising)'s
-prior run as the DEQ). SNR is the supplement's (eq. 15: the best affine fit ``a x_hat + c`` of the
-truth, ``20 log10(||x|| / ||x - a x_hat - c||)``), PSNR on [0, 1] with the result clipped.
+``--table``: the CT test slices of ``bench/ct_slices.py`` (pydicom-data's 693_UNCI.dcm and
+693_UNCR.dcm, the same acquisition twice (correlation 0.995), and the two frames of
+eCT_Supplemental.dcm; ``--slices pair``: the first two only), windowed [-1000, 1000] HU, resized
+to ``--size``, b = 120 views, no noise: FBP (ramp), fista-tv (the ct defaults), RED (DEQ) and
+ODER at w/b = 1/12, 1/6, 1/3, 1/2, 3/4, 1 with the same weights (``--weights``; default: the
+untrained map, i.e. the shipped dncnn as D: RED (Denoising)'s prior run as the DEQ). SNR is the
+supplement's (eq. 15: the best affine fit ``a x_hat + c`` of the truth,
+``20 log10(||x|| / ||x - a x_hat - c||)``), PSNR on [0, 1] with the result clipped.
+
+Lipschitz (the supplement's Fig. 1, after the table): T is the full-batch map (all b = 120
+views) of the weights, x* its fixed point from a long solve (``--star-iter``
+evaluations of Anderson acceleration, tolerance 1e-6, from FBP; its residual
+``||T(x*) - x*|| / ||x*||`` is printed); for the forward solves of RED (DEQ) and of ODER at each
+w of ``--lipschitz-ws`` (the table's settings, the points x_{k-1} at which the solver evaluated
+its map: Nesterov's extrapolated points; ODER's own evaluations use w drawn views, the ratio
+uses T, whose fixed point ODER approximates, as in the supplement's Lemma 1) the ratios
+``||T(x_{k-1}) - T(x*)|| / ||x_{k-1} - x*||`` over every iterate of every slice: their count,
+median, max and the fraction above 1 (``scicli.fixedpoint.lipschitz.secant_ratios``).
+
+``--fig4``: b = 180 views (evenly over 180 degrees, no noise). ODER with w = 50 views per
+evaluation (5 chunks of 36 views, 10 drawn from each) against RED (DEQ) restricted to 50 fixed,
+evenly spaced views of the 180 (views round(3.6 i), i = 0..49), the same weights and the same
+number of evaluations (``--max-iter``), each from the FBP of the views it has (ODER: all 180,
+RED: its 50); RED (DEQ) on all 180 views and the two FBPs for reference. The supplement's
+Fig. 4 compares on its validation set after training each (RED (DEQ 50/180) trained on its 50
+views) and reports ODER ~3 dB SNR above RED (DEQ 50/180) and near RED (DEQ 180/180); here the
+weights are shared (trained for ODER or untrained), on the CT test slices.
 
 One step = the loss of ``oder`` (w chunk-drawn views per evaluation, DnCNN 10 x 32 started from
 the shipped dncnn) on a batch of ``--batch`` Shepp-Logan / ellipse images of ``--size`` pixels
@@ -53,7 +78,8 @@ import torch  # noqa: E402
 from skimage.data import shepp_logan_phantom  # noqa: E402
 from skimage.transform import resize  # noqa: E402
 
-from scicli.io.dicom import read_dicom  # noqa: E402
+from ct_slices import PAIR, SLICES, correlations, test_slices  # noqa: E402
+from scicli.fixedpoint.lipschitz import ratio_summary, secant_ratios  # noqa: E402
 from scicli.methods import METHODS  # noqa: E402
 from scicli.methods.red_deq import _NORMS, ODERMap, operator_norm  # noqa: E402
 from scicli.metrics import psnr, snr  # noqa: E402
@@ -115,26 +141,49 @@ def one(w: int, size: int, batch: int, steps: int, max_iter: int, back_iter: int
             "peak_mib": peak_mib()}
 
 
-def table(size: int, weights: str | None, max_iter: int, tv: bool = True) -> None:
-    import data_store  # noqa: PLC0415 (pydicom-data, bench extra)
+def load_slices(size: int, which: str) -> tuple[list[str], np.ndarray, torch.Tensor]:
+    names, imgs = test_slices(size, SLICES if which == "all" else PAIR)
+    note = ""
+    if len(names) > 2:
+        corr = correlations(imgs)
+        note = f"; correlation UNCI/UNCR {corr[0, 1]:.3f} (nearly one anatomy), eCT frames {corr[2, 3]:.2f}"
+    print(f"test slices {', '.join(names)} at {size}x{size}, windowed [-1000, 1000] HU{note}")
+    return names, imgs, torch.from_numpy(imgs[:, None]).float()
 
+
+def load_map(weights: str | None) -> ODERMap:
+    return (ODERMap() if weights is None else load_model("oder", weights)).float().eval()  # untrained: shipped D
+
+
+def scores(rec: torch.Tensor, imgs: np.ndarray) -> tuple[float, float]:
+    """Mean (SNR, PSNR) over the slices."""
+    r = rec.detach().numpy()[:, 0]
+    return (float(np.mean([snr(a, b) for a, b in zip(r, imgs)])), float(np.mean([psnr(a, b) for a, b in zip(r, imgs)])))
+
+
+STAR_SOLVE = {"solver": "anderson", "tol": 1e-6, "m": 20, "lam": 1e-6}
+"""The long solve of x* in Fix(T) for the Lipschitz ratios: Anderson with a history of 20, never
+stopped for a growing step. With the oder-ct120-w40 weights (tau 0.02: T contracts by ~0.996 per
+step) 600 evaluations on two 64 x 64 slices left ``||T(x) - x|| / ||x||`` at 6.0e-4 (Anderson,
+m = 5: 6.6e-4; Nesterov without restarts: 4.6e-3; plain iteration in float64: 4.1e-3; float64
+Anderson 6.1e-4, so not float32 round-off): x* is approximate and its residual is printed. Each
+ratio is still a secant ratio of T between two points, so a ratio above 1 shows T expanding there
+whatever the error of x*."""
+
+
+def table(size: int, weights: str | None, max_iter: int, tv: bool = True, slices: str = "all") -> None:
     torch.set_num_threads(1)
-    folder = os.path.join(os.path.dirname(data_store.__file__), "data")
-    names = ["693_UNCI.dcm", "693_UNCR.dcm"]
-    imgs = np.stack([resize(read_dicom(os.path.join(folder, n)), (size, size), anti_aliasing=True) for n in names])
-    x = torch.from_numpy(imgs[:, None]).float()
+    names, imgs, x = load_slices(size, slices)
     op = ParallelBeamCT(torch.arange(120, dtype=torch.float64) * 1.5, (size, size)).float()
     with torch.no_grad():
         y = op.A(x)
-    model = (ODERMap() if weights is None else load_model("oder", weights)).float().eval()  # untrained: shipped D
-    print(f"test slices {', '.join(names)} at {size}x{size}, b = 120 views, no noise; weights: "
-          f"{weights or 'untrained (shipped dncnn as D)'}; forward at most {max_iter} Nesterov evaluations")
+    model = load_map(weights)
+    print(f"b = 120 views, no noise; weights: {weights or 'untrained (shipped dncnn as D)'}; forward at most "
+          f"{max_iter} Nesterov evaluations")
     print(f"{'method':28s} {'SNR':>7s} {'PSNR':>7s} {'gap':>6s} {'s':>6s}")
 
     def row(label: str, rec: torch.Tensor, sec: float, ref: float | None = None) -> float:
-        r = rec.detach().numpy()[:, 0]
-        s_snr = float(np.mean([snr(a, b) for a, b in zip(r, imgs)]))
-        s_psnr = float(np.mean([psnr(a, b) for a, b in zip(r, imgs)]))
+        s_snr, s_psnr = scores(rec, imgs)
         gap = "" if ref is None else f"{ref - s_snr:6.2f}"
         print(f"{label:28s} {s_snr:7.2f} {s_psnr:7.2f} {gap:>6s} {sec:6.1f}", flush=True)
         return s_snr
@@ -156,6 +205,101 @@ def table(size: int, weights: str | None, max_iter: int, tv: bool = True) -> Non
             row(f"ODER w = {w} (w/b = {w / 120:.3f})", model(y, op, solve=solve)[0], time.perf_counter() - t0, ref)
 
 
+def lipschitz(size: int, weights: str | None, max_iter: int, ws: list[int], star_iter: int,
+              slices: str = "all") -> None:
+    """The supplement's Fig. 1 statistics: ``||T(x_{k-1}) - T(x*)|| / ||x_{k-1} - x*||`` over the
+    iterates of RED (DEQ) and ODER at each w, T the full-batch map, x* its fixed point."""
+    torch.set_num_threads(1)
+    names, imgs, x = load_slices(size, slices)
+    op = ParallelBeamCT(torch.arange(120, dtype=torch.float64) * 1.5, (size, size)).float()
+    with torch.no_grad():
+        y = op.A(x)
+    model = load_map(weights)
+    trained_w = model.w
+    model.w = 0
+
+    def full_map(z: torch.Tensor) -> torch.Tensor:
+        return model.f(z, op, y)
+
+    t0 = time.perf_counter()
+    star: dict = {}
+    with torch.no_grad():
+        info = model.reconstruct_with_start(y, op, STAR_SOLVE | {"max_iter": star_iter, "patience": star_iter},
+                                            trace=star)[1]
+        z_star = star["z"]
+        residual = float((torch.linalg.vector_norm((full_map(z_star) - z_star).flatten(1), dim=1)
+                          / torch.linalg.vector_norm(z_star.flatten(1), dim=1)).max())
+    print(f"Lipschitz over the iterates (supplement Fig. 1): T = the full map (b = 120) of "
+          f"{f'{weights} (trained w = {trained_w})' if weights else 'the untrained map (shipped dncnn as D)'}; x* from "
+          f"{info.steps} Anderson evaluations (tol {STAR_SOLVE['tol']:g}, "
+          f"{'converged' if info.converged else info.diverged or 'not converged'}): "
+          f"max ||T(x*) - x*|| / ||x*|| = {residual:.1e}; {time.perf_counter() - t0:.1f} s")
+    print(f"{'solve':28s} {'ratios':>7s} {'median':>7s} {'max':>7s} {'> 1':>7s} {'SNR':>7s} {'s':>6s}")
+    solve = {"max_iter": max_iter, "tol": 1e-3}
+    for w in [0, *ws]:
+        model.w = w
+        trace: dict = {}
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            rec = model.reconstruct_with_start(y, op, solve, trace=trace)[0]
+            model.w = 0
+            ratios = secant_ratios(full_map, trace["iterates"], z_star)
+        stats = ratio_summary(ratios)
+        label = "RED (DEQ), b = 120" if w == 0 else f"ODER w = {w} (w/b = {w / 120:.3f})"
+        print(f"{label:28s} {stats['count']:7d} {stats['median']:7.3f} {stats['max']:7.3f} "
+              f"{100 * stats['above_one']:6.1f}% {scores(rec, imgs)[0]:7.2f} {time.perf_counter() - t0:6.1f}",
+              flush=True)
+
+
+def fig4(size: int, weights: str | None, max_iter: int, slices: str = "all", w: int = 50, fixed: int = 50) -> None:
+    """ODER (w of b = 180 per evaluation) against RED (DEQ) on ``fixed`` evenly spaced views."""
+    torch.set_num_threads(1)
+    names, imgs, x = load_slices(size, slices)
+    op = ParallelBeamCT(torch.arange(180, dtype=torch.float64), (size, size)).float()
+    idx = torch.round(torch.arange(fixed, dtype=torch.float64) * (180.0 / fixed)).long()
+    sub = op.views_subset(idx)
+    with torch.no_grad():
+        y = op.A(x)
+    y_sub = y[:, idx]
+    model = load_map(weights)
+    solve = {"max_iter": max_iter, "tol": 1e-3}
+    print(f"b = 180 views (1 degree apart), no noise; weights: "
+          f"{f'{weights} (trained w = {model.w})' if weights else 'untrained (shipped dncnn as D)'}; {max_iter} Nesterov evaluations at most (tol 1e-3) for every DEQ row; "
+          f"RED's {fixed} fixed views: every {180 / fixed:g} degrees")
+    print(f"{'method':34s} {'views/eval':>10s} {'SNR':>7s} {'PSNR':>7s} {'evals':>6s} {'s':>6s}")
+    out: dict[str, float] = {}
+
+    def row(label: str, per_eval: str, fn) -> None:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            rec, info = fn()
+        sec = time.perf_counter() - t0
+        s_snr, s_psnr = scores(rec, imgs)
+        out[label] = s_snr
+        evals = info.steps if info is not None else None
+        print(f"{label:34s} {per_eval:>10s} {s_snr:7.2f} {s_psnr:7.2f} {evals if evals is not None else '':>6} "
+              f"{sec:6.1f}", flush=True)
+
+    row("fbp (ramp), 180 views", "-", lambda: (op.fbp(y), None))
+    row(f"fbp (ramp), {fixed} fixed views", "-", lambda: (sub.fbp(y_sub), None))
+
+    def red(operator: ParallelBeamCT, meas: torch.Tensor):
+        model.w = 0
+        return model(meas, operator, solve=solve)
+
+    def oder():
+        model.w = w
+        return model(y, op, solve=solve)
+
+    row(f"RED (DEQ {fixed}/180)", str(fixed), lambda: red(sub, y_sub))
+    row(f"ODER (w = {w} of 180, chunked)", str(w), oder)
+    row("RED (DEQ 180/180)", "180", lambda: red(op, y))
+    gain = out[f"ODER (w = {w} of 180, chunked)"] - out[f"RED (DEQ {fixed}/180)"]
+    gap = out["RED (DEQ 180/180)"] - out[f"ODER (w = {w} of 180, chunked)"]
+    print(f"ODER - RED (DEQ {fixed}/180): {gain:+.2f} dB SNR (published: about +3 dB); "
+          f"RED (DEQ 180/180) - ODER: {gap:+.2f} dB (published: about 0)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=128)
@@ -169,11 +313,26 @@ def main() -> None:
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--weights", default=None)
     parser.add_argument("--no-tv", action="store_true", help="--table without the fista-tv row")
+    parser.add_argument("--slices", choices=("all", "pair"), default="all",
+                        help="the four CT test slices, or 693_UNCI/UNCR only")
+    parser.add_argument("--lipschitz", action="store_true", help="the Lipschitz ratios of --table alone")
+    parser.add_argument("--no-lipschitz", action="store_true", help="--table without the Lipschitz ratios")
+    parser.add_argument("--lipschitz-ws", default="20,40", help="ODER's w of the Lipschitz ratios")
+    parser.add_argument("--star-iter", type=int, default=300, help="evaluations of the long solve giving x*")
+    parser.add_argument("--fig4", action="store_true", help="Fig. 4: ODER w = 50 of 180 against RED on 50 views")
     args = parser.parse_args()
-    if args.table:
-        print(f"device cpu, torch {torch.__version__}, 1 thread, load average "
-              f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-        table(args.size, args.weights, args.max_iter, tv=not args.no_tv)
+    if args.table or args.lipschitz or args.fig4:
+        print(f"device cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared), torch "
+              f"{torch.__version__}, 1 thread, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        max_iter = 40 if args.max_iter == parser.get_default("max_iter") else args.max_iter
+        if args.table:
+            table(args.size, args.weights, max_iter, tv=not args.no_tv, slices=args.slices)
+        if (args.table and not args.no_lipschitz) or args.lipschitz:
+            ws = [int(v) for v in args.lipschitz_ws.split(",") if v.strip()]
+            lipschitz(args.size, args.weights, max_iter, ws, args.star_iter, slices=args.slices)
+        if args.fig4:
+            fig4(args.size, args.weights, max_iter, slices=args.slices)
+        print(f"load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         return
     if args.one is not None:
         print(json.dumps(one(args.one, args.size, args.batch, args.steps, args.max_iter, args.backward_max_iter,

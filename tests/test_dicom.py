@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid  # 
 from conftest import invoke_cli  # noqa: E402
 from scicli.core.errors import DataError  # noqa: E402
 from scicli.io import read_array  # noqa: E402
-from scicli.io.dicom import HU_WINDOW, parse_hu_window, set_hu_window  # noqa: E402
+from scicli.io.dicom import HU_WINDOW, parse_hu_window, read_dicom, set_hu_window  # noqa: E402
 from scicli.io.limits import set_memory_budget  # noqa: E402
 
 
@@ -126,6 +126,48 @@ def test_without_the_extra_the_error_names_it(slice_file, monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "pydicom", None)  # import pydicom -> ImportError
     with pytest.raises(DataError, match=r"'dicom' extra"):
         read_array(slice_file[0])
+
+
+def enhanced(path: Path, stored: np.ndarray, shared: tuple[float, float] | None,
+             per_frame: list[tuple[float, float] | None]) -> Path:
+    """A multi-frame CT file whose rescale lives only in its functional groups (as an Enhanced CT
+    Image stores it): ``shared`` in SharedFunctionalGroupsSequence, ``per_frame[i]`` in frame i's."""
+    write_dicom(path, stored, frames=stored.shape[0])
+    ds = pydicom.dcmread(path)
+    del ds.RescaleSlope, ds.RescaleIntercept
+
+    def group(pair: tuple[float, float] | None) -> Dataset:
+        item = Dataset()
+        if pair is not None:
+            transform = Dataset()
+            transform.RescaleSlope, transform.RescaleIntercept = pair
+            item.PixelValueTransformationSequence = pydicom.sequence.Sequence([transform])
+        return item
+
+    ds.SharedFunctionalGroupsSequence = pydicom.sequence.Sequence([group(shared)])
+    ds.PerFrameFunctionalGroupsSequence = pydicom.sequence.Sequence([group(p) for p in per_frame])
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_multi_frame_rescale_comes_from_the_functional_groups(tmp_path: Path) -> None:
+    """frames=True gives (F, H, W); frame i uses its own rescale, else the shared one."""
+    stored = np.stack([np.full((4, 6), 1000), np.full((4, 6), 1500)])
+    path = enhanced(tmp_path / "e.dcm", stored, shared=(1.0, -1024.0), per_frame=[None, (2.0, -2000.0)])
+    x = read_dicom(path, frames=True)
+    assert x.shape == (2, 4, 6) and x.dtype == np.float32
+    hu = np.array([1000 - 1024.0, 2 * 1500 - 2000.0])  # -24 HU (shared), 1000 HU (its own)
+    np.testing.assert_allclose(x[:, 0, 0], (hu + 1000.0) / 2000.0, atol=1e-6)
+    with pytest.raises(DataError, match="multi-frame"):  # one slice is asked for: refused
+        read_dicom(path)
+
+
+def test_real_multi_frame_ct_from_pydicom_data() -> None:
+    """eCT_Supplemental.dcm: two 512 x 512 frames, rescale intercept -1024 in the shared group
+    (without it air would read as 0 HU, i.e. 0.5)."""
+    data_store = pytest.importorskip("data_store", reason="pydicom-data not installed")
+    x = read_dicom(Path(data_store.__file__).parent / "data" / "eCT_Supplemental.dcm", frames=True)
+    assert x.shape == (2, 512, 512) and float(x.min()) == 0.0 and x.max() <= 1.0
 
 
 def test_real_ct_slice_from_pydicom_data() -> None:

@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from scicli.fixedpoint import iterate_ratios, jacobian_norm_and_radius, make_solver
+from scicli.fixedpoint import iterate_ratios, jacobian_norm_and_radius, make_solver, ratio_summary, secant_ratios
 from scicli.methods import METHODS
 from scicli.methods.deq_rnn import DEQRnn
 from scicli.physics import VideoSCI
@@ -33,6 +33,21 @@ def test_power_iteration_finds_the_norm_and_radius_of_a_symmetric_contraction() 
     assert torch.allclose(norm, torch.full((3,), 0.8, dtype=torch.float64), atol=1e-3)
     assert torch.allclose(radius, torch.full((3,), 0.8, dtype=torch.float64), atol=1e-2)
 
+
+
+def test_secant_ratios_of_another_solvers_iterates_and_their_summary() -> None:
+    """The supplement's Fig. 1 measure: the map f applied to the points of some other sequence
+    (here a noisy iteration, as ODER's stochastic steps), against z* in Fix(f)."""
+    d = torch.tensor([0.5, 0.9, 1.5, 0.2], dtype=torch.float64)  # expands along the third axis
+    f = linear_map(torch.diag(d), torch.zeros(4, dtype=torch.float64))
+    z_star = torch.zeros(1, 4, dtype=torch.float64)
+    points = [torch.eye(4, dtype=torch.float64)[i:i + 1] for i in range(4)] + [z_star]  # last: z* itself
+    ratios = secant_ratios(f, points, z_star)
+    assert ratios.shape == (5, 1) and torch.isnan(ratios[4]).all()  # undefined at z*
+    assert torch.allclose(ratios[:4, 0], d)
+    summary = ratio_summary(ratios)
+    assert summary == {"median": pytest.approx(0.7), "max": pytest.approx(1.5), "above_one": 0.25, "count": 4}
+    assert math.isnan(ratio_summary(ratios[4:])["max"]) and ratio_summary(ratios[4:])["count"] == 0
 
 def test_the_norm_of_a_non_normal_map_exceeds_its_spectral_radius() -> None:
     # z' = [[0.5, 2], [0, 0.5]] z: expands some directions (||J|| > 1), yet the iteration converges

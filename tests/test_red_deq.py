@@ -12,7 +12,7 @@ from skimage.transform import resize
 
 from conftest import invoke_cli
 from scicli.core.errors import UsageError
-from scicli.fixedpoint import make_solver
+from scicli.fixedpoint import make_solver, ratio_summary, secant_ratios
 from scicli.methods.red_deq import ODERMap, REDMap, chunked_draw, operator_norm
 from scicli.physics import OPERATORS
 
@@ -73,6 +73,21 @@ def test_oder_uses_w_views_and_is_reproducible_at_inference() -> None:
         a, b = oder(y, op)[0], oder(y, op)[0]
     assert set(seen) == {5} and torch.equal(a, b)
 
+
+
+def test_oder_traces_its_iterates_and_they_converge_to_the_full_maps_fixed_point() -> None:
+    """A traced ODER solve records the points its map was evaluated at; the full-batch map T is
+    a contraction over them (the supplement's Fig. 1 measure, all ratios below 1)."""
+    op, y, _ = problem()
+    oder = ODERMap(w=6, tau=0.5, solve={"max_iter": 12, "tol": 0.0}).double().eval()
+    trace: dict = {}
+    with torch.no_grad():
+        oder.reconstruct_with_start(y, op, trace=trace)
+        oder.w = 0
+        z_star = oder(y, op, solve={"max_iter": 300, "tol": 1e-9})[0]
+        ratios = secant_ratios(lambda z: oder.f(z, op, y), trace["iterates"], z_star)
+    assert len(trace["iterates"]) == 12 and trace["z"].shape == z_star.shape
+    assert ratio_summary(ratios)["count"] == 12 and ratio_summary(ratios)["max"] < 1.0
 
 @pytest.mark.parametrize("w", [0, 4])
 def test_gradients_reach_the_denoiser_through_the_implicit_backward(w: int) -> None:

@@ -12,7 +12,10 @@ measurements, all of a batch of N independent samples (f must not mix samples):
               < 1 where ||J|| >= 1, e.g. a state that accumulates a residual): power iteration
               on J, the geometric mean of ``||J v_k|| / ||v_k||`` over the second half
     iterates  ``||f(z_k) - f(z*)|| / ||z_k - z*||`` over the iterates z_k of a solve (the
-              secant ratios towards the fixed point: > 1 where the map expands)
+              secant ratios towards the fixed point: > 1 where the map expands; the ODER
+              supplement's Fig. 1 histograms them, with z* in Fix(f) from a long solve and the
+              iterates those of any solver, e.g. a stochastic one whose mean map is f:
+              :func:`secant_ratios` and :func:`ratio_summary`)
 
 J v is a Jacobian-vector product by double backward (``J v = d/du <J^T u, v>``), J^T w a
 vector-Jacobian product, both on one recorded evaluation of f: each power step costs about
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -92,3 +96,22 @@ def iterate_ratios(f: Map, iterates: Sequence[Tensor], images: Sequence[Tensor],
             ratio = _norms(fk - f_star) / den.clamp_min(1e-30)
             rows.append(torch.where(den > 0, ratio, torch.full_like(ratio, float("nan"))))
     return torch.stack(rows) if rows else z_star.new_zeros((0, z_star.shape[0]))
+
+
+def secant_ratios(f: Map, points: Sequence[Tensor], z_star: Tensor) -> Tensor:
+    """``||f(z_k) - f(z*)|| / ||z_k - z*||`` (K, N) with f applied here to every point z_k (e.g.
+    the iterates of another solver, or of a stochastic version of f) and to z*; NaN where
+    z_k = z*. One evaluation of f per point, no gradients."""
+    with torch.no_grad():
+        images = [f(z) for z in points]
+    return iterate_ratios(f, points, images, z_star)
+
+
+def ratio_summary(ratios: Tensor) -> dict[str, float]:
+    """``median``, ``max`` and ``above_one`` (the fraction > 1) of the finite ratios, and their
+    ``count``; NaN statistics when there are none."""
+    finite = ratios[torch.isfinite(ratios)].double()
+    if finite.numel() == 0:
+        return {"median": float("nan"), "max": float("nan"), "above_one": float("nan"), "count": 0}
+    return {"median": float(np.median(finite.cpu().numpy())), "max": float(finite.max()),
+            "above_one": float((finite > 1).double().mean()), "count": int(finite.numel())}

@@ -11,6 +11,12 @@ so a CT slice is windowed:
 stored bits can hold (``2^BitsStored - 1``, times the slope, plus the intercept), so they too
 land on [0, 1].
 
+A multi-frame file (``read_dicom(..., frames=True)``; e.g. an Enhanced CT Image) may keep the
+rescale in its functional groups instead of the top level: each frame's slope and intercept are
+taken from the top level if present, else from that frame's
+``PerFrameFunctionalGroupsSequence[i].PixelValueTransformationSequence``, else from the
+``SharedFunctionalGroupsSequence``'s, else (1, 0).
+
 Hostile or unusual files are refused in one line before any pixel data is loaded: not DICOM,
 no pixel data, colour (SamplesPerPixel != 1), multi-frame, a compressed transfer syntax without
 an installed decoder, or a declared Rows x Columns x bits larger than the file (uncompressed
@@ -29,7 +35,7 @@ import numpy as np
 from scicli.core.errors import DataError, ScicliError, UsageError
 from scicli.io.limits import check_declared
 
-__all__ = ["HU_WINDOW", "hu_window", "parse_hu_window", "read_dicom", "set_hu_window", "to_unit"]
+__all__ = ["HU_WINDOW", "frame_rescale", "hu_window", "parse_hu_window", "read_dicom", "set_hu_window", "to_unit"]
 
 HU_WINDOW: tuple[float, float] = (-1000.0, 1000.0)
 """Default Hounsfield window mapped to [0, 1]: air (-1000 HU) -> 0, +1000 HU (bone) -> 1."""
@@ -127,6 +133,35 @@ def _check_header(ds: Any, path: Path, *, frames: bool) -> tuple[int, float, flo
     return n_frames, _number(ds, "RescaleSlope", 1.0), _number(ds, "RescaleIntercept", 0.0)
 
 
+def _group_rescale(group: Any) -> tuple[float, float] | None:
+    """(slope, intercept) of one functional group's PixelValueTransformationSequence, or None."""
+    seq = group.get("PixelValueTransformationSequence", None) if group is not None else None
+    if not seq:
+        return None
+    item = seq[0]
+    if "RescaleSlope" not in item and "RescaleIntercept" not in item:
+        return None
+    return _number(item, "RescaleSlope", 1.0), _number(item, "RescaleIntercept", 0.0)
+
+
+def frame_rescale(ds: Any, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame ``(slopes, intercepts)``, each (n_frames,): the top-level RescaleSlope /
+    RescaleIntercept where the file has them, else each frame's functional group (per-frame
+    before shared, as an Enhanced CT Image stores them), else (1, 0)."""
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        top = (_number(ds, "RescaleSlope", 1.0), _number(ds, "RescaleIntercept", 0.0))
+        return np.full(n_frames, top[0]), np.full(n_frames, top[1])
+    shared_seq = ds.get("SharedFunctionalGroupsSequence", None)
+    shared = _group_rescale(shared_seq[0]) if shared_seq else None
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence", None) or []
+    pairs = []
+    for i in range(n_frames):
+        own = _group_rescale(per_frame[i]) if i < len(per_frame) else None
+        pairs.append(own or shared or (1.0, 0.0))
+    slopes, intercepts = (np.array(v, dtype=np.float64) for v in zip(*pairs))
+    return slopes, intercepts
+
+
 def read_dicom(path: Path, *, frames: bool = False) -> np.ndarray:
     """One DICOM slice (H, W) on [0, 1] as float32 (``frames=True``: (F, H, W), multi-frame allowed).
 
@@ -137,7 +172,8 @@ def read_dicom(path: Path, *, frames: bool = False) -> np.ndarray:
     pydicom = _pydicom()
     try:
         ds = pydicom.dcmread(path, defer_size=1024)  # large values (pixel data) stay on disk until used
-        n_frames, slope, intercept = _check_header(ds, path, frames=frames)
+        n_frames, _, _ = _check_header(ds, path, frames=frames)
+        slopes, intercepts = frame_rescale(ds, n_frames)
         raw = np.asarray(ds.pixel_array)
     except ScicliError:
         raise
@@ -148,10 +184,14 @@ def read_dicom(path: Path, *, frames: bool = False) -> np.ndarray:
     raw = raw.reshape(n_frames, *raw.shape[-2:]) if frames else raw
     if raw.ndim != (3 if frames else 2):
         raise DataError(f"{path}: pixel data of shape {raw.shape}, expected one grayscale slice")
+    shape = (-1, 1, 1) if frames else ()
+    slope, intercept = (v.reshape(shape) if frames else float(v[0]) for v in (slopes, intercepts))
     values = raw.astype(np.float64) * slope + intercept
     if str(ds.get("Modality", "")).upper() == "CT":
         return to_unit(values)
     stored = int(ds.get("BitsStored", 0) or 0) or raw.dtype.itemsize * 8
-    top = abs(slope) * (2.0 ** stored - 1) + intercept
-    return np.clip(values / top, 0.0, 1.0).astype(np.float32) if top > 0 else values.astype(np.float32)
+    top = np.abs(slope) * (2.0 ** stored - 1) + intercept
+    if np.all(np.asarray(top) > 0):
+        return np.clip(values / top, 0.0, 1.0).astype(np.float32)
+    return values.astype(np.float32)
 

@@ -168,10 +168,11 @@ class ODERMap(REDMap):
         return op.views_subset(idx), y[:, idx.to(y.device)], float(b) / idx.numel()
 
     def reconstruct_with_start(self, y: Tensor, op: LinearOperator, solve: dict[str, Any] | None = None,
-                               z0: Tensor | None = None) -> tuple[Tensor, Info, Tensor]:
+                               z0: Tensor | None = None, trace: dict[str, Any] | None = None
+                               ) -> tuple[Tensor, Info, Tensor]:
         if not self.training:  # reproducible reconstructions
             self.generator.manual_seed(self.seed)
-        return super().reconstruct_with_start(y, op, solve, z0)
+        return super().reconstruct_with_start(y, op, solve, z0, trace)
 
 
 register_learned(REDMap, "RED (DEQ): RED fixed point with a learned DnCNN, Nesterov forward, implicit backward")
