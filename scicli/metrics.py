@@ -170,8 +170,9 @@ def _filter_valid(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return a
 
 
-def _ssim_frames(x64: np.ndarray, r64: np.ndarray, data_range: float, convention: str) -> np.ndarray:
-    """Mean SSIM of each frame of ``(F, H, W)`` float64 arrays already clipped to the range.
+def _ssim_frames(frames_x: np.ndarray, frames_r: np.ndarray, data_range: float, convention: str) -> np.ndarray:
+    """Mean SSIM of each frame of two ``(F, H, W)`` arrays, each block of frames taken as float64
+    and clipped to ``[0, data_range]`` when it is filtered (no float64 copy of the whole video).
 
     With the window's weighted means ``mu``, ``E[x^2]``, ... over the valid region,
     ``v_x = c (E[x^2] - mu_x^2)``, ``v_xr = c (E[x r] - mu_x mu_r)`` (``c = N / (N - 1)``, ``N = k^2``,
@@ -182,7 +183,7 @@ def _ssim_frames(x64: np.ndarray, r64: np.ndarray, data_range: float, convention
     """
     w = ssim_window(convention)
     k = w.size
-    frames, h, wd = x64.shape
+    frames, h, wd = frames_x.shape
     if h < k or wd < k:
         raise ValueError(f"ssim: frames of {h} x {wd} are smaller than the {k} x {k} window")
     n = k * k
@@ -191,7 +192,7 @@ def _ssim_frames(x64: np.ndarray, r64: np.ndarray, data_range: float, convention
     scores = np.empty(frames)
     step = max(1, SSIM_CHUNK // (h * wd))
     for lo in range(0, frames, step):
-        x, r = x64[lo:lo + step], r64[lo:lo + step]
+        x, r = _clip64(frames_x[lo:lo + step], data_range), _clip64(frames_r[lo:lo + step], data_range)
         moments = np.empty((5, *x.shape))
         moments[0], moments[1] = x, r
         np.multiply(x, x, out=moments[2])
@@ -275,8 +276,7 @@ def frame_metrics(
     if np.iscomplexobj(recon_a) or np.iscomplexobj(orig_a):  # complex images: PSNR/SSIM of |x|
         recon_a, orig_a = np.abs(recon_a), np.abs(orig_a)
     psnrs = [psnr(r, o, data_range) for r, o in zip(recon_a, orig_a)]
-    ssims = [float(v) for v in _ssim_frames(_clip64(recon_a, data_range), _clip64(orig_a, data_range),
-                                             data_range, ssim_convention)]
+    ssims = [float(v) for v in _ssim_frames(recon_a, orig_a, data_range, ssim_convention)]
     snrs = [snr(r, o) for r, o in zip(recon_a, orig_a)]
     return {
         "psnr": psnrs,
