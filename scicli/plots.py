@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from scicli.color import cassi_wavelengths, cube_to_srgb
 from scicli.io.atomic import WriteGroup, atomic_write
@@ -331,6 +330,8 @@ def comparison_figure(recons: Mapping[str, np.ndarray], orig: np.ndarray, frames
 def spectral_points(cube: np.ndarray, n: int = 4) -> list[tuple[int, int]]:
     """``n`` (row, col) points to draw spectra at: in each cell of a near-square grid, the
     brightest pixel of the band-mean image smoothed over 5 x 5 (away from the borders)."""
+    from scipy import ndimage  # noqa: PLC0415 (0.3 s of imports that `scicli reconstruct` need not pay)
+
     mean = ndimage.uniform_filter(_magnitude(cube).mean(axis=0), size=5, mode="nearest")
     H, W = mean.shape
     rows = int(np.floor(np.sqrt(n)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import h5py
@@ -382,3 +383,20 @@ def test_mat_temp_name_keeps_suffix(tmp_path: Path, frames: np.ndarray) -> None:
     # savemat appends .mat to names without it; the atomic temp name must keep .mat last
     write_array(tmp_path / "r.mat", frames)
     assert _only_file(tmp_path) == ["r.mat"]
+
+
+def test_a_mat_file_is_listed_once_per_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the roles of a .mat lists its variables once (scipy's whosmat decompresses them
+    all), and a file rewritten in place is listed again."""
+    calls: list[str] = []
+    real = scipy.io.whosmat
+    monkeypatch.setattr(scipy.io, "whosmat", lambda name, *a, **k: calls.append(name) or real(name, *a, **k))
+    p = tmp_path / "sim.mat"
+    scipy.io.savemat(p, {"meas": np.ones((4, 5)), "mask": np.zeros((4, 5, 2)), "orig": np.ones((4, 5, 2))},
+                     do_compression=True)
+    assert sorted(list_keys(p)) == ["mask", "meas", "orig"]
+    assert read_array(p, role="mask").shape == (4, 5, 2) and read_array(p, role="meas").shape == (4, 5)
+    assert len(calls) == 1
+    scipy.io.savemat(p, {"meas": np.ones((3, 3))})
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))  # a new version even on coarse clocks
+    assert list_keys(p) == ["meas"] and len(calls) == 2

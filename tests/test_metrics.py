@@ -12,7 +12,8 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from scicli.core.errors import UsageError
-from scicli.metrics import frame_metrics, psnr, snr, ssim
+from scicli import metrics
+from scicli.metrics import frame_metrics, nmse, psnr, snr, ssim
 from scicli.report import make_report, write_report
 
 
@@ -76,6 +77,60 @@ def test_ssim_matlab_differs_on_noise_but_one_on_identical() -> None:
     assert s_ml == pytest.approx(expected, abs=1e-12)
     assert ssim(ref, ref.copy(), convention="matlab") == pytest.approx(1.0)
     assert ssim(ref, ref.copy()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("convention", ["skimage", "matlab"])
+@pytest.mark.parametrize("shape", [(2, 11, 11), (3, 13, 40), (2, 64, 37)])
+def test_ssim_is_scikit_images_on_random_frames(convention: str, shape: tuple[int, int, int],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """scicli computes SSIM without scikit-image (start-up and speed): per frame it equals
+    ``structural_similarity`` with the convention's settings, whether the frames are filtered
+    one by one or all in one block, for float32 and float64 inputs, unclipped or not."""
+    rng = np.random.default_rng(sum(shape))
+    ref = rng.random(shape)
+    x = ref + rng.normal(0.0, 0.2, shape)  # leaves [0, 1]: both are clipped first
+    settings = {} if convention == "skimage" else {"gaussian_weights": True, "sigma": 1.5,
+                                                   "use_sample_covariance": False}
+    expected = [structural_similarity(np.clip(a, 0, 1), b, data_range=1.0, **settings) for a, b in zip(x, ref)]
+    for chunk in (1, 1 << 24):  # one frame per block; every frame in one block
+        monkeypatch.setattr(metrics, "SSIM_CHUNK", chunk)
+        assert frame_metrics(x, ref, ssim_convention=convention)["ssim"] == pytest.approx(expected, abs=1e-12)
+        got32 = frame_metrics(x.astype(np.float32), ref.astype(np.float32), ssim_convention=convention)["ssim"]
+        expected32 = [structural_similarity(np.clip(a, 0, 1).astype(np.float64), b.astype(np.float64),
+                                            data_range=1.0, **settings)
+                      for a, b in zip(x.astype(np.float32), ref.astype(np.float32))]
+        assert got32 == pytest.approx(expected32, abs=1e-12)
+    assert ssim(x[0], ref[0], convention=convention) == pytest.approx(expected[0], abs=1e-12)
+
+
+def test_ssim_data_range_and_too_small_frames() -> None:
+    rng = np.random.default_rng(9)
+    ref = rng.integers(0, 256, (20, 24)).astype(np.float64)
+    x = np.clip(ref + rng.normal(0, 20, ref.shape), 0, 255)
+    assert ssim(x, ref, data_range=255.0) == pytest.approx(structural_similarity(x, ref, data_range=255.0), abs=1e-12)
+    with pytest.raises(ValueError, match="window"):
+        ssim(np.zeros((6, 30)), np.zeros((6, 30)))
+    with pytest.raises(ValueError, match="window"):
+        ssim(np.zeros((10, 30)), np.zeros((10, 30)), convention="matlab")  # 11 x 11
+
+
+def test_snr_and_nmse_equal_least_squares_and_norms_on_random_data() -> None:
+    """The closed-form affine fit and elementwise norms (no BLAS: its threads are slow to wake on a
+    busy machine) give the values of ``np.linalg.lstsq`` and ``np.linalg.norm``."""
+    rng = np.random.default_rng(10)
+    for _ in range(5):
+        ref = rng.random((17, 23))
+        x = rng.uniform(0.2, 3.0) * ref + rng.normal(0, rng.uniform(0.01, 0.3), ref.shape) + rng.normal()
+        design = np.stack([x.ravel(), np.ones(x.size)], axis=1)
+        coef, *_ = np.linalg.lstsq(design, ref.ravel(), rcond=None)
+        by_lstsq = 20 * np.log10(np.linalg.norm(ref) / np.linalg.norm(ref.ravel() - design @ coef))
+        assert snr(x, ref) == pytest.approx(by_lstsq, rel=1e-12)
+        assert nmse(x, ref) == pytest.approx(np.linalg.norm(x - ref) / np.linalg.norm(ref), rel=1e-12)
+        z, zr = x + 1j * ref, ref - 0.5j * x
+        assert nmse(z, zr) == pytest.approx(np.linalg.norm(z - zr) / np.linalg.norm(zr), rel=1e-12)
+    constant = np.full((8, 8), 0.3)  # fitted by the mean of ref: the residual is ref - mean(ref)
+    ref = rng.random((8, 8))
+    assert snr(constant, ref) == pytest.approx(20 * np.log10(np.linalg.norm(ref) / np.linalg.norm(ref - ref.mean())))
 
 
 def test_ssim_unknown_convention() -> None:

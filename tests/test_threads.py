@@ -148,3 +148,36 @@ class TestStartUp:
     def test_the_listed_help_is_the_start_of_the_commands_own(self, name: str) -> None:
         own = " ".join((load_command(name).help or "").split())
         assert own.startswith(COMMANDS[name][2])
+
+
+class TestReconstructStartUp:
+    def test_reconstruct_with_scores_loads_no_scikit_image_nor_scipy_ndimage(self, scene: Scene,
+                                                                             tmp_path: Path) -> None:
+        """``scicli reconstruct`` of a .mat with ground truth (read, solve, score PSNR/SSIM/SNR,
+        write the TIFF and the report) imports neither scikit-image nor scipy.ndimage (0.3-0.5 s of
+        start-up: the SSIM is computed with numpy alone) nor matplotlib. The garbage collector,
+        paused while the modules load, collects again while the command runs."""
+        out = tmp_path / "recon.tif"
+        code = (
+            "import gc, sys\n"
+            "from scicli.cli.app import main\n"
+            "after_imports, ended = [], []\n"
+            "gc.callbacks.append(lambda phase, info: ended or after_imports.append('scicli.pipeline' in sys.modules))\n"
+            f"sys.argv = ['scicli', 'reconstruct', {str(scene.mat / 'sim.mat')!r}, '--iters', '2', '--out', "
+            f"{str(out)!r}, '--quiet']\n"
+            "try:\n"
+            "    main()\n"
+            "except SystemExit as exc:\n"
+            "    ended.append(True)\n"
+            "    assert exc.code == 0, exc.code\n"
+            "heavy = [m for m in sys.modules if m.split('.')[0] in ('skimage', 'matplotlib') or m == 'scipy.ndimage']\n"
+            "print('loaded:', sorted(heavy))\n"
+            "print('collected during the command:', any(after_imports), 'frozen:', gc.get_freeze_count() > 10000)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(),
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "loaded: []" in proc.stdout, proc.stdout
+        assert "collected during the command: True frozen: True" in proc.stdout, proc.stdout
+        report = json.loads(out.with_suffix(".json").read_text())
+        assert 0 < report["metrics"]["ssim_mean"] <= 1 and "torch" in sys.modules

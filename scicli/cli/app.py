@@ -5,10 +5,18 @@ registered by name with their one-line help (:data:`COMMANDS`) and their module 
 (:func:`importlib.import_module`) when the command is resolved, *after* the root options are
 parsed. That order lets ``--threads`` / ``SCICLI_THREADS`` reach OpenMP before torch starts its
 thread pool (:mod:`scicli.core.threads`).
+
+Start-up and exit (issue 15): :func:`main` pauses Python's cyclic garbage collector while the
+modules load (``import torch`` alone makes ~270 000 objects and no garbage; the collector would
+walk them again and again), then freezes what the imports made (:func:`gc.freeze`: later
+collections skip those objects) and resumes it before the command runs. At exit it freezes
+everything again, so that the interpreter's shutdown does not walk the whole heap once more
+(measured on the busy 2-core machine: shutdown 0.85 s -> 0.2 s).
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -30,6 +38,19 @@ from scicli.cli.common import STATE, Terminated, install_signal_handlers, quiet_
 from scicli.core import threads as thread_settings
 from scicli.core.errors import UsageError
 from scicli.io.atomic import remove_temp_files
+
+# main() pauses the cyclic garbage collector while the subcommand's modules load (see the module docstring)
+COLLECTOR = {"paused": False}
+
+
+def resume_collector() -> None:
+    """End of start-up: freeze the objects the imports made (later collections skip them) and
+    resume the collector :func:`main` paused; nothing when it was not paused (in-process use)."""
+    if COLLECTOR["paused"]:
+        COLLECTOR["paused"] = False
+        gc.freeze()
+        gc.enable()
+
 
 # name: (module, attribute: a command function or a Typer sub-app, one-line help for `scicli --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -76,6 +97,7 @@ class LazyGroup(TyperGroup):
         if name in COMMANDS and name not in self.commands:
             self.commands[name] = cmd = load_command(name)
             thread_settings.apply_torch()  # the module may have loaded torch: size its pools
+            resume_collector()
         return name, cmd, rest
 
 
@@ -132,6 +154,9 @@ def main() -> None:
     """Entry point: option-parsing mistakes also end in one ``error:`` line (exit 2)."""
     warnings.showwarning = _one_line_warning
     install_signal_handlers()
+    if gc.isenabled():  # start-up: no collection while the modules load (resume_collector ends it)
+        gc.disable()
+        COLLECTOR["paused"] = True
     try:
         code = app(standalone_mode=False)
     except ClickException as exc:
@@ -149,4 +174,6 @@ def main() -> None:
     except Terminated as exc:  # a signal outside a command (while parsing options)
         remove_temp_files()
         code = 128 + exc.signum
+    resume_collector()
+    gc.freeze()  # exit: the shutdown need not walk every object with the cycle collector again
     sys.exit(code if isinstance(code, int) else 0)

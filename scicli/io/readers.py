@@ -263,16 +263,34 @@ _MAT_ITEMSIZE = {"double": 8, "single": 4, "logical": 1, "int8": 1, "uint8": 1, 
                  "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "sparse": 8}
 
 
+# whosmat decompresses every variable of a compressed .mat to learn its shape (13 ms for
+# drop40_cacti.mat on a busy machine) and one reconstruction asks ~10 times (keys, roles, each
+# array's check): one listing per version of a file (path, device, inode, size, mtime)
+_MAT5_LISTINGS: dict[tuple[object, ...], dict[str, tuple[tuple[int, ...], str]]] = {}
+
+
 def _mat5_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     import scipy.io  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     try:
-        return {name: (tuple(shape), cls) for name, shape, cls in scipy.io.whosmat(str(path))
-                if not name.startswith("__")}
+        st = path.stat()
+        version: tuple[object, ...] | None = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        version = None
+    if version in _MAT5_LISTINGS:
+        return dict(_MAT5_LISTINGS[version])
+    try:
+        shapes = {name: (tuple(shape), cls) for name, shape, cls in scipy.io.whosmat(str(path))
+                  if not name.startswith("__")}
     except NotImplementedError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"cannot read {path}: {_short(exc)}") from None
+    if version is not None:
+        if len(_MAT5_LISTINGS) >= 64:
+            _MAT5_LISTINGS.clear()
+        _MAT5_LISTINGS[version] = shapes
+    return dict(shapes)
 
 
 def _mat5_entries(path: Path) -> list[tuple[str, str]]:
