@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from scicli.train.curve import learning_curve, project_steps
-from tests.conftest import invoke_cli, ok
+from conftest import invoke_cli, ok
 
 
 def write_run(folder: Path, scores: list[float], steps_per_epoch: int = 100, baseline: float = 30.0,

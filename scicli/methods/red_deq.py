@@ -105,8 +105,10 @@ class REDMap(LearnedMap):
             shipped = load_model("dncnn", None)
             if shipped.config == self.denoiser.config:
                 self.denoiser.load_state_dict(shipped.state_dict())
-        self.config.update(tau=self.tau, gamma=self.gamma, sigma=self.sigma, pretrained=False,
-                           depth=int(depth), width=int(width))  # rebuilt from its own weights
+        # the run's own setting (a checkpoint's weights replace D's start when it is rebuilt), so
+        # that the command a shipped manifest reconstructs from the config is the one that trained it
+        self.config.update(tau=self.tau, gamma=self.gamma, sigma=self.sigma, pretrained=bool(pretrained),
+                           depth=int(depth), width=int(width))
 
     def denoise(self, x: Tensor) -> Tensor:
         """``D(x)`` at the fixed noise level sigma."""
