@@ -3,7 +3,7 @@ projector, and the choice of the CT TV weight on a validation set.
 
     python bench/bench_ct.py [--sizes 256,512] [--views 60,120,180] [--repeat 3] [--threads 1] [--no-peers]
     python bench/bench_ct.py --tune [--val-size 128] [--views 120]     (TV weights on validation)
-    python bench/bench_ct.py --methods [--size 128] [--views 60,120] [--noise 0] [--max-iter 40]
+    python bench/bench_ct.py --methods [--size 128] [--views 60,120] [--noise 0] [--max-iter N]
         [--weights-ista-net-plus-60 RUN/best.pt] [--weights-ista-net-plus-120 RUN/best.pt]
         [--weights-fista-net-60 RUN/best.pt] [--weights-fista-net-120 RUN/best.pt]
         [--weights-red-deq RUN/best.pt] [--weights-oder RUN/best.pt]          (issue 12's CT method table)
@@ -222,7 +222,7 @@ def method_rows(views: int, args: argparse.Namespace) -> list[tuple[str, Callabl
                 return model(y, op, solve=solve)[0]
         return run
 
-    red_solve = {"max_iter": args.max_iter}
+    red_solve = {} if args.max_iter is None else {"max_iter": args.max_iter}  # default: as stored with the weights
     rows: list[tuple[str, Callable | str]] = [("fbp (ramp)", classic("fbp")), ("fista-tv", classic("fista-tv")),
                                               ("admm-tv", classic("admm-tv")), ("pnp-admm (ffdnet)", classic("pnp-admm"))]
     for method in ("ista-net-plus", "fista-net"):
@@ -254,8 +254,8 @@ def methods_table(args: argparse.Namespace) -> None:
         if args.noise > 0:
             gen = torch.Generator().manual_seed(0)
             y = y + (args.noise / 255.0) * torch.randn(y.shape, generator=gen)
-        print(f"\n{views} views over 180 degrees, noise {args.noise:g}/255; red-deq/oder at most {args.max_iter} "
-              "Nesterov evaluations")
+        budget = "as stored with their weights" if args.max_iter is None else f"at most {args.max_iter} evaluations"
+        print(f"\n{views} views over 180 degrees, noise {args.noise:g}/255; red-deq/oder forward solves {budget}")
         print(f"{'method':36s} {'PSNR':>6s} {'SSIM':>6s} {'SNR':>6s} {'gain':>6s} {'s':>6s}   PSNR per slice")
         base = None
         for label, run in method_rows(views, args):
@@ -290,7 +290,8 @@ def main() -> None:
     parser.add_argument("--methods", action="store_true", help="the CT method table on the DICOM test slices")
     parser.add_argument("--size", type=int, default=128, help="--methods: image size of the test slices")
     parser.add_argument("--noise", type=float, default=0.0, help="--methods: sinogram noise std on 0..255")
-    parser.add_argument("--max-iter", type=int, default=40, help="--methods: red-deq/oder forward evaluations")
+    parser.add_argument("--max-iter", type=int, default=None,
+                        help="--methods: red-deq/oder forward evaluations (default: the settings stored with the weights)")
     for method in ("ista-net-plus", "fista-net"):
         for v in (60, 120):
             parser.add_argument(f"--weights-{method}-{v}", default=None, help=f"--methods: {method} weights, {v} views")

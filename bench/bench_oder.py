@@ -3,11 +3,11 @@ step for w in {10, 20, 40, 60, 120} of b = 120 views (w = b is RED (DEQ)).
 
     python bench/bench_oder.py [--size 128] [--batch 2] [--ws 10,20,40,60,120] [--steps 2]
                                [--max-iter 20] [--backward-max-iter 10]
-    python bench/bench_oder.py --table [--weights RUN/best.pt] [--size 128] [--max-iter 40]
+    python bench/bench_oder.py --table [--weights RUN/best.pt] [--size 128] [--max-iter N]
                                [--slices all|pair] [--lipschitz-ws 20,40] [--star-iter 300] [--no-lipschitz]
                                (Table 4's shape on the DICOM test slices, then Fig. 1's Lipschitz ratios)
     python bench/bench_oder.py --lipschitz [same options]       (the Lipschitz part of --table alone)
-    python bench/bench_oder.py --fig4 [--weights RUN/best.pt] [--size 128] [--max-iter 40] [--slices all|pair]
+    python bench/bench_oder.py --fig4 [--weights RUN/best.pt] [--size 128] [--max-iter N] [--slices all|pair]
                                (Fig. 4's equal per-iteration budget: ODER w = 50 of 180 against RED on 50 views)
 
 ``--table``: the CT test slices of ``bench/ct_slices.py`` (pydicom-data's 693_UNCI.dcm and
@@ -171,15 +171,26 @@ ratio is still a secant ratio of T between two points, so a ratio above 1 shows 
 whatever the error of x*."""
 
 
-def table(size: int, weights: str | None, max_iter: int, tv: bool = True, slices: str = "all") -> None:
+def forward_solve(model, max_iter: int | None) -> tuple[dict, str]:
+    """(solve overrides, description): the settings stored with the weights (``--max-iter`` not
+    given), else at most ``max_iter`` evaluations with tol 1e-3 and the default growth guard."""
+    solve = {} if max_iter is None else {"max_iter": max_iter, "tol": 1e-3}
+    used = model.settings(solve)
+    guard = "no early stop" if not used.get("patience", 6) and not used["tol"] else \
+        f"tol {used['tol']:g}, growth patience {used.get('patience', 6)}"
+    source = "as shipped with the weights" if max_iter is None else "--max-iter"
+    return solve, f"{used['solver']}, {used['max_iter']} evaluations ({guard}; {source})"
+
+
+def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True, slices: str = "all") -> None:
     torch.set_num_threads(1)
     names, imgs, x = load_slices(size, slices)
     op = ParallelBeamCT(torch.arange(120, dtype=torch.float64) * 1.5, (size, size)).float()
     with torch.no_grad():
         y = op.A(x)
     model = load_map(weights)
-    print(f"b = 120 views, no noise; weights: {weights or 'untrained (shipped dncnn as D)'}; forward at most "
-          f"{max_iter} Nesterov evaluations")
+    solve, how = forward_solve(model, max_iter)
+    print(f"b = 120 views, no noise; weights: {weights or 'untrained (shipped dncnn as D)'}; forward: {how}")
     print(f"{'method':28s} {'SNR':>7s} {'PSNR':>7s} {'gap':>6s} {'s':>6s}")
 
     def row(label: str, rec: torch.Tensor, sec: float, ref: float | None = None) -> float:
@@ -193,7 +204,6 @@ def table(size: int, weights: str | None, max_iter: int, tv: bool = True, slices
     if tv:
         t0 = time.perf_counter()
         row("fista-tv (ct defaults)", METHODS.get("fista-tv").factory().solve(op, y).x, time.perf_counter() - t0)
-    solve = {"max_iter": max_iter, "tol": 1e-3}
     model.w = 0
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -205,7 +215,7 @@ def table(size: int, weights: str | None, max_iter: int, tv: bool = True, slices
             row(f"ODER w = {w} (w/b = {w / 120:.3f})", model(y, op, solve=solve)[0], time.perf_counter() - t0, ref)
 
 
-def lipschitz(size: int, weights: str | None, max_iter: int, ws: list[int], star_iter: int,
+def lipschitz(size: int, weights: str | None, max_iter: int | None, ws: list[int], star_iter: int,
               slices: str = "all") -> None:
     """The supplement's Fig. 1 statistics: ``||T(x_{k-1}) - T(x*)|| / ||x_{k-1} - x*||`` over the
     iterates of RED (DEQ) and ODER at each w, T the full-batch map, x* its fixed point."""
@@ -234,8 +244,9 @@ def lipschitz(size: int, weights: str | None, max_iter: int, ws: list[int], star
           f"{info.steps} Anderson evaluations (tol {STAR_SOLVE['tol']:g}, "
           f"{'converged' if info.converged else info.diverged or 'not converged'}): "
           f"max ||T(x*) - x*|| / ||x*|| = {residual:.1e}; {time.perf_counter() - t0:.1f} s")
+    solve, how = forward_solve(model, max_iter)
+    print(f"forward solves: {how}")
     print(f"{'solve':28s} {'ratios':>7s} {'median':>7s} {'max':>7s} {'> 1':>7s} {'SNR':>7s} {'s':>6s}")
-    solve = {"max_iter": max_iter, "tol": 1e-3}
     for w in [0, *ws]:
         model.w = w
         trace: dict = {}
@@ -251,7 +262,7 @@ def lipschitz(size: int, weights: str | None, max_iter: int, ws: list[int], star
               flush=True)
 
 
-def fig4(size: int, weights: str | None, max_iter: int, slices: str = "all", w: int = 50, fixed: int = 50) -> None:
+def fig4(size: int, weights: str | None, max_iter: int | None, slices: str = "all", w: int = 50, fixed: int = 50) -> None:
     """ODER (w of b = 180 per evaluation) against RED (DEQ) on ``fixed`` evenly spaced views."""
     torch.set_num_threads(1)
     names, imgs, x = load_slices(size, slices)
@@ -262,9 +273,9 @@ def fig4(size: int, weights: str | None, max_iter: int, slices: str = "all", w: 
         y = op.A(x)
     y_sub = y[:, idx]
     model = load_map(weights)
-    solve = {"max_iter": max_iter, "tol": 1e-3}
+    solve, how = forward_solve(model, max_iter)
     print(f"b = 180 views (1 degree apart), no noise; weights: "
-          f"{f'{weights} (trained w = {model.w})' if weights else 'untrained (shipped dncnn as D)'}; {max_iter} Nesterov evaluations at most (tol 1e-3) for every DEQ row; "
+          f"{f'{weights} (trained w = {model.w})' if weights else 'untrained (shipped dncnn as D)'}; every DEQ row: {how}; "
           f"RED's {fixed} fixed views: every {180 / fixed:g} degrees")
     print(f"{'method':34s} {'views/eval':>10s} {'SNR':>7s} {'PSNR':>7s} {'evals':>6s} {'s':>6s}")
     out: dict[str, float] = {}
@@ -324,7 +335,7 @@ def main() -> None:
     if args.table or args.lipschitz or args.fig4:
         print(f"device cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared), torch "
               f"{torch.__version__}, 1 thread, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-        max_iter = 40 if args.max_iter == parser.get_default("max_iter") else args.max_iter
+        max_iter = None if args.max_iter == parser.get_default("max_iter") else args.max_iter
         if args.table:
             table(args.size, args.weights, max_iter, tv=not args.no_tv, slices=args.slices)
         if (args.table and not args.no_lipschitz) or args.lipschitz:

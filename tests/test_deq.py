@@ -86,6 +86,15 @@ def test_divergence_stops_with_the_best_iterate():
     assert info.best_step == 1 and torch.equal(z, f(z0))
 
 
+def test_patience_zero_runs_the_whole_budget_on_a_growing_map():
+    f = lambda z: 1.01 * z + 1.0  # noqa: E731 - mildly expanding, as a stochastic or barely trained map may be
+    z0 = torch.zeros(1, 3, dtype=D)
+    z, info = make_solver("nesterov", tol=0.0, max_iter=12, patience=0)(f, z0)
+    assert info.steps == 12 and not info.diverged and not info.converged
+    with pytest.raises(UsageError, match="patience must be >= 0"):
+        make_solver("nesterov", patience=-1)
+
+
 def test_an_unconverged_solve_returns_its_last_evaluation():
     f = lambda z: 0.99 * z + 1.0  # noqa: E731 - slow contraction: 3 steps are far from the fixed point
     z0 = torch.zeros(1, 3, dtype=D)

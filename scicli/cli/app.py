@@ -62,7 +62,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "List forward operators, reconstruction methods (with their default parameters) and denoisers."),
     "train": ("scicli.cli.train", "train_cmd",
               "Train a denoiser (dncnn, unet, video) or a reconstruction network (see scicli methods)."),
-    "weights": ("scicli.cli.weights", "app", "Shipped weights: turn a training run into scicli's default weights."),
+    "weights": ("scicli.cli.weights", "app", "Shipped weights: turn a training run into scicli's default weights; plot learning curves."),
     "info": ("scicli.cli.info", "info_cmd",
              "Versions, devices, thread settings and the shipped weights (sha256 checked against the manifest)."),
 }

@@ -4,7 +4,8 @@ Every solver takes ``f`` (a map on tensors of shape (N, ...)) and a start ``z0``
 ``(z, info)``. The residual of sample i is ``||f(z_i) - z_i|| / (||f(z_i)|| + eps)``; the
 iteration stops when the largest one is at most ``tol`` (converged), after ``max_iter``
 evaluations of f, or when it diverges: a non-finite value, or a step ``||f(z) - z||`` that grew
-for ``patience`` steps in a row. On divergence the returned z is the iterate of
+for ``patience`` steps in a row (``patience=0``: never; a stochastic map such as ODER's
+minibatch steps grows by chance). On divergence the returned z is the iterate of
 smallest step ``||f(z) - z||`` seen, and ``info.diverged`` says why (callers warn; nothing is silent).
 
     fixed-point   z <- (1 - beta) z + beta f(z)
@@ -84,8 +85,8 @@ class Options:
             raise UsageError(f"{name}: max_iter must be >= 1, got {self.max_iter}")
         if not 0 < self.beta <= 2:
             raise UsageError(f"{name}: beta (damping) must be in (0, 2], got {self.beta}")
-        if self.patience < 1:
-            raise UsageError(f"{name}: patience must be >= 1, got {self.patience}")
+        if self.patience < 0:
+            raise UsageError(f"{name}: patience must be >= 0 (0: never stop on growth), got {self.patience}")
 
 
 @dataclass
@@ -154,7 +155,7 @@ class _Monitor:
         if r <= self.opts.tol:
             info.converged = True
             return True
-        if self.grew >= self.opts.patience:
+        if self.opts.patience and self.grew >= self.opts.patience:
             info.diverged = f"the step ||f(z) - z|| grew {self.grew} times in a row (smallest at step {info.best_step})"
             return True
         return False
