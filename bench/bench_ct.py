@@ -175,24 +175,23 @@ def tune(size: int, views: int) -> None:
     fbp = op.start(y).numpy()[:, 0]
     print(f"validation: {', '.join(n for n, _ in images)}; {size}x{size}, {views} views, no noise")
     print(f"  fbp (ramp)  mean PSNR {np.mean([psnr(f, im) for f, (_, im) in zip(fbp, images)]):.2f} dB")
-    for method, weights, extra in (("fista-tv", (0.3, 1.0, 3.0), {"iters": 50}),
-                                   ("admm-tv", (0.01,), {"gamma": 100.0, "iters": 25})):
-        for w in weights:
-            solver = METHODS.get(method).factory(tv_weight=w, **extra)  # explicit: no operator defaults
-            t0 = time.perf_counter()
-            rec = solver.solve(op, y).x.numpy()[:, 0]
-            sec = time.perf_counter() - t0
-            scores = [psnr(r, im) for r, (_, im) in zip(rec, images)]
-            print(f"  {method:8s} tv_weight {w:<6g} {extra or ''} mean PSNR {np.mean(scores):.2f} dB  "
-                  f"({' '.join(f'{s:.1f}' for s in scores)})  {sec:.1f} s for {len(images)} images")
-    for schedule in ((50, 25, 12, 6), (25, 12, 6, 3), (12, 6, 3, 1.5), (6, 3, 1.5, 0.75)):
-        solver = METHODS.get("pnp-admm").factory(sigma=tuple(v / 255.0 for v in schedule))  # gamma 0.01, 4 x 10
+
+    def tried(label: str, solver) -> None:
+        """One setting's solve on the validation images: its mean and per-image PSNR and time."""
         t0 = time.perf_counter()
         rec = solver.solve(op, y).x.numpy()[:, 0]
         sec = time.perf_counter() - t0
         scores = [psnr(r, im) for r, (_, im) in zip(rec, images)]
-        print(f"  pnp-admm ffdnet sigma {schedule} /255 mean PSNR {np.mean(scores):.2f} dB  "
+        print(f"  {label} mean PSNR {np.mean(scores):.2f} dB  "
               f"({' '.join(f'{s:.1f}' for s in scores)})  {sec:.1f} s for {len(images)} images")
+    for method, weights, extra in (("fista-tv", (0.3, 1.0, 3.0), {"iters": 50}),
+                                   ("admm-tv", (0.01,), {"gamma": 100.0, "iters": 25})):
+        for w in weights:
+            # explicit settings: no operator defaults
+            tried(f"{method:8s} tv_weight {w:<6g} {extra or ''}", METHODS.get(method).factory(tv_weight=w, **extra))
+    for schedule in ((50, 25, 12, 6), (25, 12, 6, 3), (12, 6, 3, 1.5), (6, 3, 1.5, 0.75)):
+        tried(f"pnp-admm ffdnet sigma {schedule} /255",  # gamma 0.01, 4 x 10
+              METHODS.get("pnp-admm").factory(sigma=tuple(v / 255.0 for v in schedule)))
 
 
 PUBLISHED = {"fbp": (27.53, 29.15), "fista-tv": (33.25, 35.22), "ista-net": (33.73, 35.45),

@@ -151,6 +151,16 @@ def load_slices(size: int, which: str) -> tuple[list[str], np.ndarray, torch.Ten
     return names, imgs, torch.from_numpy(imgs[:, None]).float()
 
 
+def problem_on_slices(size: int, slices: str, weights: str | None, views: int = 120, step: float = 1.5):
+    """(images (S, size, size), op with ``views`` views ``step`` degrees apart, y = A x, the map)."""
+    torch.set_num_threads(1)
+    _, imgs, x = load_slices(size, slices)
+    op = ParallelBeamCT(torch.arange(views, dtype=torch.float64) * step, (size, size)).float()
+    with torch.no_grad():
+        y = op.A(x)
+    return imgs, op, y, load_map(weights)
+
+
 def load_map(weights: str | None) -> ODERMap:
     return (ODERMap() if weights is None else load_model("oder", weights)).float().eval()  # untrained: shipped D
 
@@ -183,12 +193,7 @@ def forward_solve(model, max_iter: int | None) -> tuple[dict, str]:
 
 
 def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True, slices: str = "all") -> None:
-    torch.set_num_threads(1)
-    names, imgs, x = load_slices(size, slices)
-    op = ParallelBeamCT(torch.arange(120, dtype=torch.float64) * 1.5, (size, size)).float()
-    with torch.no_grad():
-        y = op.A(x)
-    model = load_map(weights)
+    imgs, op, y, model = problem_on_slices(size, slices, weights)
     solve, how = forward_solve(model, max_iter)
     print(f"b = 120 views, no noise; weights: {weights or 'untrained (shipped dncnn as D)'}; forward: {how}")
     print(f"{'method':28s} {'SNR':>7s} {'PSNR':>7s} {'gap':>6s} {'s':>6s}")
@@ -219,12 +224,7 @@ def lipschitz(size: int, weights: str | None, max_iter: int | None, ws: list[int
               slices: str = "all") -> None:
     """The supplement's Fig. 1 statistics: ``||T(x_{k-1}) - T(x*)|| / ||x_{k-1} - x*||`` over the
     iterates of RED (DEQ) and ODER at each w, T the full-batch map, x* its fixed point."""
-    torch.set_num_threads(1)
-    names, imgs, x = load_slices(size, slices)
-    op = ParallelBeamCT(torch.arange(120, dtype=torch.float64) * 1.5, (size, size)).float()
-    with torch.no_grad():
-        y = op.A(x)
-    model = load_map(weights)
+    imgs, op, y, model = problem_on_slices(size, slices, weights)
     trained_w = model.w
     model.w = 0
 
@@ -264,15 +264,10 @@ def lipschitz(size: int, weights: str | None, max_iter: int | None, ws: list[int
 
 def fig4(size: int, weights: str | None, max_iter: int | None, slices: str = "all", w: int = 50, fixed: int = 50) -> None:
     """ODER (w of b = 180 per evaluation) against RED (DEQ) on ``fixed`` evenly spaced views."""
-    torch.set_num_threads(1)
-    names, imgs, x = load_slices(size, slices)
-    op = ParallelBeamCT(torch.arange(180, dtype=torch.float64), (size, size)).float()
+    imgs, op, y, model = problem_on_slices(size, slices, weights, views=180, step=1.0)
     idx = torch.round(torch.arange(fixed, dtype=torch.float64) * (180.0 / fixed)).long()
     sub = op.views_subset(idx)
-    with torch.no_grad():
-        y = op.A(x)
     y_sub = y[:, idx]
-    model = load_map(weights)
     solve, how = forward_solve(model, max_iter)
     print(f"b = 180 views (1 degree apart), no noise; weights: "
           f"{f'{weights} (trained w = {model.w})' if weights else 'untrained (shipped dncnn as D)'}; every DEQ row: {how}; "
