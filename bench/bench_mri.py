@@ -3,6 +3,7 @@
     python bench/bench_mri.py [--ratios 20,30,40,50] [--images 50] [--methods zero-filling,admm-tv,pnp-admm]
                               [--threads 1] [--dataset brain|chest] [solver settings]
     python bench/bench_mri.py --ratios 20 --methods zero-filling,admm-net --weights RUN/best.pt
+    python bench/bench_mri.py --ratios 30 --methods zero-filling,ista-net-plus --weights RUN/best.pt
 
 Data (../shared/data/mri/PROVENANCE.txt): the 50 brain test images, x = png / 255, the
 pseudo-radial masks mask_{20,30,40,50}.mat (DC at [0, 0]), y = mask * fft2(x) (unitary FFT, no
@@ -21,12 +22,15 @@ data_range 1, both images clipped to [0, 1]), NMSE = ||x_hat - x|| / ||x||.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
+import h5py
+import imageio.v3 as iio
 import numpy as np
 import scipy.io
 import torch
@@ -44,9 +48,14 @@ PUBLISHED = {
     "TV": {20: (35.20, 0.0929), 30: (37.99, 0.0673), 40: (40.00, 0.0534), 50: (41.69, 0.0440)},
     "BM3D-MRI": {20: (37.98, 0.0674), 30: (40.33, 0.0515), 40: (41.99, 0.0426), 50: (43.47, 0.0359)},
     "ADMM-Net15": {20: (37.17, 0.0739), 30: (39.84, 0.0544), 40: (41.56, 0.0447), 50: (43.00, 0.0379)},
+    "ISTA-Net+": {20: (38.73, float("nan")), 30: (40.89, float("nan")), 40: (42.52, float("nan")),
+                  50: (44.09, float("nan"))},  # ISTA-Net Table 3 (PSNR only)
 }
-METHODS = ("zero-filling", "admm-tv", "pnp-admm", "admm-net")
-PUBLISHED_ROW = {"admm-net": "ADMM-Net15", "zero-filling": "zero-filling", "admm-tv": "TV"}
+METHODS = ("zero-filling", "admm-tv", "pnp-admm", "admm-net", "ista-net-plus")
+LEARNED = ("admm-net", "ista-net-plus")
+"""Trained networks: ``--weights RUN/best.pt`` (default: the shipped weights for the ratio, if any)."""
+PUBLISHED_ROW = {"admm-net": "ADMM-Net15", "zero-filling": "zero-filling", "admm-tv": "TV",
+                 "ista-net-plus": "ISTA-Net+"}
 
 # Chosen on the first 8 chest training images (validation, never the brain test set), the same
 # for every ratio; PSNR dB at 20 / 50 % (chest zero-filling 27.71 / 35.53):
@@ -68,12 +77,8 @@ def floats(text: str) -> tuple[float, ...]:
 def load_images(dataset: str, count: int) -> tuple[np.ndarray, list[str]]:
     """(N, H, W) float64 images on [0, 1] and their names."""
     if dataset == "brain":
-        import imageio.v3 as iio
-
         files = sorted((DATA / "brain_test").glob("*.png"))[:count]
         return np.stack([iio.imread(f).astype(np.float64) / 255.0 for f in files]), [f.name for f in files]
-    import h5py
-
     names = [f"im-{i:02d}.mat" for i in range(1, count + 1)]
     images = []
     for name in names:
@@ -97,8 +102,8 @@ def scores(est: np.ndarray, x: np.ndarray) -> dict[str, float]:
 
 
 def solver_for(method: str, args: argparse.Namespace):
-    if method == "admm-net":
-        return REGISTRY.get("admm-net").factory(weights=args.weights)
+    if method in LEARNED:
+        return REGISTRY.get(method).factory(weights=args.weights)
     if method == "admm-tv":
         return REGISTRY.get("admm-tv").factory(iters=args.tv_iters, tv_weight=args.tv_weight,
                                               tv_iters=args.tv_inner, gamma=args.tv_gamma)
@@ -140,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sigma", default=DEFAULTS["sigma"], help="pnp-admm FFDNet sigmas (0..255), comma list")
     ap.add_argument("--pnp-iters", default=DEFAULTS["pnp_iters"], help="pnp-admm iterations per sigma")
     ap.add_argument("--pnp-gamma", type=float, default=DEFAULTS["pnp_gamma"], help="pnp-admm penalty gamma")
-    ap.add_argument("--weights", default="", help="admm-net weights (a scicli train checkpoint or run directory)")
+    ap.add_argument("--weights", default="", help="admm-net / ista-net-plus weights (a scicli train checkpoint or "
+                                                  "run directory; default: the shipped ones for the ratio)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -149,9 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown method(s) {', '.join(bad)} (choose from {', '.join(METHODS)})", file=sys.stderr)
         return 2
     ratios = [int(r) for r in args.ratios.split(",")]
-    if "admm-net" in methods and not args.weights:
-        print("error: admm-net needs --weights RUN/best.pt (scicli train --method admm-net --operator mri)",
-              file=sys.stderr)
+    if sum(m in LEARNED for m in methods) > 1 and args.weights:
+        print("error: --weights names one network's checkpoint: run one learned method at a time", file=sys.stderr)
         return 2
 
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
@@ -165,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     if "admm-tv" in methods:
         print(f"admm-tv: iters {args.tv_iters}, tv_weight {args.tv_weight}, tv_iters {args.tv_inner}, "
               f"gamma {args.tv_gamma}, x0 = zero-filled, float32")
-    if "admm-net" in methods:
-        print(f"admm-net: weights {args.weights}, x0 = zero-filled, float32")
+    for m in (m for m in methods if m in LEARNED):
+        print(f"{m}: weights {args.weights or '(shipped for the ratio)'}, x0 = zero-filled, float32")
     if "pnp-admm" in methods:
         print(f"pnp-admm: ffdnet, sigma {args.sigma} /255, iters {args.pnp_iters}, gamma {args.pnp_gamma}, "
               f"x0 = zero-filled, float32")
@@ -188,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             pub = PUBLISHED.get(PUBLISHED_ROW.get(method, ""), {}).get(ratio) if args.dataset == "brain" else None
             print(f"  {ratio:2d} % (actual {op.ratio:.4f})  {method:12s}  PSNR {r['psnr']:6.2f}  "
                   f"SSIM {r['ssim']:.4f}  NMSE {r['nmse']:.4f}  {sec:7.3f} s/image"
-                  + (f"  (published {PUBLISHED_ROW[method]} {pub[0]:.2f} / {pub[1]:.4f})" if pub else ""),
+                  + (f"  (published {PUBLISHED_ROW[method]} {pub[0]:.2f} / "
+                     f"{'-' if math.isnan(pub[1]) else f'{pub[1]:.4f}'})" if pub else ""),
                   flush=True)
 
     print()
@@ -202,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'scicli ' + method:24s}{cells}{sec:10.3f}")
     if args.dataset == "brain":
         for name, row in PUBLISHED.items():
-            cells = "".join(f"{row[r][0]:12.2f} {'':6s} {row[r][1]:6.4f}" if r in row else f"{'':26s}"
-                            for r in ratios)
+            cells = "".join(f"{row[r][0]:12.2f} {'':6s} {'-' if math.isnan(row[r][1]) else f'{row[r][1]:6.4f}':>6s}"
+                            if r in row else f"{'':26s}" for r in ratios)
             print(f"{'published ' + name:24s}{cells}")
     print(f"total {time.perf_counter() - start:.0f} s, load average {os.getloadavg()}")
     return 0
