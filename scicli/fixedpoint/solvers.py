@@ -168,54 +168,66 @@ class _Monitor:
         return self.last, self.info
 
 
+Step = Callable[[int, Tensor, Tensor], Tensor]
+"""``step(k, z_k, f(z_k)) -> z_{k+1}``: the update rule that tells one solver from another."""
+
+
+def _iterate(f: Map, z0: Tensor, opts: Options, step: Step) -> tuple[Tensor, Info]:
+    """The loop every solver runs: evaluate ``f(z_k)``, let a :class:`_Monitor` record it and
+    stop (converged, diverged), else ``z_{k+1} = step(k, z_k, f(z_k))``, for at most
+    ``max_iter`` evaluations (no step follows the last one); the monitor's result."""
+    mon = _Monitor(opts)
+    z = z0
+    for k in range(opts.max_iter):
+        fz = f(z)
+        if mon.update(fz, z) or k == opts.max_iter - 1:
+            break
+        z = step(k, z, fz)
+    return mon.result(z)
+
+
 @FIXED_POINT.register("fixed-point", summary="damped Picard iteration z <- (1 - beta) z + beta f(z)",
                       options=Options)
 def fixed_point(f: Map, z0: Tensor, opts: Options | None = None) -> tuple[Tensor, Info]:
     opts = opts or Options()
-    mon = _Monitor(opts)
-    z = z0
-    for _ in range(opts.max_iter):
-        fz = f(z)
-        if mon.update(fz, z):
-            break
-        z = fz if opts.beta == 1 else (1 - opts.beta) * z + opts.beta * fz
-    return mon.result(z)
+    beta = opts.beta
+
+    def step(k: int, z: Tensor, fz: Tensor) -> Tensor:
+        return fz if beta == 1 else (1 - beta) * z + beta * fz
+
+    return _iterate(f, z0, opts, step)
 
 
 @FIXED_POINT.register("nesterov", summary="Picard iteration with Nesterov extrapolation (RED / ODER forward)",
                       options=Options)
 def nesterov(f: Map, z0: Tensor, opts: Options | None = None) -> tuple[Tensor, Info]:
     opts = opts or Options()
-    mon = _Monitor(opts)
-    s, z_prev, q, last = z0, z0, 1.0, math.inf
-    for _ in range(opts.max_iter):
-        fz = f(s)
-        if mon.update(fz, s):
-            break
+    z_prev, q, last = z0, 1.0, math.inf
+
+    def step(k: int, s: Tensor, fz: Tensor) -> Tensor:  # s: the extrapolated point f was applied to
+        nonlocal z_prev, q, last
         size = float(torch.linalg.vector_norm((fz - s).detach()))
         if size > last:  # restart the momentum
             q = 1.0
         last = size
         q_next = (1.0 + math.sqrt(1.0 + 4.0 * q * q)) / 2.0
-        s = fz + ((q - 1.0) / q_next) * (fz - z_prev)
+        s_next = fz + ((q - 1.0) / q_next) * (fz - z_prev)
         z_prev, q = fz, q_next
-    return mon.result(s)
+        return s_next
+
+    return _iterate(f, z0, opts, step)
 
 
 @FIXED_POINT.register("anderson", summary="Anderson acceleration (history m, damping beta, regularisation lam)",
                       options=AndersonOptions)
 def anderson(f: Map, z0: Tensor, opts: AndersonOptions | None = None) -> tuple[Tensor, Info]:
     opts = opts or AndersonOptions()
-    mon = _Monitor(opts)
     N = z0.shape[0]
     m = opts.m
     Z = z0.new_zeros((N, m, z0[0].numel()))  # ring buffers of iterates and their images
     F = z0.new_zeros((N, m, z0[0].numel()))
-    z = z0
-    for k in range(opts.max_iter):
-        fz = f(z)
-        if mon.update(fz, z):
-            break
+
+    def step(k: int, z: Tensor, fz: Tensor) -> Tensor:
         j = k % m
         Z[:, j] = z.reshape(N, -1)
         F[:, j] = fz.reshape(N, -1)
@@ -236,21 +248,21 @@ def anderson(f: Map, z0: Tensor, opts: AndersonOptions | None = None) -> tuple[T
             a[:, j] = 1
         mixed_f = torch.bmm(a.transpose(1, 2), F[:, :n]).reshape_as(z0)
         if opts.beta == 1:
-            z = mixed_f
-        else:
-            mixed_z = torch.bmm(a.transpose(1, 2), Z[:, :n]).reshape_as(z0)
-            z = opts.beta * mixed_f + (1 - opts.beta) * mixed_z
-    return mon.result(z)
+            return mixed_f
+        mixed_z = torch.bmm(a.transpose(1, 2), Z[:, :n]).reshape_as(z0)
+        return opts.beta * mixed_f + (1 - opts.beta) * mixed_z
+
+    return _iterate(f, z0, opts, step)
 
 
 @FIXED_POINT.register("broyden", summary="Broyden quasi-Newton on f(z) - z (memory m, damping beta)",
                       options=BroydenOptions)
 def broyden(f: Map, z0: Tensor, opts: BroydenOptions | None = None) -> tuple[Tensor, Info]:
     opts = opts or BroydenOptions()
-    mon = _Monitor(opts)
     N = z0.shape[0]
     U = z0.new_zeros((N, z0[0].numel(), 0))  # J^-1 = -I + U V^T, columns: the updates kept
     V = z0.new_zeros((N, z0[0].numel(), 0))
+    previous: tuple[Tensor, Tensor] | None = None  # (z, g) of the evaluation before, flattened
 
     def inv_j(vec: Tensor) -> Tensor:  # J^-1 vec, vec (N, D)
         return -vec + torch.bmm(U, torch.bmm(V.transpose(1, 2), vec[:, :, None]))[:, :, 0]
@@ -258,32 +270,27 @@ def broyden(f: Map, z0: Tensor, opts: BroydenOptions | None = None) -> tuple[Ten
     def inv_j_t(vec: Tensor) -> Tensor:  # J^-T vec
         return -vec + torch.bmm(V, torch.bmm(U.transpose(1, 2), vec[:, :, None]))[:, :, 0]
 
-    z = z0.reshape(N, -1)
-    fz = f(z0)
-    if mon.update(fz, z0):
-        return mon.result(z0)
-    g = (fz - z0).reshape(N, -1)
-    while mon.info.steps < opts.max_iter:
-        z_new = z - opts.beta * inv_j(g)
-        fz = f(z_new.reshape_as(z0))
-        if mon.update(fz, z_new.reshape_as(z0)):
-            break
-        g_new = (fz.reshape(N, -1) - z_new)
-        dz, dg = z_new - z, g_new - g
-        jdg = inv_j(dg)
-        v = inv_j_t(dz)
-        denom = (v * dg).sum(dim=1, keepdim=True)
-        ok = denom.abs() > 1e-10 * dz.norm(dim=1, keepdim=True) * dg.norm(dim=1, keepdim=True)
-        u = torch.where(ok, (dz - jdg) / torch.where(ok, denom, torch.ones_like(denom)), torch.zeros_like(dz))
-        grew = g_new.norm(dim=1) > BROYDEN_RESTART * g.norm(dim=1)
-        if bool(grew.any()):  # the low-rank model misled these samples: restart them from -I
-            keep = (~grew).to(U.dtype)[:, None, None]
-            U, V = U * keep, V * keep
-            u = u * (~grew).to(u.dtype)[:, None]
-        U = torch.cat([U, u[:, :, None]], dim=2)[:, :, -opts.m:]
-        V = torch.cat([V, v[:, :, None]], dim=2)[:, :, -opts.m:]
-        z, g = z_new, g_new
-    return mon.result(z.reshape_as(z0))
+    def step(k: int, z_in: Tensor, fz: Tensor) -> Tensor:
+        nonlocal U, V, previous
+        z, g = z_in.reshape(N, -1), (fz - z_in).reshape(N, -1)
+        if previous is not None:  # update J^-1 with the secant pair (dz, dg)
+            dz, dg = z - previous[0], g - previous[1]
+            jdg = inv_j(dg)
+            v = inv_j_t(dz)
+            denom = (v * dg).sum(dim=1, keepdim=True)
+            ok = denom.abs() > 1e-10 * dz.norm(dim=1, keepdim=True) * dg.norm(dim=1, keepdim=True)
+            u = torch.where(ok, (dz - jdg) / torch.where(ok, denom, torch.ones_like(denom)), torch.zeros_like(dz))
+            grew = g.norm(dim=1) > BROYDEN_RESTART * previous[1].norm(dim=1)
+            if bool(grew.any()):  # the low-rank model misled these samples: restart them from -I
+                keep = (~grew).to(U.dtype)[:, None, None]
+                U, V = U * keep, V * keep
+                u = u * (~grew).to(u.dtype)[:, None]
+            U = torch.cat([U, u[:, :, None]], dim=2)[:, :, -opts.m:]
+            V = torch.cat([V, v[:, :, None]], dim=2)[:, :, -opts.m:]
+        previous = z, g
+        return (z - opts.beta * inv_j(g)).reshape_as(z0)
+
+    return _iterate(f, z0, opts, step)
 
 
 def make_options(name: str, **options: Any) -> Options:

@@ -346,3 +346,19 @@ def check_finite_positive(name: str, value: float) -> float:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise UsageError(f"{name} must be a finite number > 0, got {value}")
     return float(value)
+
+
+def mask_stack(mask: Tensor, ndim: int, complaint: str, error: type[Exception] = ValueError) -> Tensor:
+    """A mask shared by all measurements (``ndim`` axes) or one per measurement (``ndim + 1``
+    axes, the first N) as the stack ``(N, ...)``, N = 1 for a shared one, in floating point and
+    contiguous (strided views, e.g. from frames-last files, slow every product).
+
+    Any other number of axes raises ``error(complaint.format(shape=tuple(mask.shape)))``.
+    """
+    if mask.ndim == ndim:
+        mask = mask.unsqueeze(0)
+    if mask.ndim != ndim + 1:
+        raise error(complaint.format(shape=tuple(mask.shape)))
+    if not torch.is_floating_point(mask):
+        mask = mask.float()
+    return mask.contiguous()

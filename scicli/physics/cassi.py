@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from scicli.core.errors import DataError, UsageError
-from scicli.physics.base import DiagonalGramOperator, register_operator
+from scicli.physics.base import DiagonalGramOperator, mask_stack, register_operator
 
 
 def _whole(name: str, value: Any, low: int) -> int:
@@ -84,15 +84,9 @@ class CASSI(DiagonalGramOperator):
 
     def __init__(self, mask: Tensor, bands: int, step: int = 2) -> None:
         super().__init__()
-        if mask.ndim == 2:
-            mask = mask.unsqueeze(0)
-        if mask.ndim != 3:
-            raise UsageError(f"CASSI mask must be (H, W) or (K, H, W), got shape {tuple(mask.shape)}")
+        mask = mask_stack(mask, 2, "CASSI mask must be (H, W) or (K, H, W), got shape {shape}", UsageError)
         self._bands = _whole("bands", bands, 1)
         self._step = _whole("step", step, 1)
-        if not torch.is_floating_point(mask):
-            mask = mask.float()
-        mask = mask.contiguous()
         self.register_buffer("mask", mask)
         # R = sum_l shift_{d l}(M^2) on the sensor grid
         self.set_gram_diagonal(self._disperse((mask * mask).unsqueeze(1).expand(-1, self._bands, -1, -1)))

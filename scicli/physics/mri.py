@@ -55,7 +55,7 @@ import torch
 from torch import Tensor
 
 from scicli.core.errors import UsageError
-from scicli.physics.base import LinearOperator, register_operator
+from scicli.physics.base import LinearOperator, mask_stack, register_operator
 
 MASK_KINDS = ("cartesian", "radial")
 _OPTIONS = ("complex_images", "centred")
@@ -179,13 +179,7 @@ class MRI(LinearOperator):
         super().__init__()
         if mask.is_complex():
             raise ValueError("the k-space mask must be real")
-        if mask.ndim == 2:
-            mask = mask.unsqueeze(0)
-        if mask.ndim != 3:
-            raise ValueError(f"mask must be (H, W) or (N, H, W), got {tuple(mask.shape)}")
-        if not torch.is_floating_point(mask):
-            mask = mask.float()
-        mask = mask.contiguous()
+        mask = mask_stack(mask, 2, "mask must be (H, W) or (N, H, W), got {shape}")
         self.complex_images = bool(complex_images)
         self.register_buffer("mask", mask)
         self.register_buffer("mask_neg", _neg(mask).contiguous())  # S[-k]

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from scicli.core.errors import UsageError
-from scicli.physics.base import DiagonalGramOperator, register_operator
+from scicli.physics.base import DiagonalGramOperator, mask_stack, register_operator
 from scicli.physics.masks import make_mask
 
 
@@ -37,13 +37,7 @@ class VideoSCI(DiagonalGramOperator):
 
     def __init__(self, mask: Tensor) -> None:
         super().__init__()
-        if mask.ndim == 3:
-            mask = mask.unsqueeze(0)
-        if mask.ndim != 4:
-            raise ValueError(f"mask must be (B, H, W) or (N, B, H, W), got {tuple(mask.shape)}")
-        if not torch.is_floating_point(mask):
-            mask = mask.float()
-        mask = mask.contiguous()  # strided views (from frames-last files) slow every product
+        mask = mask_stack(mask, 3, "mask must be (B, H, W) or (N, B, H, W), got {shape}")
         self.register_buffer("mask", mask)
         self.set_gram_diagonal((mask * mask).sum(dim=1))  # R = sum_t M_t^2
 
