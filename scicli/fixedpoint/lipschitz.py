@@ -85,6 +85,29 @@ def jacobian_norm_and_radius(f: Map, z: Tensor, iters: int = 10, seed: int = 0) 
     return norm.detach(), tail.mean(dim=0).exp().detach()
 
 
+def jacobian_penalty(f: Map, z: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """The Hutchinson estimate of ``||J||_F^2 / n`` of f at z (J = df/dz, n = z.numel()), with
+    the graph to f's parameters (Bai, Koltun and Kolter, ICML 2021, the Jacobian regularisation
+    of deep-equilibrium models):
+
+        P(z) = ||eps^T J||^2 / n,   eps ~ N(0, I),   E[P] = trace(J J^T) / n = ||J||_F^2 / n
+
+    (the Jacobian of the whole batch, block diagonal when f does not mix samples). One recorded
+    evaluation of f at z (detached) and one vector-Jacobian product with ``create_graph=True``:
+    ``P.backward()`` reaches f's parameters. ``generator`` (CPU) draws eps; default: torch's
+    global generator. Complex states use ``|eps^H J|^2``."""
+    z0 = z.detach().clone().requires_grad_()
+    with torch.enable_grad():
+        fz = f(z0)
+        shape = fz.shape + ((2,) if fz.is_complex() else ())
+        real = fz.real.dtype if fz.is_complex() else fz.dtype
+        eps = torch.randn(shape, generator=generator, dtype=real).to(fz.device)
+        if fz.is_complex():
+            eps = torch.view_as_complex(eps) / 2 ** 0.5
+        (vjp,) = torch.autograd.grad(fz, z0, eps, create_graph=True)
+    return torch.linalg.vector_norm(vjp) ** 2 / z0.numel()
+
+
 def iterate_ratios(f: Map, iterates: Sequence[Tensor], images: Sequence[Tensor], z_star: Tensor) -> Tensor:
     """``||f(z_k) - f(z*)|| / ||z_k - z*||`` (K, N) for the iterates z_k and their images
     f(z_k) (NaN where z_k = z*)."""

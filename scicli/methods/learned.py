@@ -25,7 +25,7 @@ import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -33,7 +33,8 @@ from torch.nn.utils import parametrize
 
 from scicli.core.errors import UsageError
 from scicli.core.params import param
-from scicli.fixedpoint import Info, iterate_ratios, jacobian_norm_and_radius, make_options, settings_options
+from scicli.fixedpoint import (Info, iterate_ratios, jacobian_norm_and_radius, jacobian_penalty, make_options,
+                               settings_options)
 from scicli.methods.base import Solver
 from scicli.methods.registry import register
 from scicli.methods.runners import Callback, Result, equilibrium
@@ -48,6 +49,30 @@ DEFAULT_SOLVE: dict[str, Any] = {"solver": "anderson", "max_iter": 30, "tol": 1e
 """Fixed-point settings of a DEQ (training defaults; stored in the config)."""
 INFERENCE_KEYS = ("solver", "max_iter", "tol", "m", "lam", "beta", "patience")
 """The settings that shape a forward solve (what ``reconstruct -p`` and ``ship --solve`` may set)."""
+
+
+@dataclass
+class JacobianRegularisation:
+    """Training options every equilibrium map shares (``-p NAME=VALUE`` of ``scicli train``,
+    stored in the config's ``solve`` only when set; off by default, so nothing else changes).
+
+    With ``jac_weight = lambda > 0`` a training solve adds to the loss, at the equilibrium z* of
+    its forward solve, the Jacobian regulariser of Bai, Koltun and Kolter (ICML 2021):
+
+        lambda ||eps^T J_f(z*)||^2 / n,   eps ~ N(0, I),   n = z*.numel()
+
+    a Hutchinson estimate of ``lambda ||J_f(z*)||_F^2 / n`` (one vector-Jacobian product,
+    :func:`scicli.fixedpoint.jacobian_penalty`), which pulls the map towards a contraction
+    near its fixed point while keeping its initialisation (unlike spectral normalisation)."""
+
+    jac_weight: float = param(0.0, "Jacobian regularisation weight lambda: add lambda ||eps^T J_f(z*)||^2 / n "
+                              "(eps ~ N(0, I), a Hutchinson estimate of ||J_f(z*)||_F^2 / n at the equilibrium "
+                              "z*) to the training loss (0: off)", low=0)
+    jac_every: int = param(1, "apply the Jacobian penalty at every K-th training solve only", low=1)
+
+
+JACOBIAN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(JacobianRegularisation)}
+"""The Jacobian regularisation settings and their (off) defaults."""
 
 
 def weights_misfit(method: str, config: dict[str, Any], op: LinearOperator,
@@ -91,10 +116,25 @@ class LearnedMap(nn.Module):
                  signature: dict[str, Any] | None = None) -> None:
         super().__init__()
         settings = dict(DEFAULT_SOLVE)
-        unknown = sorted(set(solve or {}) - set(settings) - {"iters"})
+        unknown = sorted(set(solve or {}) - set(settings) - {"iters"} - set(JACOBIAN_DEFAULTS))
         if unknown:
             raise ValueError(f"unknown solve settings {unknown}")
         settings.update(solve or {})
+        for key, default in JACOBIAN_DEFAULTS.items():  # stored only when set: configs without it are unchanged
+            if key in settings and settings[key] == default:
+                del settings[key]
+        self.jac_weight = float(settings.get("jac_weight", 0.0))
+        self.jac_every = int(settings.get("jac_every", 1))
+        if self.jac_weight < 0 or self.jac_every < 1:
+            raise ValueError(f"need jac_weight >= 0 and jac_every >= 1, got {self.jac_weight}, {self.jac_every}")
+        if self.jac_weight and self.unrolled:
+            raise ValueError(f"jac_weight applies to equilibrium maps; {self.method or 'this map'} is unrolled")
+        if self.jac_every > 1:  # a buffer: saved with the weights, so --resume keeps the cadence
+            self.register_buffer("jac_solves", torch.zeros((), dtype=torch.long))
+        self.pending_penalty: Tensor | None = None
+        """The weighted Jacobian penalty of the last training solve, until :meth:`take_penalty`."""
+        self.last_penalty: float | None = None
+        """Its value (unweighted), for a log."""
         self.config: dict[str, Any] = {"solve": settings}
         if operator is not None:
             self.config["operator"] = str(operator)
@@ -166,6 +206,7 @@ class LearnedMap(nn.Module):
             self._prime()
             start = self.start(op, y) if z0 is None else z0
             z, info = self.run(f, start, self.settings(solve))
+            self.regularise(lambda s: self.f(s, op, y), z)
         if trace is not None:
             trace["z"] = z.detach()
         return self.image(z), info, self.image(start)
@@ -191,6 +232,27 @@ class LearnedMap(nn.Module):
                 "lipschitz_iterates_above_one": float((finite > 1).float().mean()) if finite.numel() else float("nan"),
                 "power_iterations": int(iters)}
 
+    def regularise(self, f: Callable[[Tensor], Tensor], z_star: Tensor) -> None:
+        """After a training solve (train mode, autograd on, ``jac_weight > 0``, every
+        ``jac_every``-th solve): keep ``jac_weight ||eps^T J_f(z*)||^2 / n`` at the equilibrium
+        z* as :attr:`pending_penalty` (:class:`JacobianRegularisation`); never at inference."""
+        if not (self.jac_weight > 0 and self.training and torch.is_grad_enabled()) or self.unrolled:
+            return
+        if self.jac_every > 1:  # the penalty at training solves 0, K, 2K, ...
+            count = int(self.jac_solves)
+            self.jac_solves.add_(1)
+            if count % self.jac_every:
+                return
+        penalty = jacobian_penalty(f, z_star)
+        self.last_penalty = float(penalty.detach())
+        self.pending_penalty = self.jac_weight * penalty
+
+    def take_penalty(self) -> Tensor | None:
+        """The pending Jacobian penalty of the last training solve (None: none), cleared: what a
+        training loss adds (:meth:`training_loss`; the video task adds it to its own loss)."""
+        penalty, self.pending_penalty = self.pending_penalty, None
+        return penalty
+
     def start_estimate(self, y: Tensor, op: LinearOperator) -> Tensor:
         """The start's estimate alone (no solve)."""
         self.check(op, y)
@@ -207,8 +269,11 @@ class LearnedMap(nn.Module):
 
     def training_loss(self, y: Tensor, op: LinearOperator, x: Tensor) -> Tensor:
         """The loss of one batch against the ground truth x: ``mean ||x*(y, A) - x||^2`` (a
-        method with an extra term, e.g. ISTA-Net's symmetry loss, adds it here)."""
-        return torch.nn.functional.mse_loss(self(y, op)[0], x)
+        method with an extra term, e.g. ISTA-Net's symmetry loss, adds it here), plus the Jacobian
+        penalty of the solve when ``jac_weight > 0`` (:class:`JacobianRegularisation`)."""
+        loss = torch.nn.functional.mse_loss(self(y, op)[0], x)
+        penalty = self.take_penalty()
+        return loss if penalty is None else loss + penalty
 
 
 class VideoMap(LearnedMap):

@@ -3,6 +3,7 @@ states as plain lists; the checkpoint files themselves are :mod:`scicli.weights.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,14 @@ from typing import Any
 from scicli.core.errors import UsageError
 from scicli.core.params import check_range, coerce, from_command_line, to_command_line
 from scicli.fixedpoint import Backward, make_options, settings_options
-from scicli.methods.learned import DEFAULT_SOLVE, LearnedMap, VideoMap, option_fields
+from scicli.methods.learned import (DEFAULT_SOLVE, JACOBIAN_DEFAULTS, JacobianRegularisation, LearnedMap, VideoMap,
+                                    option_fields)
 from scicli.weights.store import MODELS, build_model, check_method, is_reconstruction, load_checkpoint
 
-SOLVE_KEYS: dict[str, type] = {k: type(v) for k, v in DEFAULT_SOLVE.items()} | {"iters": int}
-"""Fixed-point settings a reconstruction network stores (``-p NAME=VALUE`` at training)."""
+SOLVE_KEYS: dict[str, type] = ({k: type(v) for k, v in DEFAULT_SOLVE.items()} | {"iters": int}
+                               | {k: type(v) for k, v in JACOBIAN_DEFAULTS.items()})
+"""Fixed-point settings a reconstruction network stores (``-p NAME=VALUE`` at training), with the
+Jacobian regularisation of an equilibrium map (:class:`~scicli.methods.learned.JacobianRegularisation`)."""
 MAP_KEYS: dict[str, type] = {"channels": list, "width": int, "depth": int, "spectral_norm": bool, "centre": bool}
 """What every learned map has: its U-Net's scales (``channels`` or ``width``/``depth``), spectral norm, centring."""
 
@@ -71,6 +75,11 @@ def solve_config(method: str, params: dict[str, str]) -> dict[str, Any]:
     solve = {k: _parse_value(method, k, v, SOLVE_KEYS[k]) for k, v in params.items()}
     if "iters" in solve and not cls.unrolled:
         raise UsageError(f"{method}: -p iters applies to unrolled networks (a DEQ runs to its tolerance: max_iter, tol)")
+    for f in dataclasses.fields(JacobianRegularisation):
+        if f.name in solve:
+            if cls.unrolled:
+                raise UsageError(f"{method}: -p {f.name} applies to equilibrium maps (this network is unrolled)")
+            check_range(f.name, solve[f.name], f.metadata)
     full = {**DEFAULT_SOLVE, **solve}
     Backward.parse(full["backward"])
     make_options(full["solver"], **settings_options(full, full["tol"], full["max_iter"]))

@@ -138,9 +138,12 @@ class SCITask(ReconstructionTask):
             solve = {"max_iter": k, "backward": "jfb"}
         if config.get("learned_start"):  # the start's refinement learns to be close to x too
             out, _, start = model.reconstruct_with_start(y, op, solve=solve)
-            return F.mse_loss(out, x) + F.mse_loss(start, x)
-        out, _ = model(y, op, solve=solve)
-        return F.mse_loss(out, x)
+            loss = F.mse_loss(out, x) + F.mse_loss(start, x)
+        else:
+            out, _ = model(y, op, solve=solve)
+            loss = F.mse_loss(out, x)
+        penalty = model.take_penalty()  # the map's Jacobian regularisation (-p jac_weight=), when on
+        return loss if penalty is None else loss + penalty
 
     def perturb(self, x: Tensor, op: VideoSCI, y: Tensor, key: int) -> Tensor:
         """An iterate-like estimate of x: ``x + a (x0 - x) + sigma n`` with the solver's start
