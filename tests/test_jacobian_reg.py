@@ -192,3 +192,15 @@ def test_the_video_task_adds_the_penalty_of_a_deq_rnn() -> None:
     assert float((loss_on - loss_off).detach()) == pytest.approx(0.5 * on.last_penalty, rel=1e-4)
     grads = torch.autograd.grad(loss_on - loss_off, list(on.net.parameters()), allow_unused=True)
     assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)  # the cell's zero head, at least
+
+
+def test_compile_and_the_jacobian_penalty_are_refused_together_in_one_line(tmp_path) -> None:
+    """torch.compile has no double backward: the combination is refused before any step."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for k in range(2):
+        np.save(data / f"img{k}.npy", np.random.default_rng(k).random((40, 40)).astype(np.float32))
+    res = invoke_cli("train", "--method", "oder", "--operator", "ct", "--mask", "random", "-O", "views=10",
+                     "-p", "jac_weight=1", "--data", data, "--patch", 24, "--epochs", 1, "--steps-per-epoch", 1,
+                     "--out", tmp_path / "run", "--quiet", "--compile")
+    assert res.exit_code == 2 and "--compile and -p jac_weight do not go together" in res.output

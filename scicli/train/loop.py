@@ -488,6 +488,9 @@ class Trainer:
             self.task.prepare_model(model)
         args.model = dict(model.config)
         if args.compile:
+            if (getattr(model, "config", {}).get("solve") or {}).get("jac_weight"):
+                raise UsageError("--compile and -p jac_weight do not go together: the Jacobian penalty needs a "
+                                 "double backward, which torch.compile does not support; drop one of them")
             if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
                 raise UsageError("--compile on a CPU needs a C++ compiler (c++, g++ or clang++ on PATH)")
             compile_networks(model)
