@@ -189,8 +189,9 @@ def weights_used(method: str, solver: Solver) -> list[dict[str, Any]]:
         if name not in MODELS.names() and name != "ffdnet":
             continue
         default = ipol_weights_path if name == "ffdnet" else (lambda name=name: WEIGHTS_DIR / f"{name}.pt")
+        variant = getattr(solver, "variant_file", None) if name == method else None
         try:
-            path = Path(given) if given else default()
+            path = Path(given) if given else (variant or default())  # a shipped METHOD@TAG chosen for the operator
         except ScicliError:  # not installed: the solver itself says so
             continue
         path = path / "best.pt" if path.is_dir() else path

@@ -19,6 +19,7 @@ from torch import nn
 import scicli.methods  # noqa: F401  (registers the methods)
 from conftest import invoke_cli, ok, write_stills
 from scicli.core.errors import UsageError
+from scicli.api import weights_used
 from scicli.methods import METHODS
 from scicli.methods.fista_net import FISTANet
 from scicli.methods.ista_net import ISTANet, ISTANetPlus
@@ -272,6 +273,8 @@ def test_without_weights_the_shipped_variant_that_fits_the_operator_is_chosen(tm
         out = solver.solve(op, op.A(x)).x
         expected = load_model("ista-net", tmp_path / name)(op.A(x), op)[0]
         assert torch.allclose(out, expected)
+        used = weights_used("ista-net", solver)  # the report's provenance names the file that ran
+        assert [Path(u["file"]).name for u in used] == [name] and used[0]["sha256"] == store.sha256(tmp_path / name)
     cs25 = instance("cs-block", (1, 33, 33), ratio=0.25)
     with pytest.raises(UsageError, match="weights are for cs-block with m 109; this one has block 33, m 272"):
         solver.solve(cs25, cs25.A(x))

@@ -331,6 +331,7 @@ class LearnedSolver(Solver):
             st = {**DEFAULT_SOLVE, "max_iter": 1, **self.settings()}
             make_options(st["solver"], **settings_options(st, st["tol"], st["max_iter"]))
         self.model = load_reconstructor(self.method, self.params.weights)
+        self.variant_file: Path | None = None  # set when fit_weights switches to a shipped METHOD@TAG
 
     def settings(self) -> dict[str, Any]:
         """The fixed-point settings the user gave (-p solver= max_iter= tol= m= lam= beta=,
@@ -360,6 +361,7 @@ class LearnedSolver(Solver):
         for path, config in shipped_variants(self.method):
             if not weights_misfit(self.method, config, op, self.model.operator):
                 self.model = load_reconstructor(self.method, path)
+                self.variant_file = Path(path)  # what the report's provenance names
                 return
 
     @torch.no_grad()
