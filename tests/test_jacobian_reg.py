@@ -15,7 +15,7 @@ from skimage.data import shepp_logan_phantom
 from skimage.transform import resize
 from torch import nn
 
-from conftest import invoke_cli
+from conftest import invoke_cli, write_stills
 from scicli.core.errors import UsageError
 from scicli.fixedpoint import jacobian_norm_and_radius, jacobian_penalty
 from scicli.methods.deq_rnn import DEQRnn
@@ -163,11 +163,7 @@ def test_a_few_steps_with_the_penalty_make_an_expansive_map_contractive() -> Non
 
 
 def test_train_oder_with_the_jacobian_penalty_from_the_command_line(tmp_path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for k in range(3):
-        np.save(data / f"img{k}.npy", rng.random((40, 40)).astype(np.float32))
+    data = write_stills(tmp_path / "data", count=3, size=40)
     run = tmp_path / "run"
     res = invoke_cli("train", "--method", "oder", "--operator", "ct", "--mask", "random", "-O", "views=10",
                      "-p", "w=5", "-p", "max_iter=3", "-p", "backward_max_iter=3", "-p", "jac_weight=1",

@@ -12,7 +12,7 @@ import torch
 from skimage.data import shepp_logan_phantom
 from skimage.transform import resize
 
-from conftest import invoke_cli
+from conftest import invoke_cli, write_stills
 from scicli.core.errors import UsageError
 from scicli.fixedpoint import make_solver, ratio_summary, secant_ratios
 from scicli.methods.red_deq import ODERMap, REDMap, chunked_draw, operator_norm
@@ -109,11 +109,7 @@ def test_oder_minibatches_need_views() -> None:
 
 
 def test_train_then_reconstruct_with_a_minibatch_from_the_command_line(tmp_path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for k in range(3):
-        np.save(data / f"img{k}.npy", rng.random((40, 40)).astype(np.float32))
+    data = write_stills(tmp_path / "data", count=3, size=40)
     run = tmp_path / "run"
     res = invoke_cli("train", "--method", "oder", "--operator", "ct", "--mask", "random", "-O", "views=10",
                      "-p", "w=5", "-p", "max_iter=3", "-p", "backward_max_iter=3", "--data", data, "--patch", 24,
