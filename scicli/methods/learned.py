@@ -34,7 +34,7 @@ from torch.nn.utils import parametrize
 from scicli.core.errors import UsageError
 from scicli.core.params import param
 from scicli.fixedpoint import (Info, iterate_ratios, jacobian_norm_and_radius, jacobian_penalty, make_options,
-                               settings_options)
+                               ratio_summary, settings_options)
 from scicli.methods.base import Solver
 from scicli.methods.registry import register
 from scicli.methods.runners import Callback, Result, equilibrium
@@ -226,10 +226,9 @@ class LearnedMap(nn.Module):
             self._prime()
             norm, radius = jacobian_norm_and_radius(f, z, iters)
             ratios = iterate_ratios(f, trace.get("iterates", []), trace.get("images", []), z)
-        finite = ratios[torch.isfinite(ratios)]
+        stats = ratio_summary(ratios)
         return {"lipschitz_fixed_point": float(norm.max()), "spectral_radius_fixed_point": float(radius.max()),
-                "lipschitz_iterates_max": float(finite.max()) if finite.numel() else float("nan"),
-                "lipschitz_iterates_above_one": float((finite > 1).float().mean()) if finite.numel() else float("nan"),
+                "lipschitz_iterates_max": stats["max"], "lipschitz_iterates_above_one": stats["above_one"],
                 "power_iterations": int(iters)}
 
     def regularise(self, f: Callable[[Tensor], Tensor], z_star: Tensor) -> None:
@@ -253,6 +252,11 @@ class LearnedMap(nn.Module):
         penalty, self.pending_penalty = self.pending_penalty, None
         return penalty
 
+    def with_penalty(self, loss: Tensor) -> Tensor:
+        """``loss`` plus the pending Jacobian penalty of the last training solve, if any (taken)."""
+        penalty = self.take_penalty()
+        return loss if penalty is None else loss + penalty
+
     def start_estimate(self, y: Tensor, op: LinearOperator) -> Tensor:
         """The start's estimate alone (no solve)."""
         self.check(op, y)
@@ -271,9 +275,7 @@ class LearnedMap(nn.Module):
         """The loss of one batch against the ground truth x: ``mean ||x*(y, A) - x||^2`` (a
         method with an extra term, e.g. ISTA-Net's symmetry loss, adds it here), plus the Jacobian
         penalty of the solve when ``jac_weight > 0`` (:class:`JacobianRegularisation`)."""
-        loss = torch.nn.functional.mse_loss(self(y, op)[0], x)
-        penalty = self.take_penalty()
-        return loss if penalty is None else loss + penalty
+        return self.with_penalty(torch.nn.functional.mse_loss(self(y, op)[0], x))
 
 
 class VideoMap(LearnedMap):

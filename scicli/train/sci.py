@@ -142,8 +142,7 @@ class SCITask(ReconstructionTask):
         else:
             out, _ = model(y, op, solve=solve)
             loss = F.mse_loss(out, x)
-        penalty = model.take_penalty()  # the map's Jacobian regularisation (-p jac_weight=), when on
-        return loss if penalty is None else loss + penalty
+        return model.with_penalty(loss)  # the map's Jacobian regularisation (-p jac_weight=), when on
 
     def perturb(self, x: Tensor, op: VideoSCI, y: Tensor, key: int) -> Tensor:
         """An iterate-like estimate of x: ``x + a (x0 - x) + sigma n`` with the solver's start
