@@ -98,8 +98,8 @@ def _number(ds: Any, name: str, default: float) -> float:
     return value
 
 
-def _check_header(ds: Any, path: Path, *, frames: bool) -> tuple[int, float, float]:
-    """Refuse what cannot be read safely; returns (number of frames, slope, intercept)."""
+def _check_header(ds: Any, path: Path, *, frames: bool) -> int:
+    """Refuse what cannot be read safely; returns the number of frames."""
     pydicom = _pydicom()
     from pydicom.pixels import get_decoder  # noqa: PLC0415 (optional extra)
 
@@ -130,26 +130,28 @@ def _check_header(ds: Any, path: Path, *, frames: bool) -> tuple[int, float, flo
     check_declared(str(path), (n_frames, rows, cols), dtype,
                    None if syntax.is_compressed else os.path.getsize(path))
     check_declared(str(path), (n_frames, rows, cols), np.float64)  # the float copy made below
-    return n_frames, _number(ds, "RescaleSlope", 1.0), _number(ds, "RescaleIntercept", 0.0)
+    return n_frames
+
+
+def _rescale(item: Any) -> tuple[float, float] | None:
+    """(RescaleSlope, RescaleIntercept) of a dataset or sequence item that has either, else None."""
+    if "RescaleSlope" not in item and "RescaleIntercept" not in item:
+        return None
+    return _number(item, "RescaleSlope", 1.0), _number(item, "RescaleIntercept", 0.0)
 
 
 def _group_rescale(group: Any) -> tuple[float, float] | None:
     """(slope, intercept) of one functional group's PixelValueTransformationSequence, or None."""
     seq = group.get("PixelValueTransformationSequence", None) if group is not None else None
-    if not seq:
-        return None
-    item = seq[0]
-    if "RescaleSlope" not in item and "RescaleIntercept" not in item:
-        return None
-    return _number(item, "RescaleSlope", 1.0), _number(item, "RescaleIntercept", 0.0)
+    return _rescale(seq[0]) if seq else None
 
 
 def frame_rescale(ds: Any, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame ``(slopes, intercepts)``, each (n_frames,): the top-level RescaleSlope /
     RescaleIntercept where the file has them, else each frame's functional group (per-frame
     before shared, as an Enhanced CT Image stores them), else (1, 0)."""
-    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
-        top = (_number(ds, "RescaleSlope", 1.0), _number(ds, "RescaleIntercept", 0.0))
+    top = _rescale(ds)
+    if top is not None:
         return np.full(n_frames, top[0]), np.full(n_frames, top[1])
     shared_seq = ds.get("SharedFunctionalGroupsSequence", None)
     shared = _group_rescale(shared_seq[0]) if shared_seq else None
@@ -172,7 +174,7 @@ def read_dicom(path: Path, *, frames: bool = False) -> np.ndarray:
     pydicom = _pydicom()
     try:
         ds = pydicom.dcmread(path, defer_size=1024)  # large values (pixel data) stay on disk until used
-        n_frames, _, _ = _check_header(ds, path, frames=frames)
+        n_frames = _check_header(ds, path, frames=frames)
         slopes, intercepts = frame_rescale(ds, n_frames)
         raw = np.asarray(ds.pixel_array)
     except ScicliError:
