@@ -515,12 +515,10 @@ def write_figures(folder: Path, stem: str, figures: Mapping[str, Figure], *, for
                   group: WriteGroup | None = None) -> list[Path]:
     """Save ``figures`` (name -> Figure) as ``folder/<stem>-<name>.png``, each atomically (or
     staged in ``group``, moved into place by its commit). Returns the paths."""
-    paths = []
-    for name, fig in figures.items():
-        path = Path(folder) / f"{stem}-{name}.png"
+    return [save_figure(Path(folder) / f"{stem}-{name}.png", fig, force=force, group=group)
+            for name, fig in figures.items()]
 
-        def save(tmp: Path, fig: Figure = fig) -> None:
-            fig.savefig(tmp, format="png", dpi=DPI)
 
-        paths.append(atomic_write(path, save, force=force, group=group))
-    return paths
+def save_figure(path: Path, fig: Figure, *, force: bool = False, group: WriteGroup | None = None) -> Path:
+    """Save one figure as a PNG at :data:`DPI`, atomically (or staged in ``group``)."""
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI), force=force, group=group)

@@ -44,9 +44,8 @@ def curve_cmd(
 ) -> None:
     """Validation score against training steps for one or more runs: a table (best score, steps,
     hours, and with --target or --gain the projected steps to reach it) and, with --out, a figure."""
-    from scicli.io.atomic import atomic_write  # noqa: PLC0415 (the command's own stack loads on use)
-    from scicli.io.outputs import Output, check_outputs  # noqa: PLC0415
-    from scicli.plots import learning_curve_figure  # noqa: PLC0415
+    from scicli.io.outputs import Output, check_outputs  # noqa: PLC0415 (the command's own stack loads on use)
+    from scicli.plots import learning_curve_figure, save_figure  # noqa: PLC0415
     from scicli.train.curve import learning_curve, project_steps  # noqa: PLC0415
 
     if target is not None and gain is not None:
@@ -72,7 +71,7 @@ def curve_cmd(
     if out_png is not None:
         fig = learning_curve_figure([(c.label, c.steps, c.scores, c.baseline) for c in curves], target=target,
                                     title=", ".join(sorted({c.method for c in curves})))
-        atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=110), force=force)
+        save_figure(out_png, fig, force=force)
         out.print(f"wrote {out_png}", highlight=False)
 
 

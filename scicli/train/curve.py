@@ -11,7 +11,7 @@ epochs changes the slope.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +40,9 @@ class Curve:
     label: str
     method: str
     baseline: float | None
-    steps: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    steps: np.ndarray
+    scores: np.ndarray
+    seconds: np.ndarray
 
     @property
     def best(self) -> float:
