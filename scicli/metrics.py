@@ -220,12 +220,12 @@ def ssim(
     """
     _check_convention(convention)
     data_range = _check_range(data_range)
-    x64, r64 = _clip64(x, data_range), _clip64(ref, data_range)
-    if x64.ndim != 2 or r64.ndim != 2:
-        raise ValueError(f"ssim expects 2-D frames, got shapes {x64.shape} and {r64.shape}")
-    if x64.shape != r64.shape:
-        raise ValueError(f"ssim: shapes differ: {x64.shape} vs {r64.shape}")
-    return float(_ssim_frames(x64[None], r64[None], data_range, convention)[0])
+    x_a, r_a = np.asarray(x), np.asarray(ref)  # clipped to float64 where they are filtered
+    if x_a.ndim != 2 or r_a.ndim != 2:
+        raise ValueError(f"ssim expects 2-D frames, got shapes {x_a.shape} and {r_a.shape}")
+    if x_a.shape != r_a.shape:
+        raise ValueError(f"ssim: shapes differ: {x_a.shape} vs {r_a.shape}")
+    return float(_ssim_frames(x_a[None], r_a[None], data_range, convention)[0])
 
 
 def convention_text(data_range: float = 1.0, ssim_convention: str = "skimage") -> str:
