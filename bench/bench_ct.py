@@ -66,7 +66,7 @@ from PIL import Image  # noqa: E402
 from skimage.data import shepp_logan_phantom  # noqa: E402
 from skimage.transform import iradon, radon, resize  # noqa: E402
 
-from ct_slices import correlations, test_slices  # noqa: E402
+from ct_slices import similarity_note, test_slices  # noqa: E402
 from scicli.core.errors import ScicliError  # noqa: E402
 from scicli.methods import METHODS  # noqa: E402
 from scicli.methods.red_deq import REDMap  # noqa: E402
@@ -242,9 +242,8 @@ def method_rows(views: int, args: argparse.Namespace) -> list[tuple[str, Callabl
 
 def methods_table(args: argparse.Namespace) -> None:
     names, imgs = test_slices(args.size)
-    corr = correlations(imgs)
     print(f"CT test slices at {args.size}x{args.size} (windowed [-1000, 1000] HU): {', '.join(names)}; "
-          f"correlation UNCI/UNCR {corr[0, 1]:.3f} (nearly the same anatomy), eCT frames {corr[2, 3]:.2f}")
+          f"{similarity_note(imgs)}")
     x = torch.from_numpy(imgs[:, None]).float()
     for views in (int(v) for v in args.views.split(",")):
         op = ParallelBeamCT(torch.arange(views, dtype=torch.float64) * (180.0 / views), (args.size, args.size)).float()

@@ -78,7 +78,7 @@ import torch  # noqa: E402
 from skimage.data import shepp_logan_phantom  # noqa: E402
 from skimage.transform import resize  # noqa: E402
 
-from ct_slices import PAIR, SLICES, correlations, test_slices  # noqa: E402
+from ct_slices import PAIR, SLICES, similarity_note, test_slices  # noqa: E402
 from scicli.fixedpoint.lipschitz import ratio_summary, secant_ratios  # noqa: E402
 from scicli.methods import METHODS  # noqa: E402
 from scicli.methods.red_deq import _NORMS, ODERMap, operator_norm  # noqa: E402
@@ -143,11 +143,8 @@ def one(w: int, size: int, batch: int, steps: int, max_iter: int, back_iter: int
 
 def load_slices(size: int, which: str) -> tuple[list[str], np.ndarray, torch.Tensor]:
     names, imgs = test_slices(size, SLICES if which == "all" else PAIR)
-    note = ""
-    if len(names) > 2:
-        corr = correlations(imgs)
-        note = f"; correlation UNCI/UNCR {corr[0, 1]:.3f} (nearly one anatomy), eCT frames {corr[2, 3]:.2f}"
-    print(f"test slices {', '.join(names)} at {size}x{size}, windowed [-1000, 1000] HU{note}")
+    note = similarity_note(imgs)
+    print(f"test slices {', '.join(names)} at {size}x{size}, windowed [-1000, 1000] HU{'; ' + note if note else ''}")
     return names, imgs, torch.from_numpy(imgs[:, None]).float()
 
 

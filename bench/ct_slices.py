@@ -50,3 +50,11 @@ def test_slices(size: int, which: tuple[tuple[str, int], ...] = SLICES) -> tuple
 def correlations(images: np.ndarray) -> np.ndarray:
     """Pearson correlation matrix (S, S) of the images (how alike the test slices are)."""
     return np.corrcoef(images.reshape(images.shape[0], -1).astype(np.float64))
+
+
+def similarity_note(images: np.ndarray) -> str:
+    """How alike the four test slices are, for a bench's header (empty for fewer slices)."""
+    if len(images) < 4:
+        return ""
+    corr = correlations(images)
+    return f"correlation UNCI/UNCR {corr[0, 1]:.3f} (nearly one anatomy), eCT frames {corr[2, 3]:.2f}"
