@@ -3,7 +3,7 @@ step for w in {10, 20, 40, 60, 120} of b = 120 views (w = b is RED (DEQ)).
 
     python bench/bench_oder.py [--size 128] [--batch 2] [--ws 10,20,40,60,120] [--steps 2]
                                [--max-iter 20] [--backward-max-iter 10]
-    python bench/bench_oder.py --table [--weights RUN/best.pt] [--size 128] [--max-iter N]
+    python bench/bench_oder.py --table [--weights RUN/best.pt] [--weights-w 20=RUN20/best.pt ...] [--size 128] [--max-iter N]
                                [--slices all|pair] [--lipschitz-ws 20,40] [--star-iter 300] [--no-lipschitz]
                                (Table 4's shape on the DICOM test slices, then Fig. 1's Lipschitz ratios)
     python bench/bench_oder.py --lipschitz [same options]       (the Lipschitz part of --table alone)
@@ -189,7 +189,10 @@ def forward_solve(model, max_iter: int | None) -> tuple[dict, str]:
     return solve, f"{used['solver']}, {used['max_iter']} evaluations ({guard}; {source})"
 
 
-def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True, slices: str = "all") -> None:
+def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True, slices: str = "all",
+          per_w: dict[int, str] | None = None) -> None:
+    """Table 4's rows; ``per_w`` adds ODER at w with weights trained at that w (the supplement trains
+    one model per w), against the same RED (DEQ) reference."""
     imgs, op, y, model = problem_on_slices(size, slices, weights)
     solve, how = forward_solve(model, max_iter)
     print(f"b = 120 views, no noise; weights: {weights or 'untrained (shipped dncnn as D)'}; forward: {how}")
@@ -215,6 +218,14 @@ def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True,
         t0 = time.perf_counter()
         with torch.no_grad():
             row(f"ODER w = {w} (w/b = {w / 120:.3f})", model(y, op, solve=solve)[0], time.perf_counter() - t0, ref)
+    for w, path in sorted((per_w or {}).items()):
+        own = load_map(path)
+        own.w = w
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            row(f"ODER w = {w}, trained at w", own(y, op, solve=solve)[0], time.perf_counter() - t0, ref)
+    for w, path in sorted((per_w or {}).items()):
+        print(f"trained at w = {w}: {path}")
 
 
 def lipschitz(size: int, weights: str | None, max_iter: int | None, ws: list[int], star_iter: int,
@@ -316,6 +327,8 @@ def main() -> None:
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--weights", default=None)
     parser.add_argument("--no-tv", action="store_true", help="--table without the fista-tv row")
+    parser.add_argument("--weights-w", action="append", default=[], metavar="W=PATH",
+                        help="--table: also ODER at w with weights trained at w (repeatable)")
     parser.add_argument("--slices", choices=("all", "pair"), default="all",
                         help="the four CT test slices, or 693_UNCI/UNCR only")
     parser.add_argument("--lipschitz", action="store_true", help="the Lipschitz ratios of --table alone")
@@ -329,7 +342,8 @@ def main() -> None:
               f"{torch.__version__}, 1 thread, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         max_iter = None if args.max_iter == parser.get_default("max_iter") else args.max_iter
         if args.table:
-            table(args.size, args.weights, max_iter, tv=not args.no_tv, slices=args.slices)
+            per_w = {int(k): v for k, v in (item.split("=", 1) for item in args.weights_w)}
+            table(args.size, args.weights, max_iter, tv=not args.no_tv, slices=args.slices, per_w=per_w)
         if (args.table and not args.no_lipschitz) or args.lipschitz:
             ws = [int(v) for v in args.lipschitz_ws.split(",") if v.strip()]
             lipschitz(args.size, args.weights, max_iter, ws, args.star_iter, slices=args.slices)

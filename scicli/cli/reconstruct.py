@@ -85,7 +85,7 @@ def _outputs(files: list[Path], out_path: Optional[Path], fmt: str, method: str,
 def reconstruct_cmd(
     inputs: Optional[list[Path]] = typer.Argument(None, help="Measurement files (.mat .npz .npy .tif) or directories of them.", show_default=False),
     mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="Mask file (the sampling matrix for cs-block); default: the array inside a .mat/.npz input."),
-    operator: Optional[str] = typer.Option(None, "--operator", help="Forward model: video-sci, cassi, cs-block, mri (see `scicli methods`); default: from the file."),
+    operator: Optional[str] = typer.Option(None, "--operator", help=f"Forward model: {', '.join(OPERATORS.names())} (see `scicli methods`); default: from the file."),
     operator_param: Optional[list[str]] = typer.Option(None, "--operator-param", "-O", help="Operator setting NAME=VALUE, e.g. step=2 (cassi), complex_images=1 (mri)."),
     ratio: Optional[float] = typer.Option(None, "--ratio", help="Sampling ratio of a random operator instance measuring an image input (cs-block, mri): -O ratio=R."),
     gt: Optional[Path] = typer.Option(None, "--gt", help="Ground-truth video for PSNR/SSIM; default: 'orig' inside a .mat/.npz input."),

@@ -24,7 +24,7 @@ FORMATS = ("npy", "mat", "tif")
 @guarded
 def simulate_cmd(
     video: Path = typer.Argument(..., help="Video (or images, or a spectral cube): multi-page TIFF, .npy/.npz/.mat, .gif/.mp4, a folder of frames."),
-    operator: str = typer.Option("video-sci", "--operator", help="Forward model: video-sci, cassi, cs-block, mri (see `scicli methods`)."),
+    operator: str = typer.Option("video-sci", "--operator", help=f"Forward model: {', '.join(OPERATORS.names())} (see `scicli methods`)."),
     operator_param: Optional[list[str]] = typer.Option(None, "--operator-param", "-O", help="Operator setting NAME=VALUE, e.g. ratio=0.3 (cs-block, mri), kind=radial (mri), step=2 (cassi)."),
     frames: int = typer.Option(8, "--frames", "-B", min=1, help="Frames B coded into one snapshot."),
     mask: str = typer.Option("random", "--mask", help="random, shifted, or a mask file (B, H, W) / (H, W, B)."),

@@ -1,4 +1,7 @@
-"""``scicli train``: train a noise-level-conditional denoiser (dncnn, unet) on images."""
+"""``scicli train``: train a denoiser or a reconstruction network.
+
+The training stack (datasets, DDP, optimisers) is imported with this module, which
+:mod:`scicli.cli.app` loads only when ``scicli train`` runs: no other command imports it."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from scicli.cli.common import (check_float, guarded, interactive, out, parse_par
                                with_ratio)
 from scicli.core.errors import UsageError
 from scicli.physics import OPERATORS
+from scicli.train.checkpoint import init_params, model_config
+from scicli.train.loop import TrainArgs, check_run_dir, resume_args, train
 from scicli.weights.store import MODELS, check_method, is_reconstruction, load_checkpoint
 
 METHODS = ", ".join(MODELS.names())
@@ -139,11 +144,6 @@ def train_cmd(
     `scicli reconstruct MEAS --weights RUN/best.pt`. Multi-GPU / multi-node:
     `torchrun --nproc-per-node G -m scicli train ...` (DDP).
     """
-    # the training stack (datasets, DDP, optimisers) loads only when `scicli train` runs, so that
-    # `import scicli.cli.app` (every other command) imports no training module
-    from scicli.train.checkpoint import init_params, model_config  # noqa: PLC0415
-    from scicli.train.loop import TrainArgs, check_run_dir, resume_args, train  # noqa: PLC0415
-
     if method is not None:
         check_method(method)
     check_float("--lr", lr, above=0)

@@ -1,4 +1,6 @@
-"""``scicli weights``: ship a trained run as scicli's default weights, with its provenance."""
+"""``scicli weights``: ship a trained run as scicli's default weights, with its provenance; plot
+learning curves. :mod:`scicli.cli.app` imports this module (and the training modules it needs)
+only when ``scicli weights`` runs."""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ import typer
 
 from scicli.cli.common import guarded, out
 from scicli.core.errors import UsageError
+from scicli.io.outputs import Output, check_outputs
+from scicli.plots import learning_curve_figure, save_figure
+from scicli.train.curve import learning_curve, project_steps
+from scicli.train.ship import ship
 
 app = typer.Typer(help="Shipped weights: turn a training run into scicli's default weights; plot learning curves.", no_args_is_help=True)
 
@@ -27,8 +33,6 @@ def ship_cmd(
 ) -> None:
     """Copy the model part of a run's best.pt into scicli/weights/ and record sha256, command, data
     licence, hardware and validation scores in scicli/weights/manifest.json."""
-    from scicli.train.ship import ship  # noqa: PLC0415 (the training stack loads only for this command)
-
     entry = ship(run, name, baseline=baseline, note=note, solve=solve or (), companions=companions or ())
     out.print_json(json.dumps(entry))
 
@@ -44,9 +48,6 @@ def curve_cmd(
 ) -> None:
     """Validation score against training steps for one or more runs: a table (best score, steps,
     hours, and with --target or --gain the projected steps to reach it) and, with --out, a figure."""
-    from scicli.io.outputs import Output, check_outputs  # noqa: PLC0415 (the command's own stack loads on use)
-    from scicli.plots import learning_curve_figure, save_figure  # noqa: PLC0415
-    from scicli.train.curve import learning_curve, project_steps  # noqa: PLC0415
 
     if target is not None and gain is not None:
         raise UsageError("--target and --gain exclude each other")
