@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from conftest import invoke_cli
 from scicli.core.errors import DataError, ScicliError, UsageError
-from scicli.io import read_array
+from scicli.io import list_keys, read_array
 from scicli.io.limits import parse_size, set_memory_budget
 
 BUDGET = 8 << 20  # 8 MiB: every hostile file here declares more
@@ -185,6 +185,24 @@ def test_tiff_mat_and_hdf5_beyond_the_budget(tmp_path: Path) -> None:
             read_array(tmp_path / name)
 
 
+def test_a_compressed_mat_bomb_is_refused_from_its_header_without_inflating_it(tmp_path: Path) -> None:
+    """A 64 MiB array of zeros deflates to ~64 KiB: its declared shape is read from the first
+    inflated bytes of the variable, so refusing it costs kilobytes, not the array (scipy's
+    ``whosmat`` would inflate it whole just to list it)."""
+    scipy.io.savemat(tmp_path / "bomb.mat", {"meas": np.zeros((64, 1024, 1024), np.uint8)}, do_compression=True)
+    assert (tmp_path / "bomb.mat").stat().st_size < 1 << 20
+    set_memory_budget(8 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"declares shape \(64, 1024, 1024\).*memory budget"):
+            read_array(tmp_path / "bomb.mat")
+        assert list_keys(tmp_path / "bomb.mat") == ["meas"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 << 20
+
+
 def test_png_beyond_the_budget(tmp_path: Path) -> None:
     iio.imwrite(tmp_path / "big.png", np.zeros((2048, 2048), np.uint8))  # 16 MiB as float32... 4 MiB as bytes
     set_memory_budget(1 << 20)
@@ -215,6 +233,45 @@ def test_hdf5_external_link_is_refused(tmp_path: Path) -> None:
         read_array(path, key="meas")
     with pytest.raises(ScicliError):
         read_array(path)
+
+
+@pytest.mark.parametrize("layout", ["soft link to a dataset behind an external link",
+                                    "soft link to a group that is an external link",
+                                    "soft link to a soft link to an external link"])
+def test_hdf5_external_link_behind_soft_links_is_refused(tmp_path: Path, layout: str) -> None:
+    """A soft link is resolved one component at a time: an external link anywhere on the way
+    is refused before the other file is opened (the file's listing leaves such a name out)."""
+    secret = tmp_path / "secret.h5"
+    with h5py.File(secret, "w") as f:
+        f["data"] = np.arange(12.0).reshape(3, 4)
+    path = tmp_path / "soft.mat"
+    with h5py.File(path, "w") as f:
+        if layout.startswith("soft link to a dataset"):
+            f.create_group("grp")["ext"] = h5py.ExternalLink(str(secret), "/data")
+            f["meas"] = h5py.SoftLink("/grp/ext")
+        elif layout.startswith("soft link to a group"):
+            f["g"] = h5py.ExternalLink(str(secret), "/")
+            f["meas"] = h5py.SoftLink("/g/data")
+        else:
+            f["g"] = h5py.ExternalLink(str(secret), "/")
+            f["hop"] = h5py.SoftLink("/g")
+            f["meas"] = h5py.SoftLink("hop/data")
+    with pytest.raises(DataError, match="external link.*secret.h5"):
+        read_array(path, key="meas")
+    with pytest.raises(ScicliError):
+        read_array(path)
+
+
+def test_hdf5_soft_link_loop_is_refused_and_a_plain_soft_link_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "loop.mat"
+    with h5py.File(path, "w") as f:
+        f["a"] = h5py.SoftLink("/b")
+        f["b"] = h5py.SoftLink("/a")
+        f.create_group("grp")["data"] = np.arange(6.0).reshape(2, 3)
+        f["meas"] = h5py.SoftLink("/grp/data")
+    with pytest.raises(DataError, match="soft links in a row"):
+        read_array(path, key="a")
+    assert np.array_equal(read_array(path, key="meas"), np.arange(6.0).reshape(2, 3).T)  # MATLAB order
 
 
 def test_hdf5_external_storage_is_refused(tmp_path: Path) -> None:

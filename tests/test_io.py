@@ -14,6 +14,7 @@ import scipy.io
 import tifffile
 
 from scicli.core.errors import DataError, UsageError
+from scicli.io import readers
 from scicli.io import (
     SUPPORTED_SUFFIXES,
     WRITE_SUFFIXES,
@@ -386,11 +387,11 @@ def test_mat_temp_name_keeps_suffix(tmp_path: Path, frames: np.ndarray) -> None:
 
 
 def test_a_mat_file_is_listed_once_per_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Reading the roles of a .mat lists its variables once (scipy's whosmat decompresses them
-    all), and a file rewritten in place is listed again."""
-    calls: list[str] = []
-    real = scipy.io.whosmat
-    monkeypatch.setattr(scipy.io, "whosmat", lambda name, *a, **k: calls.append(name) or real(name, *a, **k))
+    """Reading the roles of a .mat lists its variables once (a pass over the file's array
+    headers), and a file rewritten in place is listed again."""
+    calls: list[Path] = []
+    real = readers._mat5_listing
+    monkeypatch.setattr(readers, "_mat5_listing", lambda path: calls.append(path) or real(path))
     p = tmp_path / "sim.mat"
     scipy.io.savemat(p, {"meas": np.ones((4, 5)), "mask": np.zeros((4, 5, 2)), "orig": np.ones((4, 5, 2))},
                      do_compression=True)

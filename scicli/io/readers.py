@@ -17,7 +17,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -263,15 +265,103 @@ _MAT_ITEMSIZE = {"double": 8, "single": 4, "logical": 1, "int8": 1, "uint8": 1, 
                  "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "sparse": 8}
 
 
-# whosmat decompresses every variable of a compressed .mat to learn its shape (13 ms for
-# drop40_cacti.mat on a busy machine) and one reconstruction asks ~10 times (keys, roles, each
-# array's check): one listing per version of a file (path, device, inode, size, mtime)
+# one reconstruction asks for a file's listing ~10 times (keys, roles, each array's check): one
+# listing per version of a file (path, device, inode, size, mtime)
 _MAT5_LISTINGS: dict[tuple[object, ...], dict[str, tuple[tuple[int, ...], str]]] = {}
+
+# MAT-file v5 (MathWorks, "MAT-File Format", level 5): data types and array classes
+_MI_INT8, _MI_INT32, _MI_UINT32, _MI_MATRIX, _MI_COMPRESSED = 1, 5, 6, 14, 15
+_MX_CLASSES = {1: "cell", 2: "struct", 3: "object", 4: "char", 5: "sparse", 6: "double", 7: "single",
+               8: "int8", 9: "uint8", 10: "int16", 11: "uint16", 12: "int32", 13: "uint32", 14: "int64",
+               15: "uint64", 16: "function"}
+_MX_LOGICAL = 0x200
+_MAT5_HEADER_BYTES = 4096
+"""The most bytes an array header (flags, dimensions, name) may take once decompressed."""
+
+
+def _mat5_tag(buf: bytes, pos: int, order: str) -> tuple[int, int, int]:
+    """``(type, nbytes, data offset)`` of the data element at ``pos`` (the small format keeps
+    up to 4 bytes of data in the tag itself)."""
+    if pos + 8 > len(buf):
+        raise ValueError("truncated data element")
+    first, second = struct.unpack_from(order + "II", buf, pos)
+    if first >> 16:
+        return first & 0xFFFF, first >> 16, pos + 4
+    return first, second, pos + 8
+
+
+def _mat5_array_header(buf: bytes, order: str) -> tuple[str, tuple[int, ...], str]:
+    """``(name, shape, class)`` from the start of a miMATRIX element (its tag included)."""
+    kind, _, pos = _mat5_tag(buf, 0, order)
+    if kind != _MI_MATRIX:
+        raise ValueError(f"data element of type {kind}, not an array")
+    kind, n, at = _mat5_tag(buf, pos, order)
+    if kind != _MI_UINT32 or n < 4 or at + 4 > len(buf):
+        raise ValueError("bad array flags")
+    flags = struct.unpack_from(order + "I", buf, at)[0]
+    pos = at + ((n + 7) // 8) * 8
+    kind, n, at = _mat5_tag(buf, pos, order)
+    if kind != _MI_INT32 or n % 4 or at + n > len(buf):
+        raise ValueError("bad dimensions")
+    shape = tuple(int(d) for d in struct.unpack_from(f"{order}{n // 4}i", buf, at))
+    pos = at + (n if at == pos + 4 else ((n + 7) // 8) * 8)
+    kind, n, at = _mat5_tag(buf, pos, order)
+    if kind != _MI_INT8 or at + n > len(buf):
+        raise ValueError("bad array name")
+    name = buf[at:at + n].decode("latin-1")
+    cls = _MX_CLASSES.get(flags & 0xFF, "unknown")
+    if cls != "sparse" and flags & _MX_LOGICAL:
+        cls = "logical"
+    if any(d < 0 for d in shape):
+        raise ValueError(f"negative dimension in {shape}")
+    return name, shape, cls
+
+
+def _mat5_listing(path: Path) -> list[tuple[str, tuple[int, ...], str]]:
+    """``(name, shape, class)`` of every variable of a MAT v5 file, read from the array headers
+    alone: of a compressed variable only the first bytes are inflated, so a small file that
+    declares a huge array (a zip bomb) is listed, and then refused by its declared size, without
+    costing its memory (scipy's ``whosmat`` inflates every variable whole)."""
+    with open(path, "rb") as fh:
+        head = fh.read(128)
+        if len(head) < 128:
+            raise ValueError("shorter than the 128-byte MAT header")
+        order = {b"IM": "<", b"MI": ">"}.get(head[126:128])
+        if order is None:
+            raise ValueError("not a MAT-file v5 (no endian indicator)")
+        if struct.unpack_from(order + "H", head, 124)[0] != 0x0100:
+            raise NotImplementedError("MAT-file version other than 5")
+        out = []
+        size = path.stat().st_size
+        pos = 128
+        while pos + 8 <= size:
+            fh.seek(pos)
+            tag = fh.read(8)
+            kind, n, at = _mat5_tag(tag, 0, order)
+            if at != 8:  # a small element at the top level: nothing to list
+                pos += 8
+                continue
+            if pos + 8 + n > size:
+                raise ValueError(f"data element at byte {pos} runs past the end of the file")
+            if kind == _MI_COMPRESSED:
+                inflater = zlib.decompressobj()
+                got = b""
+                left = n
+                while len(got) < _MAT5_HEADER_BYTES and left > 0 and not inflater.eof:
+                    chunk = fh.read(min(left, 1024))
+                    left -= len(chunk)
+                    got += inflater.decompress(inflater.unconsumed_tail + chunk, _MAT5_HEADER_BYTES - len(got))
+                out.append(_mat5_array_header(got, order))
+                pos += 8 + n
+            elif kind == _MI_MATRIX:
+                out.append(_mat5_array_header(tag + fh.read(min(n, _MAT5_HEADER_BYTES)), order))
+                pos += 8 + ((n + 7) // 8) * 8
+            else:
+                pos += 8 + ((n + 7) // 8) * 8
+        return out
 
 
 def _mat5_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    import scipy.io  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
-
     try:
         st = path.stat()
         version: tuple[object, ...] | None = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
@@ -280,8 +370,7 @@ def _mat5_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     if version in _MAT5_LISTINGS:
         return dict(_MAT5_LISTINGS[version])
     try:
-        shapes = {name: (tuple(shape), cls) for name, shape, cls in scipy.io.whosmat(str(path))
-                  if not name.startswith("__")}
+        shapes = {name: (shape, cls) for name, shape, cls in _mat5_listing(path) if not name.startswith("__")}
     except NotImplementedError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -331,16 +420,56 @@ def _h5_complex(dtype: np.dtype) -> bool:
     return bool(dtype.names) and {"real", "imag"} <= set(dtype.names)
 
 
-def _h5_hostile(f: Any, name: str, label: str) -> str | None:
-    """Why dataset ``name`` must not be read (an external link, external storage, a virtual
-    dataset: each reads bytes from another file), or None."""
+_H5_MAX_SOFT_LINKS = 32
+"""Soft links followed on the way to one object (more: a loop or a crafted file)."""
+
+
+def _h5_resolve(f: Any, path: str, depth: int = 0) -> str | None:
+    """The hard-link path that ``path`` names in ``f``, found one component at a time without
+    ever following an external link (h5py would open the other file), or None when missing.
+
+    Each component is looked up with ``getlink=True`` under a parent that is already a hard-link
+    path, so no link is traversed implicitly; a soft link is replaced by its resolved target.
+    Raises :class:`DataError` for an external link met anywhere on the way (also through soft
+    links) and for chains of more than :data:`_H5_MAX_SOFT_LINKS` soft links.
+    """
     import h5py  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
-    link = f.get(name, getlink=True)
-    if isinstance(link, h5py.ExternalLink):
-        return f"{label}: an HDF5 external link to {link.filename}:{link.path}; scicli reads only data stored in the file itself"
-    obj = f.get(name)
+    current = ""
+    for part in (p for p in path.split("/") if p and p != "."):
+        here = f"{current}/{part}"
+        link = f.get(here, getlink=True)
+        if link is None:
+            return None
+        if isinstance(link, h5py.ExternalLink):
+            raise DataError(f"an HDF5 external link to {link.filename}:{link.path} (at {here}); "
+                            "scicli reads only data stored in the file itself")
+        if isinstance(link, h5py.SoftLink):
+            if depth >= _H5_MAX_SOFT_LINKS:
+                raise DataError(f"more than {_H5_MAX_SOFT_LINKS} HDF5 soft links in a row at {here} (a loop?)")
+            target = link.path if link.path.startswith("/") else f"{current}/{link.path}"
+            resolved = _h5_resolve(f, target, depth + 1)
+            if resolved is None:
+                return None
+            current = resolved
+        else:
+            current = here
+    return current or "/"
+
+
+def _h5_hostile(f: Any, name: str, label: str) -> str | None:
+    """Why dataset ``name`` must not be read (an external link on the way to it, also behind soft
+    links; external storage; a virtual dataset: each reads bytes from another file), or None."""
+    import h5py  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
+
+    try:
+        real = _h5_resolve(f, name)
+    except DataError as exc:
+        return f"{label}: {exc}"
+    obj = None if real is None else f.get(real)
     if isinstance(obj, h5py.Dataset):
+        if obj.file.filename != f.filename:
+            return f"{label}: stored in another file ({obj.file.filename}); scicli reads only data stored in the file itself"
         if obj.external:
             files = ", ".join(str(e[0]) for e in obj.external)
             return f"{label}: an HDF5 dataset with external storage ({files}); scicli reads only data stored in the file itself"
@@ -356,10 +485,14 @@ def _h5_entries(f: object) -> list[tuple[str, bool]]:
     for name in f.keys():  # type: ignore[attr-defined]
         if name.startswith("#") or name.startswith("__"):
             continue
-        if isinstance(f.get(name, getlink=True), h5py.ExternalLink):  # type: ignore[attr-defined]
-            out.append((name, False))  # never resolved: it would open another file
+        try:
+            real = _h5_resolve(f, name)
+        except DataError:
+            real = None
+        if real is None:
+            out.append((name, False))  # never opened: an external link on the way, a loop or a dangling link
             continue
-        obj = f[name]  # type: ignore[index]
+        obj = f[real]  # type: ignore[index]
         numeric = False
         if isinstance(obj, h5py.Dataset):
             cls = obj.attrs.get("MATLAB_class", b"")
@@ -389,7 +522,8 @@ def _read_mat73(path: Path, key: str | None, role: str | None) -> tuple[np.ndarr
         hostile = _h5_hostile(f, name, label)
         if hostile:
             raise DataError(hostile)
-        obj = f[name]
+        real = _h5_resolve(f, name)
+        obj = None if real is None else f[real]
         if not isinstance(obj, h5py.Dataset):
             raise DataError(f"{label}: a MATLAB struct/group, not a numeric array")
         cls = obj.attrs.get("MATLAB_class", b"")
