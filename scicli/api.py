@@ -39,7 +39,7 @@ from scicli.core.errors import ScicliError, UsageError
 from scicli.core.provenance import git_commit
 from scicli.core.units import level
 from scicli.data.problem import (Problem, infer_operator, load_operator_problem, load_problem, operator_options,
-                                 operator_problem, orig_scale, parse_selection, video_problem)
+                                 operator_problem, orig_scale, parse_selection, to_unit, video_problem)
 from scicli.io import read_array
 from scicli.io.atomic import WriteGroup
 from scicli.io.layout import resolve, to_first
@@ -600,7 +600,7 @@ def _simulate_video(vid: np.ndarray, source: str, shape: list[int], *, frames: i
         K = min(K, measurements)
     if K < 1:
         raise UsageError(f"{source}: {F} frames, fewer than --frames {frames}")
-    orig = (vid[: K * frames].astype(np.float64) / scale).reshape(K, frames, H, W)
+    orig = to_unit(vid[: K * frames].astype(np.float64), scale, source).reshape(K, frames, H, W)
     meas = (masks.astype(np.float64)[None] * orig).sum(axis=1)
     if noise > 0:
         meas = meas + level(noise) * rng.standard_normal(meas.shape)
@@ -625,7 +625,7 @@ def _simulate_operator(name: str, raw: np.ndarray, source: str, shape: list[int]
         raise UsageError(f"{source}: expected images (H, W), (K, H, W), a cube (C, H, W) or (K, C, H, W), "
                          f"got {shape}")
     scale = float(max_value) if max_value else orig_scale(raw)
-    x = raw.astype(np.float64) / scale
+    x = to_unit(raw.astype(np.float64), scale, source, images=cls.x_unit != "atom")  # codes have no peak
     if x.ndim == 3:  # one cube (cassi) or K single-channel images
         x = x[None] if cls.channels is None else x[:, None]
     if cls.channels is not None and x.shape[1] != cls.channels:
@@ -760,7 +760,8 @@ def evaluate(recon: ArrayLike | PathLike, orig: ArrayLike | PathLike, *, ssim: s
                          f"(frames {lays[1]}): they do not match{hint}")
     sx = float(max_value) if max_value else orig_scale(x)
     sr = float(max_value) if max_value else orig_scale(ref)
-    m = frame_metrics(x / sx, ref / sr, ssim_convention=ssim)
+    x, ref = to_unit(x, sx, rl), to_unit(ref, sr, gl)
+    m = frame_metrics(x, ref, ssim_convention=ssim)
     doc = make_report(m, meta={"recon": rl, "gt": gl, "frames": len(idx), "recon_max_value": sx,
                                "gt_max_value": sr})
     doc["frame_indices"] = idx
@@ -769,7 +770,7 @@ def evaluate(recon: ArrayLike | PathLike, orig: ArrayLike | PathLike, *, ssim: s
     if plot is not None:
         shown = None if plot_frames is None else parse_selection(plot_frames, len(idx), "frame")
         name = f"{Path(rl).name} vs {Path(gl).name}"
-        figures = {"montage": montage_figure(x / sx, ref / sr, shown, numbers=idx, title=name),
+        figures = {"montage": montage_figure(x, ref, shown, numbers=idx, title=name),
                    "metrics": metrics_figure(m["psnr"], m["ssim"], idx, title=f"{name}: per-frame scores")}
         with WriteGroup(force=force) as group:
             write_figures(Path(plot), stem, figures, force=force, group=group)

@@ -289,6 +289,18 @@ def test_max_value_must_be_finite_and_positive(value: str, inputs: Path, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
+@pytest.mark.parametrize("value", ["1e-300", "1e-3"])
+def test_a_max_value_far_below_the_data_is_an_error_not_a_clipped_score(value: str, inputs: Path, tmp_path: Path,
+                                                                        video_tif: Path) -> None:
+    """Images scaled by a --max-value far below their peak would be clipped to [0, 1] (a
+    plausible PSNR of garbage) or overflow: one line naming the file, exit 1, nothing written."""
+    one_line_error(invoke_cli("evaluate", inputs / "orig.npy", inputs / "orig.npy", "--max-value", value,
+                              "--report", tmp_path / "r.json"), 1, "orig.npy")
+    one_line_error(invoke_cli("simulate", video_tif, "--out", tmp_path / "sim", "--max-value", value), 1, "--max-value")
+    one_line_error(run(inputs, "--out", tmp_path / "x.tif", "--max-value", value), 1, "--max-value")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
 @pytest.mark.parametrize("option, value", [("--density", "nan"), ("--density", "1.5"), ("--noise", "inf")])
 def test_simulate_float_options(option: str, value: str, tmp_path: Path, video_tif: Path) -> None:
     one_line_error(invoke_cli("simulate", video_tif, "--out", tmp_path / "sim", option, value), 2, option)
@@ -405,6 +417,17 @@ def test_a_batch_with_bracket_paths_runs_every_input(tmp_path: Path, scene: Scen
 
 
 # ----------------------------------------------------------------------------- 13. third-party log lines
+def test_numpy_overflow_warnings_do_not_precede_the_error(tmp_path: Path, video_tif: Path) -> None:
+    """A mask near float32's limit overflows the simulated snapshot: the failure is one ``error:``
+    line (numpy's "overflow encountered" warnings are held back when the command fails)."""
+    np.save(tmp_path / "m.npy", np.full((B, H, W), 3e38, np.float32))
+    proc = subprocess.run([sys.executable, "-m", "scicli", "simulate", str(video_tif), "--mask", str(tmp_path / "m.npy"),
+                           "--out", str(tmp_path / "s")], capture_output=True, text=True, env=env(), timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
 def test_corrupt_tiff_gives_one_line(tmp_path: Path, video: np.ndarray) -> None:
     """tifffile logs each bad tag of a corrupt file (several lines before the fix)."""
     path = tmp_path / "v.tif"

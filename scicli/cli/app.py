@@ -145,9 +145,20 @@ def root(
     quiet_libraries(STATE["debug"])
 
 
+# numpy's floating-point warnings ("overflow encountered in multiply") are symptoms: every result
+# is checked for non-finite values and a failure names its cause in the one error line. They are
+# held back and shown only when the command succeeds (or at once with --debug).
+HELD_WARNINGS: list[str] = []
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     """Runtime warnings (e.g. a fixed-point solve that stopped early) as one ``warning:`` line."""
-    print(f"warning: {message}", file=sys.stderr)
+    text = f"warning: {message}"
+    if issubclass(category, RuntimeWarning) and " encountered in " in str(message) and not STATE["debug"]:
+        if text not in HELD_WARNINGS:
+            HELD_WARNINGS.append(text)
+        return
+    print(text, file=sys.stderr)
 
 
 def main() -> None:
@@ -175,5 +186,10 @@ def main() -> None:
         remove_temp_files()
         code = 128 + exc.signum
     resume_collector()
+    code = code if isinstance(code, int) else 0
+    if code == 0:
+        for text in HELD_WARNINGS:
+            print(text, file=sys.stderr)
+    HELD_WARNINGS.clear()
     gc.freeze()  # exit: the shutdown need not walk every object with the cycle collector again
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code)

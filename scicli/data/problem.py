@@ -128,12 +128,28 @@ def parse_selection(text: str | None, count: int, what: str = "measurement") -> 
     return picked
 
 
-def meas_scale(meas: np.ndarray, mask_energy: np.ndarray) -> float:
-    """The intensity scale implied by snapshots ``meas`` (K, H, W) and ``sum_t M_t`` (…, H, W)."""
+def meas_peak(meas: np.ndarray, mask_energy: np.ndarray, quantile: float = 1.0) -> float:
+    """The frames' peak intensity implied by snapshots ``meas`` (K, H, W) and ``sum_t M_t``
+    (…, H, W): the largest (or the ``quantile``) of ``y / sum_t M_t`` over open pixels."""
     open_ = mask_energy > 0
     ratio = np.where(open_, meas / np.where(open_, mask_energy, 1.0), 0.0)
-    q = float(ratio.max()) if ratio.size else 0.0
+    if not ratio.size:
+        return 0.0
+    return float(ratio.max() if quantile >= 1.0 else np.quantile(ratio, quantile))
+
+
+def meas_scale(meas: np.ndarray, mask_energy: np.ndarray) -> float:
+    """The intensity scale implied by snapshots ``meas`` (K, H, W) and ``sum_t M_t`` (…, H, W)."""
+    q = meas_peak(meas, mask_energy)
     return next((s for s in SCALES if q <= 1.5 * s), SCALES[-1])
+
+
+def check_meas_scale(peak: float, scale: float, label: str) -> None:
+    """A ``--max-value`` far below the frames' peak that the measurements imply is an error:
+    the solvers would work on frames :data:`OVERSHOOT` or more times brighter than 1."""
+    if peak > OVERSHOOT * scale:
+        raise DataError(f"{label}: the measurements imply frames up to {peak:.3g}, more than {OVERSHOOT:g} x "
+                        f"--max-value {scale:g}; pass the data's real peak value or leave --max-value out")
 
 
 def orig_scale(orig: np.ndarray) -> float:
@@ -155,6 +171,31 @@ def given_scale(max_value: float | None) -> float | None:
     if not math.isfinite(value) or value <= 0:
         raise UsageError(f"--max-value must be a finite number > 0, got {max_value}")
     return value
+
+
+OVERSHOOT = 4.0
+"""Images may exceed their intensity scale (a reconstruction's overshoot), but not by more than
+this factor: beyond it ``--max-value`` is taken to be wrong, not the data."""
+
+
+def to_unit(values: np.ndarray, scale: float, label: str, dtype: Any = None, images: bool = True) -> np.ndarray:
+    """``values / scale`` (cast to ``dtype`` if given): data brought to the [0, 1] scale scicli
+    works on. A :class:`DataError` naming the file, never an array passed on to a solver or a
+    metric, when that overflows, or for images (``images``; measurements are sums of frames and
+    may exceed 1) when a value exceeds :data:`OVERSHOOT` times the scale: a ``--max-value`` far
+    below the data's peak would otherwise be clipped to a plausible-looking score."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = values / scale
+        if dtype is not None:
+            out = out.astype(dtype)
+    top = float(np.abs(values).max()) if values.size else 0.0
+    if not np.isfinite(out).all():
+        raise DataError(f"{label}: dividing by --max-value {scale:g} overflows {np.dtype(out.dtype).name} "
+                        f"(largest |value| {top:.3g}); pass the data's real peak value or leave --max-value out")
+    if images and top > OVERSHOOT * scale:
+        raise DataError(f"{label}: values up to {top:.3g}, more than {OVERSHOOT:g} x --max-value {scale:g}; "
+                        "pass the data's real peak value or leave --max-value out")
+    return out
 
 
 NEGATIVE_SHARE = 0.01
@@ -260,8 +301,12 @@ def video_problem(meas: np.ndarray, mask: np.ndarray, orig: np.ndarray | None, i
     meas_f = meas_f[idx]
     if mask_f.ndim == 4:
         mask_f = mask_f[idx]
-    scale_y = float(max_value) if max_value else meas_scale(meas_f.astype(np.float64), mask_f.sum(axis=-3))
-    meas_f = (meas_f / scale_y).astype(np.float32)
+    if max_value:
+        scale_y = float(max_value)
+        check_meas_scale(meas_peak(meas_f.astype(np.float64), mask_f.sum(axis=-3), 0.999), scale_y, meas_label)
+    else:
+        scale_y = meas_scale(meas_f.astype(np.float64), mask_f.sum(axis=-3))
+    meas_f = to_unit(meas_f, scale_y, meas_label, np.float32, images=False)
 
     orig_f = None
     if orig is not None:
@@ -282,7 +327,7 @@ def video_problem(meas: np.ndarray, mask: np.ndarray, orig: np.ndarray | None, i
             raise UsageError(f"{orig_label}: shape {orig.shape} does not hold {K} x {B} frames")
         info["layout"]["orig"] = gl[orig_label]
         scale_x = float(max_value) if max_value else orig_scale(orig_f)
-        orig_f = (orig_f[idx] / scale_x).astype(np.float32)
+        orig_f = to_unit(orig_f[idx], scale_x, orig_label, np.float32)
         info["orig_max_value"] = scale_x
 
     info.update(
@@ -444,14 +489,16 @@ def operator_problem(operator: str, meas: np.ndarray, arrays: dict[str, np.ndarr
     problem = Problem(meas=meas, arrays=arrays, orig=None, info=info, operator=cls.name, options=opts,
                       batched=batched)
     op = problem.operator_for()  # checks that the arrays and measurements fit (one-line errors)
+    with torch.no_grad():  # a high quantile, not the max: pixels the operator barely sees blow up A^+ y
+        est = op.A_dagger(torch.from_numpy(meas)).abs().flatten().float()
+        q = float(torch.quantile(est[:: max(1, est.numel() // 1_000_000)], 0.999))
     if max_value:
         scale = float(max_value)
+        if cls.x_unit != "atom":  # sparse codes have no peak
+            check_meas_scale(q, scale, info["meas"]["label"])
     else:
-        with torch.no_grad():  # a high quantile, not the max: pixels the operator barely sees blow up A^+ y
-            est = op.A_dagger(torch.from_numpy(meas)).abs().flatten().float()
-            q = float(torch.quantile(est[:: max(1, est.numel() // 1_000_000)], 0.999))
         scale = next((s for s in SCALES if q <= 1.5 * s), SCALES[-1])
-    problem.meas = (meas / scale).astype(meas.dtype)
+    problem.meas = to_unit(meas, scale, info["meas"]["label"], meas.dtype, images=False)
     if orig is not None:
         problem.orig = _operator_orig(orig, info, problem, idx, K, max_value)
     info.update(max_value=scale, max_value_rule="given" if max_value else "auto", measurements=idx,
@@ -492,8 +539,9 @@ def _operator_orig(orig: np.ndarray, info: dict[str, Any], problem: Problem, idx
         raise UsageError(f"{label}: shape {orig.shape} does not hold {K} x {C} images of {H}x{W}")
     scale = float(max_value) if max_value else orig_scale(np.abs(orig) if np.iscomplexobj(orig) else orig)
     info["orig_max_value"] = scale
-    out = orig[:K][idx] / scale
-    return np.ascontiguousarray(out.astype(np.complex64 if np.iscomplexobj(out) else np.float32))
+    codes = OPERATORS.get(problem.operator).factory.x_unit == "atom"  # sparse codes, not images: no peak
+    out = to_unit(orig[:K][idx], scale, label, np.complex64 if np.iscomplexobj(orig) else np.float32, images=not codes)
+    return np.ascontiguousarray(out)
 
 
 def operator_arrays(path: Path, operator: str) -> dict[str, np.ndarray]:
