@@ -326,3 +326,12 @@ def test_from_report_may_move_the_rerun_to_another_device(scene: Scene, tmp_path
     rerun = json.loads((tmp_path / "b.json").read_text())["provenance"]
     assert rerun["command"]["overrides"]["device"] == {"report": "cuda:7", "now": "cpu"}
     assert rerun["call"]["device"] == "cpu"
+
+
+def test_simulate_takes_quiet_like_reconstruct(scene: Scene, tmp_path: Path) -> None:
+    loud = invoke_cli("simulate", scene.npy / "orig.npy", "--out", tmp_path / "a")
+    quiet = invoke_cli("simulate", scene.npy / "orig.npy", "--out", tmp_path / "b", "--quiet")
+    assert loud.exit_code == quiet.exit_code == 0 and "simulated" in loud.stdout
+    assert quiet.stdout == "" and (tmp_path / "b" / "meas.npy").is_file()
+    ct = invoke_cli("simulate", scene.npy / "orig.npy", "--operator", "cs-block", "--out", tmp_path / "c", "-q")
+    assert ct.exit_code == 0 and ct.stdout == "" and (tmp_path / "c" / "sim.npz").is_file()
