@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,11 @@ def test_file_measurements_take_an_array_ground_truth_and_the_layout(tmp_path: P
         scicli.evaluate(res.recon[0], np.moveaxis(video, -1, 0), layout="first")["psnr_mean"])
     assert res.report["provenance"]["call"]["layout"] == "last"
     assert "scores nothing" in res.report["provenance"]["rerun"]  # the array ground truth is not in the call
+
+
+def test_the_package_says_it_is_typed_and_ships_the_marker() -> None:
+    """PEP 561: ``scicli/py.typed`` exists and the build's package data includes it."""
+    root = Path(scicli.__file__).parent
+    assert (root / "py.typed").is_file()
+    config = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    assert "py.typed" in config["tool"]["setuptools"]["package-data"]["scicli"]
