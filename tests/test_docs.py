@@ -49,3 +49,15 @@ def test_readme_links_point_at_files() -> None:
     for link in links:
         if not link.startswith("http"):
             assert (ROOT / link).exists(), link
+
+
+def test_the_site_loads_nothing_from_the_network(tmp_path: Path) -> None:
+    """``make docs`` builds a site that works offline, maths included: no script or stylesheet
+    from a CDN, MathJax copied into the site from an installed package."""
+    config = (ROOT / "mkdocs.yml").read_text()
+    assert not re.findall(r"^\s*-\s*https?://", config, flags=re.M)  # extra_javascript / extra_css entries
+    hooks = _hooks()
+    assert f"- {hooks.MATHJAX}" in config
+    hooks.on_post_build({"site_dir": str(tmp_path)})
+    script = tmp_path / hooks.MATHJAX
+    assert script.stat().st_size > 1_000_000 and b"MathJax" in script.read_bytes()[:100_000]
