@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,7 +243,7 @@ IMAGE_INPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".dcm")
 """Suffixes :func:`load` takes as an image to measure (not measurements) for operators other than video SCI."""
 
 
-def load(path: PathLike, mask: PathLike | None = None, orig: PathLike | None = None, *,
+def load(path: PathLike, mask: PathLike | None = None, orig: PathLike | ArrayLike | None = None, *,
          operator: str | None = None, operator_params: Mapping[str, Any] | None = None,
          key: str | None = None, mask_key: str | None = None, orig_key: str | None = None,
          layout: str = "auto", max_value: float | None = None, measurements: str | None = None,
@@ -259,8 +260,10 @@ def load(path: PathLike, mask: PathLike | None = None, orig: PathLike | None = N
     path : str or Path
         Measurement file (.mat, .npz, .npy, .tif); a .mat/.npz may also hold the mask and the
         ground truth (found by their usual names: ``mask``/``Phi``, ``orig``/``gt`` ...).
-    mask, orig : str or Path, optional
-        Separate mask (the first array of the operator) and ground-truth files.
+    mask : str or Path, optional
+        Separate mask file (the first array of the operator).
+    orig : str, Path, array or tensor, optional
+        Ground truth: a file, or an array (the same layout and scale rules as a file's).
     operator : str, optional
         Operator name; default: the one a ``scicli simulate`` file names, else guessed from
         the arrays (``video-sci`` otherwise).
@@ -295,11 +298,12 @@ def load(path: PathLike, mask: PathLike | None = None, orig: PathLike | None = N
     """
     path = Path(path)
     mask = None if mask is None else Path(mask)
-    orig = None if orig is None else Path(orig)
+    orig_array = None if orig is None or isinstance(orig, (str, Path)) else _numpy(orig)
+    orig = Path(orig) if isinstance(orig, (str, Path)) else None
     name = OPERATORS.get(operator).name if operator is not None else infer_operator(path, mask)
     options = dict(operator_params or {})
     if name != "video-sci" and path.suffix.lower() in IMAGE_INPUTS:
-        if orig is not None:
+        if orig is not None or orig_array is not None:
             raise UsageError(f"{path}: an image input is measured and is its own ground truth; drop --gt {orig}")
         sim = simulate(path, name, mask="random" if mask is None else mask, seed=seed, operator_params=options,
                        max_value=max_value, key=key)
@@ -313,9 +317,9 @@ def load(path: PathLike, mask: PathLike | None = None, orig: PathLike | None = N
         if options:
             raise UsageError(f"--operator-param {', '.join(options)}: video-sci takes no settings")
         return load_problem(path, mask, orig, meas_key=key, mask_key=mask_key, orig_key=orig_key,
-                            layout=layout, max_value=max_value, select=measurements)
+                            layout=layout, max_value=max_value, select=measurements, orig_array=orig_array)
     return load_operator_problem(path, name, mask, orig, meas_key=key, mask_key=mask_key, orig_key=orig_key,
-                                 max_value=max_value, select=measurements, options=options)
+                                 max_value=max_value, select=measurements, options=options, orig_array=orig_array)
 
 
 def _problem(meas: ArrayLike, mask: Any, orig: ArrayLike | None, operator: str | LinearOperator | None,
@@ -352,7 +356,7 @@ def reconstruct(meas: ArrayLike | PathLike | Problem, mask: Any = None, *,
                 operator: str | LinearOperator | None = None, method: str | Solver = "gap-tv",
                 device: str | torch.device = "auto", orig: ArrayLike | PathLike | None = None,
                 x0: ArrayLike | None = None, batch_size: int = 8, max_value: float | None = None,
-                operator_params: Mapping[str, Any] | None = None, layout: str = "first",
+                operator_params: Mapping[str, Any] | None = None, layout: str | None = None,
                 measurements: str | None = None, seed: int = 0, ssim: str = "skimage",
                 on_iteration: Callable[[int, int, dict[str, float]], None] | None = None,
                 on_batch: Callable[[dict[str, Any]], None] | None = None, **params: Any) -> Result:
@@ -373,7 +377,8 @@ def reconstruct(meas: ArrayLike | PathLike | Problem, mask: Any = None, *,
     device : str or torch.device
         ``auto`` (a tensor's own device, else CUDA when present), ``cpu``, ``cuda``, ``cuda:K``.
     orig : array or path, optional
-        Ground truth (K, C, H, W) for the per-iteration PSNR and the report's metrics.
+        Ground truth (K, C, H, W) for the per-iteration PSNR and the report's metrics (with
+        measurements from a file too).
     x0 : array, optional
         Warm start (K, C, H, W) on [0, 1].
     batch_size : int
@@ -382,8 +387,9 @@ def reconstruct(meas: ArrayLike | PathLike | Problem, mask: Any = None, *,
         Intensity scale of the inputs (default: the automatic rule of the command line).
     operator_params : dict, optional
         Operator settings, for a named operator.
-    layout : {'first', 'auto', 'last'}
-        Frame axis of video SCI arrays (files: :func:`load`'s default, ``auto``).
+    layout : {'first', 'auto', 'last'}, optional
+        Frame axis of video SCI data; default ``first`` for arrays, ``auto`` for files (as
+        :func:`load` and the command line).
     measurements : str, optional
         Which measurements, e.g. ``'0,2'``.
     seed : int
@@ -398,7 +404,10 @@ def reconstruct(meas: ArrayLike | PathLike | Problem, mask: Any = None, *,
     Returns
     -------
     Result
-        ``recon`` (K, C, H, W) on [0, 1], ``history``, ``report``.
+        ``recon`` (K, C, H, W) on [0, 1], ``history``, ``report``. When the measurements, the
+        mask and the ground truth came from files (no arrays, no ``x0``), the report's
+        ``provenance.call`` is what ``scicli reconstruct --from-report`` reruns; otherwise
+        ``provenance.rerun`` says in one line why it cannot.
 
     Examples
     --------
@@ -418,12 +427,16 @@ def reconstruct(meas: ArrayLike | PathLike | Problem, mask: Any = None, *,
     if isinstance(meas, Problem):
         problem = meas
     elif isinstance(meas, (str, Path)):
-        problem = load(meas, mask, orig if isinstance(orig, (str, Path)) else None,
-                       operator=operator if isinstance(operator, str) else None, operator_params=operator_params,
-                       max_value=max_value, measurements=measurements)
+        layout = layout or "auto"
+        problem = load(meas, mask, orig, operator=operator if isinstance(operator, str) else None,
+                       operator_params=operator_params, layout=layout, max_value=max_value,
+                       measurements=measurements, seed=seed)
     else:
-        problem = _problem(meas, mask, None if isinstance(orig, (str, Path)) else orig, operator, operator_params,
-                           layout, max_value, measurements)
+        if isinstance(orig, (str, Path)):
+            raise UsageError(f"orig={str(orig)!r} is a file but the measurements are an array: pass the ground "
+                             "truth as an array too (scicli.load(...).orig)")
+        layout = layout or "first"
+        problem = _problem(meas, mask, orig, operator, operator_params, layout, max_value, measurements)
     name, solver = _solver(method, params)
     if ssim not in ("skimage", "matlab"):
         raise UsageError(f"--ssim must be skimage or matlab, got '{ssim}'")
@@ -445,10 +458,56 @@ def reconstruct(meas: ArrayLike | PathLike | Problem, mask: Any = None, *,
     history = [{**r, "batch": i} for i, b in enumerate(rec.batches) for r in b["history"]]
     report = _report(problem, name, solver, rec, batch_size, dev, ssim)
     report["provenance"] = provenance("reconstruct", arguments, seed=seed, weights=weights_used(name, solver))
+    arrays = [role for role, value in (("the measurements", meas), ("the mask", mask), ("the warm start x0", x0),
+                                       ("the operator", operator))
+              if value is not None and not isinstance(value, (str, Path))]
+    if arrays:
+        report["provenance"]["rerun"] = (f"not rerunnable with scicli reconstruct --from-report: "
+                                         f"{', '.join(arrays)} came as objects in memory, not files")
+    else:
+        file_gt = isinstance(orig, (str, Path))
+        if orig is not None and not file_gt:
+            report["provenance"]["rerun"] = ("the ground truth was an array in memory: a --from-report rerun "
+                                             "reconstructs the same but scores nothing")
+        report["provenance"]["call"] = reconstruct_call(
+            Path(str(meas)), mask=None if mask is None else Path(mask), gt=Path(orig) if file_gt else None,
+            x0=None, operator=problem.operator, op_options=operator_params, method=name, solver=solver,
+            select=measurements, layout=layout, max_value=max_value, keys=(None, None, None),
+            batch_size=batch_size, device=dev, dtype="float32", ssim=ssim, seed=seed)
+        report["provenance"]["files"] = input_files(report["provenance"]["call"])
     recon: Any = rec.x
     if tensor_device is not None:
         recon = torch.from_numpy(rec.x).to(tensor_device)
     return Result(recon=recon, history=history, report=report)
+
+
+def _absolute(path: Path | None) -> str | None:
+    return None if path is None else os.path.abspath(path)
+
+
+def reconstruct_call(src: Path, *, mask: Path | None, gt: Path | None, x0: Path | None, operator: str,
+                     op_options: Mapping[str, Any] | None, method: str, solver: Solver, select: str | None,
+                     layout: str, max_value: float | None, keys: tuple[str | None, str | None, str | None],
+                     batch_size: int, device: torch.device | str, dtype: str, ssim: str,
+                     seed: int) -> dict[str, Any]:
+    """The ``provenance.call`` of a report: every setting of one reconstruction from files, paths
+    absolute, what ``scicli reconstruct --from-report`` reruns and ``--skip-existing`` compares."""
+    params = solver.command_line_params()
+    if params.get("weights"):
+        params["weights"] = os.path.abspath(str(params["weights"]))
+    return {"input": _absolute(src), "mask": _absolute(mask), "gt": _absolute(gt), "x0": _absolute(x0),
+            "operator": operator, "operator_params": dict(op_options or {}), "method": method, "parameters": params,
+            "measurements": select, "layout": layout, "max_value": max_value,
+            "keys": {"meas": keys[0], "mask": keys[1], "gt": keys[2]}, "batch_size": batch_size,
+            "device": str(device), "dtype": dtype, "ssim": ssim, "seed": seed}
+
+
+def input_files(call: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of the files a call reads (``input``, ``mask``, ``gt``, ``x0``), by role:
+    the ``provenance.files`` entry of a report (``--skip-existing`` redoes nothing whose input
+    changed)."""
+    return {role: {"bytes": os.path.getsize(call[role]), "sha256": sha256(Path(call[role]))}
+            for role in ("input", "mask", "gt", "x0") if call.get(role) and os.path.isfile(call[role])}
 
 
 def _report(problem: Problem, method: str, solver: Solver, rec: Any, batch_size: int,

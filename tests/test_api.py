@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +144,29 @@ def test_reports_record_the_denoisers_weights() -> None:
     (used,) = ffdnet.report["provenance"]["weights"]
     assert used["name"] == "ffdnet" and len(used["sha256"]) == 64
     assert "weights" not in scicli.reconstruct(sim.meas, sim.mask, iters=1).report["provenance"]
+
+
+def test_file_measurements_take_an_array_ground_truth_and_the_layout(tmp_path: Path) -> None:
+    """With measurement files, ``orig=`` may be an array (scored, not ignored) and ``layout=``
+    reaches the reader (square frames: the frame axis cannot be guessed)."""
+    rng = np.random.default_rng(0)
+    video = rng.random((8, 8, 8))  # (H, W, B): frames last, as MATLAB keeps them
+    mask = (rng.random((8, 8, 8)) < 0.5).astype(np.float32)
+    np.save(tmp_path / "meas.npy", (mask * video).sum(axis=-1))
+    np.save(tmp_path / "mask.npy", mask)
+    with pytest.raises(Exception, match="pass --layout"):
+        scicli.reconstruct(tmp_path / "meas.npy", tmp_path / "mask.npy", iters=2)
+    res = scicli.reconstruct(tmp_path / "meas.npy", tmp_path / "mask.npy", iters=2, layout="last", orig=video)
+    assert res.report["problem"]["layout"]["mask"] == "last"
+    assert res.report["metrics"]["psnr_mean"] == pytest.approx(
+        scicli.evaluate(res.recon[0], np.moveaxis(video, -1, 0), layout="first")["psnr_mean"])
+    assert res.report["provenance"]["call"]["layout"] == "last"
+    assert "scores nothing" in res.report["provenance"]["rerun"]  # the array ground truth is not in the call
+
+
+def test_the_package_says_it_is_typed_and_ships_the_marker() -> None:
+    """PEP 561: ``scicli/py.typed`` exists and the build's package data includes it."""
+    root = Path(scicli.__file__).parent
+    assert (root / "py.typed").is_file()
+    config = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    assert "py.typed" in config["tool"]["setuptools"]["package-data"]["scicli"]

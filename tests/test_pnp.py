@@ -368,3 +368,15 @@ def test_cli_methods_lists_the_pnp_solvers_their_alias_and_the_denoisers() -> No
     words = set(re.findall(r"[\w-]+", ANSI.sub("", result.stdout)))
     for name in ("pnp-gap", "pnp-admm", "red", "gap-ffdnet", "gap-tv", "tv", "ffdnet"):
         assert name in words, name
+
+
+@pytest.mark.parametrize("name", PNP)
+def test_one_iteration_count_with_the_default_levels_runs_that_many_at_each(name) -> None:
+    """``--method pnp-gap --iters 3`` (no --sigma): 3 iterations at each default level."""
+    solver = METHODS.get(name).factory.from_command_line(iters="3")
+    levels = len(solver.params.sigma)
+    assert levels > 1 and solver.total_iters() == 3 * levels
+    assert solver.command_line_params()["iters"] == [3] * levels or tuple(
+        solver.command_line_params()["iters"]) == (3,) * levels
+    with pytest.raises(UsageError, match=r"give one count per level, e\.g\. --iters 3,3"):
+        METHODS.get(name).factory.from_command_line(sigma="50,25", iters="3")

@@ -9,13 +9,22 @@ A page writes a marker on its own line and the hook replaces it:
 
 So the documentation cannot drift from the code: a new method or parameter appears at the next
 build (`make docs`, and `make test` runs it with --strict).
+
+MathJax (maths on the pages) is copied into the site from the ``django-static-mathjax`` wheel of
+the ``docs`` extra (MathJax 3.2.2, Apache-2.0; a static-files package, no Django needed): one
+self-contained script with SVG output and its fonts inside, so the built site renders its
+formulas offline and nothing is fetched when it is built or viewed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import shutil
 import sys
 from pathlib import Path
+
+from mkdocs.exceptions import PluginError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's scicli, not another install
 
@@ -96,3 +105,26 @@ def on_page_content(html: str, page: object, config: object, files: object) -> s
     """Docstrings use Sphinx roles (``:func:`load```, readable in ``help()``); in the generated
     API pages they would show as ``:func:load``: keep only the code span."""
     return _SPHINX_ROLE.sub("", html)
+
+
+MATHJAX = "js/mathjax/tex-svg.js"
+"""Where the site serves MathJax from (``extra_javascript`` in mkdocs.yml)."""
+
+
+def mathjax_script() -> Path:
+    """MathJax's TeX-to-SVG bundle inside the installed ``django-static-mathjax`` package (found
+    without importing it)."""
+    spec = importlib.util.find_spec("mathjax")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    script = Path(folders[0]) / "static" / "mathjax" / "es5" / "tex-svg.js" if folders else None
+    if script is None or not script.is_file():
+        raise PluginError("MathJax not installed: pip install -e '.[docs]' (django-static-mathjax, the MathJax "
+                          "files the site serves itself)")
+    return script
+
+
+def on_post_build(config: dict) -> None:
+    """Copy MathJax into the built site, beside the pages that load it."""
+    target = Path(config["site_dir"]) / MATHJAX
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(mathjax_script(), target)

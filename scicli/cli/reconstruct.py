@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+import torch
 import typer
 from rich.table import Table
 
@@ -39,16 +39,31 @@ ARRAY_SUFFIXES = tuple(s for s in WRITE_SUFFIXES if s not in PREVIEW_SUFFIXES)
 SIDE_FILES = {n.lower() for n in (*ROLE_NAMES["mask"], *ROLE_NAMES["orig"], *ROLE_NAMES["recon"])}
 
 
+def scicli_output(path: Path) -> bool:
+    """Whether ``path`` is a reconstruction scicli wrote: the JSON report beside it (same stem)
+    is a reconstruct report whose ``output`` is this file."""
+    rep = path.with_suffix(".json")
+    try:
+        if not rep.is_file() or rep.stat().st_size > REPORT_LIMIT:
+            return False
+        doc = json.loads(rep.read_text(encoding="utf-8"))
+        return (isinstance(doc, dict) and isinstance(doc.get("provenance"), dict) and isinstance(doc.get("output"), str)
+                and Path(doc["output"]).name == path.name)
+    except (OSError, ValueError):
+        return False
+
+
 def _collect_inputs(inputs: list[Path], skip: set[Path]) -> list[Path]:
-    """Expand directories into their measurement files (sorted), skipping the --mask/--gt files
-    and files named like masks or ground truth (mask.npy, orig.npy, gt.tif, ...)."""
+    """Expand directories into their measurement files (sorted), skipping the --mask/--gt files,
+    files named like masks or ground truth (mask.npy, orig.npy, gt.tif, ...) and scicli's own
+    reconstructions (a file with its reconstruct report beside it: :func:`scicli_output`)."""
     files: list[Path] = []
     for p in inputs:
         if p.is_dir():
             found = sorted(
                 f for f in p.iterdir()
                 if f.suffix.lower() in INPUT_SUFFIXES and not f.name.startswith(".") and f.resolve() not in skip
-                and f.stem.lower() not in SIDE_FILES
+                and f.stem.lower() not in SIDE_FILES and not scicli_output(f)
             )
             if not found:
                 raise UsageError(f"{p}: no measurement files ({', '.join(INPUT_SUFFIXES)}) in this directory")
@@ -124,7 +139,7 @@ def reconstruct_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain progress lines, no tables."),
     seed: int = typer.Option(0, "--seed", help="Seed of torch's generator before solving (recorded in the report)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: only the K-th of N disjoint shares of the inputs, K = 0..N-1 (a SLURM job array --array=0-(N-1): --shard $SLURM_ARRAY_TASK_ID/N)."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output and report exist and are complete (the report's sha256 of the output matches); redo (overwrite) the others."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip inputs whose output and report exist, are complete (the report's sha256 of the output matches) and were made by this same call (method, parameters, operator, input files and their sha256); redo what a crash left incomplete. An output made by another call is an error for that input (exit 1) unless --force, which redoes it."),
     json_lines: bool = typer.Option(False, "--json", help="Print one JSON line per input on stdout (status, files, seconds, scores) and nothing else there."),
     from_report: Optional[Path] = typer.Option(None, "--from-report", help="Rerun the reconstruction a JSON report describes (its input, method, parameters, seed); give a new --out."),
 ) -> None:
@@ -132,23 +147,29 @@ def reconstruct_cmd(
 
     One output per input; with several inputs or a directory, --out is a directory and a bad
     file is reported and skipped (exit code 1 at the end). Job arrays: --shard K/N splits the
-    inputs into N shares (input i goes to share i mod N, in the sorted order of the listing),
-    --skip-existing resumes after a crash.
+    inputs into N shares (input i goes to share i mod N, in the sorted order of the listing; a
+    directory's listing leaves out mask/ground-truth files and scicli's own outputs, and --out may
+    not be the input folder), --skip-existing resumes after a crash (only outputs of this same
+    call count as done), --from-report reruns a report (on another --device if need be).
     """
-    rerun_of = None
+    rerun_of, moved = None, {}
     if from_report is not None:
-        extra = sorted(given_options() - FROM_REPORT_OPTIONS)
+        given = given_options()
+        extra = sorted(given - FROM_REPORT_OPTIONS)
         if extra or inputs:
             raise UsageError("--from-report takes the inputs and settings from the report: give only "
-                             "--out, --report, --preview, --format, --force, --quiet or --json with it")
-        call = read_call(from_report)
+                             "--out, --report, --preview, --format, --force, --quiet, --json or --device with it "
+                             "(and scicli --threads N before the command)")
+        call, recorded = read_call(from_report)
         rerun_of = str(from_report)
+        moved = rerun_overrides(call, recorded, device_name if "device_name" in given else None)
         inputs = [Path(call["input"])]
         mask, gt, x0 = (None if call.get(k) is None else Path(call[k]) for k in ("mask", "gt", "x0"))
         operator, method, measurements = call["operator"], call["method"], call.get("measurements")
         layout, max_value, batch_size, dtype = call["layout"], call.get("max_value"), call["batch_size"], call["dtype"]
         meas_key, mask_key, gt_key = (call["keys"].get(k) for k in ("meas", "mask", "gt"))
-        ssim, seed, device_name = call["ssim"], call["seed"], call["device"]
+        ssim, seed = call["ssim"], call["seed"]
+        device_name = device_name if "device_name" in given else call["device"]
         operator_param = [f"{k}={v}" for k, v in call["operator_params"].items()]
     operator_param = with_ratio(operator_param, ratio)
     if not inputs:
@@ -175,7 +196,12 @@ def reconstruct_cmd(
         raise UsageError(f"--ssim must be skimage or matlab, got '{ssim}'")
     if dtype not in ("float32", "uint8", "uint16"):
         raise UsageError(f"--dtype must be float32, uint8 or uint16, got '{dtype}'")
-    device = resolve_device(device_name)
+    try:
+        device = resolve_device(device_name)
+    except ScicliError as exc:
+        if from_report is None:
+            raise
+        raise type(exc)(f"{exc}; the report ran on {device_name}: add --device cpu to rerun it on the CPU") from None
 
     skip = {p.resolve() for p in (mask, gt) if p is not None}
     files = _collect_inputs(inputs, skip)
@@ -188,6 +214,11 @@ def reconstruct_cmd(
         raise UsageError("--x0 applies to a single input")
     out_path = Path(out_arg) if out_arg else None
     as_dir = bool(out_arg) and (out_arg.endswith(("/", "\\")) or Path(out_arg).is_dir())
+    for folder in (p for p in inputs if p.is_dir()):
+        if many and (out_path or Path("recon")).resolve() == folder.resolve():
+            raise UsageError(f"--out {out_arg}: is the input folder {folder}, whose listing would then hold this "
+                             f"run's outputs (inputs of the next shard or rerun); write to another folder, e.g. "
+                             f"--out {folder / 'recon'}/")
     targets = _outputs(files, out_path, fmt, entry.name, many, as_dir)  # all inputs: collisions across shards
     reports = [report if (report and not many) else t.with_suffix(".json") for t in targets]
     jobs = list(zip(files, targets, reports))
@@ -196,16 +227,35 @@ def reconstruct_cmd(
         if not jobs:
             plain(f"--shard {share[0]}/{share[1]}: no inputs in this share ({len(files)} inputs in {share[1]} shares)")
             return
-    skipped = [job for job in jobs if skip_existing and complete(job[1], job[2])]
-    jobs = [job for job in jobs if job not in skipped]
+    if operator is not None:
+        operator = OPERATORS.get(operator).name
+    op_options = parse_params(operator_param)
+    skipped: list[tuple[Path, Path, Path]] = []
+    foreign: list[tuple[tuple[Path, Path, Path], ScicliError]] = []
+    for job in jobs if skip_existing else []:
+        if not (job[1].exists() or job[2].exists()):
+            continue
+        wanted = api.reconstruct_call(job[0], mask=mask, gt=gt, x0=x0, operator=operator or "",
+                                      op_options=op_options, method=entry.name, solver=solver, select=measurements,
+                                      layout=layout, max_value=max_value, keys=(meas_key, mask_key, gt_key),
+                                      batch_size=batch_size, device=device, dtype=dtype, ssim=ssim, seed=seed)
+        reason = other_call(job[2], wanted, compare_operator=operator is not None)
+        if reason is None:
+            if complete(job[1], job[2]):
+                skipped.append(job)
+        elif not force:
+            foreign.append((job, DataError(f"{job[1]}: made by another call ({reason}); --skip-existing only "
+                                           "completes this call's outputs: pass --force to redo it, or write "
+                                           "elsewhere")))
+    jobs = [job for job in jobs if job not in skipped and job not in {j for j, _ in foreign}]
+    if foreign and not many:
+        raise foreign[0][1]
     for src, target, rep in skipped:
         _announce(json_lines, {"input": str(src), "status": "skipped", "output": str(target), "report": str(rep)},
                   f"{src.name}: skipped, {target} and {rep} are complete")
-    if not jobs:
+    if not jobs and not foreign:
         return
-    if operator is not None:
-        operator = OPERATORS.get(operator).name
-    unreadable: list[tuple[tuple[Path, Path, Path], ScicliError]] = []
+    unreadable: list[tuple[tuple[Path, Path, Path], ScicliError]] = list(foreign)
     operators: list[str] = []
     for job in list(jobs):
         try:
@@ -230,10 +280,11 @@ def reconstruct_cmd(
                   force=force or skip_existing)
 
     failures = 0
-    op_options = parse_params(operator_param)
     command = cli_command()
     if rerun_of is not None:
         command["rerun_of"] = rerun_of
+        if moved:
+            command["overrides"] = moved
     for (src, target, rep), exc in unreadable:
         _failed(json_lines, src, target, rep, exc)
         failures += 1
@@ -278,8 +329,9 @@ def _failed(json_lines: bool, src: Path, target: Path, rep: Path, exc: ScicliErr
 
 
 FROM_REPORT_OPTIONS = {"from_report", "out_arg", "report", "preview", "fmt", "force", "quiet", "json_lines",
-                       "max_memory"}
-"""What --from-report may be combined with: where to write, not what to compute."""
+                       "max_memory", "device_name"}
+"""What --from-report may be combined with: where to write and where to compute (``--device``, and
+the global ``--threads``, recorded as ``provenance.command.overrides``), not what to compute."""
 REPORT_LIMIT = 16 << 20
 """The largest report --from-report and --skip-existing read (a report is a few kB to a few MB)."""
 CALL_KEYS = {"input": str, "operator": str, "operator_params": dict, "method": str, "parameters": dict,
@@ -313,12 +365,15 @@ def _read_report(path: Path) -> Any:
         raise DataError(f"{path}: not a JSON report ({str(exc).splitlines()[0]})") from None
 
 
-def read_call(path: Path) -> dict[str, Any]:
-    """The reconstruction a report describes (its ``provenance.call``), checked: one-line errors."""
+def read_call(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The reconstruction a report describes (its ``provenance.call``), checked (one-line
+    errors), and the whole report."""
     doc = _read_report(path)
-    call = doc.get("provenance", {}).get("call") if isinstance(doc, dict) and isinstance(doc.get("provenance"), dict) \
-        else None
+    prov = doc.get("provenance") if isinstance(doc, dict) else None
+    call = prov.get("call") if isinstance(prov, dict) else None
     if not isinstance(call, dict):
+        if isinstance(prov, dict) and isinstance(prov.get("rerun"), str):
+            raise DataError(f"{path}: {prov['rerun']}")
         raise DataError(f"{path}: not a scicli reconstruct report (no provenance.call entry to rerun)")
     missing = sorted(k for k in CALL_KEYS if k not in call)
     if missing:
@@ -326,7 +381,21 @@ def read_call(path: Path) -> dict[str, Any]:
     wrong = sorted(k for k, kind in CALL_KEYS.items() if not isinstance(call[k], kind) or isinstance(call[k], bool))
     if wrong:
         raise DataError(f"{path}: the report's provenance.call has malformed {', '.join(wrong)}")
-    return call
+    return call, doc
+
+
+def rerun_overrides(call: dict[str, Any], doc: dict[str, Any], device: str | None) -> dict[str, Any]:
+    """What a ``--from-report`` rerun changes about where it computes: ``--device`` (given) and
+    the torch threads (``scicli --threads``), each as ``{"report": ..., "now": ...}``."""
+    changed: dict[str, Any] = {}
+    if device is not None and device != call["device"]:
+        changed["device"] = {"report": call["device"], "now": device}
+    env = doc.get("environment")
+    threads = env.get("threads", {}).get("intra_op") if isinstance(env, dict) and isinstance(env.get("threads"), dict) \
+        else None
+    if isinstance(threads, int) and threads != torch.get_num_threads():
+        changed["threads"] = {"report": threads, "now": torch.get_num_threads()}
+    return changed
 
 
 def complete(target: Path, rep: Path) -> bool:
@@ -341,6 +410,52 @@ def complete(target: Path, rep: Path) -> bool:
                 and (srgb is None or Path(srgb).is_file()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
+
+
+SKIP_IGNORES = ("device", "batch_size")
+"""Settings of ``provenance.call`` that ``--skip-existing`` does not compare: where and in what
+batches it ran does not change what a finished output is (a crashed GPU job may resume on CPU)."""
+
+
+def other_call(rep: Path, wanted: dict[str, Any], *, compare_operator: bool = True) -> str | None:
+    """Why the report ``rep`` belongs to another call than ``wanted`` (a :func:`api.reconstruct_call`),
+    in a few words, or None: the same call on the same input files (sha256 in ``provenance.files``),
+    or no readable report at all (a leftover of a crash, redone).
+
+    Compared: every entry of the call but :data:`SKIP_IGNORES` (and ``operator`` when it was
+    inferred from the input, ``compare_operator=False``). A report without a call (an older
+    scicli, or not a reconstruct report) is another call.
+    """
+    try:
+        if not rep.is_file() or rep.stat().st_size > REPORT_LIMIT:
+            return None
+        doc = json.loads(rep.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    prov = doc.get("provenance") if isinstance(doc, dict) else None
+    call = prov.get("call") if isinstance(prov, dict) else None
+    if not isinstance(call, dict):
+        return f"{rep} records no reproducing call"
+    wanted = json.loads(json.dumps(wanted))  # as a report stores it (tuples become lists ...)
+    ignored = {*SKIP_IGNORES, *(() if compare_operator else ("operator",))}
+    differ = []
+    for key, value in wanted.items():
+        if key in ignored or call.get(key) == value:
+            continue
+        if key == "parameters" and isinstance(call.get(key), dict):
+            names = sorted(k for k in {*value, *call[key]} if value.get(k) != call[key].get(k))
+            differ.append("parameters " + ", ".join(f"{k}={call[key].get(k)!r} there, {value.get(k)!r} now"
+                                                    for k in names))
+        else:
+            differ.append(f"{key} {call.get(key)!r} there, {value!r} now")
+    if differ:
+        return "; ".join(differ)
+    files = prov.get("files")
+    for role, entry in (files.items() if isinstance(files, dict) else ()):
+        path = wanted.get(role)
+        if isinstance(entry, dict) and path and Path(path).is_file() and entry.get("sha256") != sha256(Path(path)):
+            return f"the {role} file {path} changed since (sha256)"
+    return None
 
 
 def _announce(json_lines: bool, record: dict[str, Any], text: str) -> None:
@@ -395,10 +510,13 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
     doc: dict[str, Any] = {"input": str(src), "output": str(target), "srgb_preview": None if srgb is None else str(srgb),
                            **result.report, "output_scale": f"[0, 1] intensities ({dtype})"}
     doc["provenance"] = {**doc["provenance"], "command": command or cli_command(),
-                         "call": _call(src, mask=mask, gt=gt, x0=x0, operator=problem.operator, op_options=op_options,
-                                       method=method, solver=solver, select=select, layout=layout,
-                                       max_value=max_value, keys=keys, batch_size=batch_size, device=device,
-                                       dtype=dtype, ssim=ssim, seed=seed)}
+                         "call": api.reconstruct_call(src, mask=mask, gt=gt, x0=x0, operator=problem.operator,
+                                                      op_options=op_options, method=method, solver=solver,
+                                                      select=select, layout=layout, max_value=max_value, keys=keys,
+                                                      batch_size=batch_size, device=device, dtype=dtype, ssim=ssim,
+                                                      seed=seed)}
+    doc["provenance"].pop("rerun", None)
+    doc["provenance"]["files"] = api.input_files(doc["provenance"]["call"])
     with WriteGroup(force=force) as group:  # the array, its previews and its report: all or none
         write_array(target, frames, dtype=dtype, group=group)
         staged = group.staged(target)  # the report records the output's checksum (--skip-existing checks it)
@@ -416,23 +534,6 @@ def _one(src: Path, target: Path, rep: Path, *, mask, gt, solver, method, device
     if show:
         _summary(src, target, doc, quiet)
     return doc
-
-
-def _absolute(path: Path | None) -> str | None:
-    return None if path is None else os.path.abspath(path)
-
-
-def _call(src: Path, *, mask, gt, x0, operator, op_options, method, solver, select, layout, max_value, keys,
-          batch_size, device, dtype, ssim, seed) -> dict[str, Any]:
-    """What ``--from-report`` reruns: every setting of this input's reconstruction, paths absolute."""
-    params = solver.command_line_params()
-    if params.get("weights"):
-        params["weights"] = os.path.abspath(str(params["weights"]))
-    return {"input": _absolute(src), "mask": _absolute(mask), "gt": _absolute(gt), "x0": _absolute(x0),
-            "operator": operator, "operator_params": dict(op_options or {}), "method": method, "parameters": params,
-            "measurements": select, "layout": layout, "max_value": max_value,
-            "keys": {"meas": keys[0], "mask": keys[1], "gt": keys[2]}, "batch_size": batch_size,
-            "device": str(device), "dtype": dtype, "ssim": ssim, "seed": seed}
 
 
 def _summary(src: Path, target: Path, doc: dict[str, Any], quiet: bool) -> None:

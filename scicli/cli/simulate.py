@@ -41,6 +41,7 @@ def simulate_cmd(
     views: Optional[int] = typer.Option(None, "--views", min=1, help="ct: projection views over 180 degrees (same as -O views=N)."),
     hu_window_text: Optional[str] = typer.Option(None, "--hu-window", help="DICOM CT input: Hounsfield window LO,HI mapped to [0, 1] (default -1000,1000)."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs (never an input)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but warnings and errors (the summary line is left out)."),
 ) -> None:
     """Simulate a camera: y = A x + noise. video-sci (default): y_k = sum_t M_t * x_{kB+t} for consecutive
     groups of B frames; other operators: every image (or cube) of the input through a random or given instance."""
@@ -83,7 +84,7 @@ def simulate_cmd(
         info["hu_window"] = list(hu_window())
         info["scaling"] = "orig = clip((HU - lo) / (hi - lo), 0, 1) for the hu_window (lo, hi); meas = A orig + noise"
     if name != "video-sci":
-        return _write_operator(name, sim, info, targets, force)
+        return _write_operator(name, sim, info, targets, force, quiet)
     K, B, H, W = sim.orig.shape
     meas, masks = sim.meas, sim.mask
     orig_frames = sim.orig.reshape(K * B, H, W)
@@ -103,11 +104,13 @@ def simulate_cmd(
             write_array(targets[2], orig_frames, group=group)
         write_json(targets[-1], info, group=group)
         group.commit()
-    out.print(f"simulated {K} snapshots of {B} frames ({H}x{W}) from {video} -> {out_dir}/ "
-              f"({', '.join(names)}, simulation.json)", highlight=False, soft_wrap=True)
+    if not quiet:
+        out.print(f"simulated {K} snapshots of {B} frames ({H}x{W}) from {video} -> {out_dir}/ "
+                  f"({', '.join(names)}, simulation.json)", highlight=False, soft_wrap=True)
 
 
-def _write_operator(name: str, sim: Any, info: dict[str, Any], targets: list[Path], force: bool) -> None:
+def _write_operator(name: str, sim: Any, info: dict[str, Any], targets: list[Path], force: bool,
+                    quiet: bool = False) -> None:
     """Any registered operator other than video-sci: ``sim.npz`` holding meas, orig, the
     operator's arrays and its name and settings (``scicli reconstruct sim.npz`` needs no other
     option)."""
@@ -119,5 +122,7 @@ def _write_operator(name: str, sim: Any, info: dict[str, Any], targets: list[Pat
         write_json(targets[1], info, group=group)
         group.commit()
     K, C, H, W = sim.orig.shape
+    if quiet:
+        return
     out.print(f"simulated {K} {name} measurements of {C}x{H}x{W} from {info['input']} -> {targets[0]} "
               f"(meas {tuple(sim.meas.shape)}, {', '.join(op.arrays())})", highlight=False, soft_wrap=True)

@@ -240,11 +240,13 @@ def load_problem(
     layout: str = "auto",
     max_value: float | None = None,
     select: str | None = None,
+    orig_array: np.ndarray | None = None,
 ) -> Problem:
     """Read measurements, masks and (optionally) ground truth, check they fit, normalise.
 
     Mask and ground truth default to the arrays of the same name inside a .mat/.npz
-    measurement file (the benchmark files carry all three).
+    measurement file (the benchmark files carry all three); ``orig_array`` is a ground truth
+    already in memory (instead of ``orig_path``).
     """
     meas_path = Path(meas_path)
     max_value = given_scale(max_value)
@@ -262,15 +264,30 @@ def load_problem(
     mask = read_array(mask_path, key=mask_key, role="mask")
     info["mask"] = _source(mask_path, mask_key or role_key(mask_path, "mask"), mask)
 
-    orig = None
+    orig = _ground_truth(meas_path, orig_path, orig_key, orig_array, info)
+    return video_problem(meas, mask, orig, info, layout=layout, max_value=max_value, select=select)
+
+
+def _ground_truth(meas_path: Path, orig_path: Path | None, orig_key: str | None, orig_array: np.ndarray | None,
+                  info: dict[str, Any]) -> np.ndarray | None:
+    """The ground truth of a problem read from files: ``orig_array`` (in memory), the file
+    ``orig_path``, or the ``orig`` array inside the measurement file; None without one.
+    Records where it came from in ``info['orig']``."""
+    if orig_array is not None:
+        if orig_path is not None:
+            raise UsageError(f"give the ground truth as a file ({orig_path}) or as an array, not both")
+        orig = np.asarray(orig_array)
+        info["orig"] = {"file": None, "key": None, "shape": list(orig.shape), "dtype": str(orig.dtype),
+                        "label": "orig"}
+        return orig
     if orig_path is None and (orig_key or role_key(meas_path, "orig")):
         orig_path, orig_key = meas_path, orig_key or role_key(meas_path, "orig")
-    if orig_path is not None:
-        orig_path = Path(orig_path)
-        orig = read_array(orig_path, key=orig_key, role="orig")
-        info["orig"] = _source(orig_path, orig_key or role_key(orig_path, "orig"), orig)
-
-    return video_problem(meas, mask, orig, info, layout=layout, max_value=max_value, select=select)
+    if orig_path is None:
+        return None
+    orig_path = Path(orig_path)
+    orig = read_array(orig_path, key=orig_key, role="orig")
+    info["orig"] = _source(orig_path, orig_key or role_key(orig_path, "orig"), orig)
+    return orig
 
 
 def video_problem(meas: np.ndarray, mask: np.ndarray, orig: np.ndarray | None, info: dict[str, Any], *,
@@ -404,6 +421,7 @@ def load_operator_problem(
     max_value: float | None = None,
     select: str | None = None,
     options: dict[str, Any] | None = None,
+    orig_array: np.ndarray | None = None,
 ) -> Problem:
     """Read a problem for any registered operator (measurements first, K leading).
 
@@ -449,12 +467,7 @@ def load_operator_problem(
         arr = read_array(src, key=key, role=role if (key is None and role in ROLE_NAMES) else None)
         info[role] = _source(src, key, arr)
         arrays[role] = arr
-    if orig_path is None and (orig_key or role_key(meas_path, "orig")):
-        orig_path, orig_key = meas_path, orig_key or role_key(meas_path, "orig")
-    orig = None
-    if orig_path is not None:
-        orig = read_array(Path(orig_path), key=orig_key, role="orig")
-        info["orig"] = _source(Path(orig_path), orig_key or role_key(Path(orig_path), "orig"), orig)
+    orig = _ground_truth(meas_path, orig_path, orig_key, orig_array, info)
     return operator_problem(cls.name, meas, arrays, orig, info, options=opts, max_value=max_value, select=select)
 
 

@@ -3,7 +3,8 @@
 The field anneals the noise level: e.g. FFDNet with sigma = 50, 25, 12, 6 (/255) for 10
 iterations each. ``sigma`` (noise levels on [0, 1]; 0..255 on the command line) and ``iters``
 are lists of equal length; iteration k uses ``sigma_j`` for the j-th block of ``iters_j``
-iterations.
+iterations. One ``iters`` count with the default levels (no ``sigma`` given) means that many
+iterations at every level (``--iters 3``: 3,3,3,3).
 """
 
 from __future__ import annotations
@@ -87,8 +88,13 @@ class PnPMixin:
     def __init__(self, **overrides: Any) -> None:
         super().__init__(**overrides)  # type: ignore[call-arg]
         p = self.params
+        levels = ",".join(f"{s * 255:g}" for s in p.sigma)
+        if len(p.iters) == 1 and len(p.sigma) > 1 and "sigma" not in overrides:
+            p.iters = tuple(p.iters) * len(p.sigma)  # one count, default levels: that many at every level
         if len(p.sigma) != len(p.iters):
-            raise UsageError(f"--sigma has {len(p.sigma)} levels but --iters has {len(p.iters)} entries")
+            raise UsageError(f"--sigma has {len(p.sigma)} levels ({levels} on 0..255) but --iters has "
+                             f"{len(p.iters)} entries: give one count per level, e.g. --iters "
+                             f"{','.join([str(int(p.iters[0]))] * len(p.sigma))}")
         if any(not math.isfinite(s) or s <= 0 for s in p.sigma) or any(
             not math.isfinite(n) or int(n) != n or n < 1 for n in p.iters
         ):

