@@ -10,7 +10,8 @@ step for w in {10, 20, 40, 60, 120} of b = 120 views (w = b is RED (DEQ)).
     python bench/bench_oder.py --fig4 [--weights RUN/best.pt] [--size 128] [--max-iter N] [--slices all|pair]
                                (Fig. 4's equal per-iteration budget: ODER w = 50 of 180 against RED on 50 views)
 
-``--table``: the CT test slices of ``bench/ct_slices.py`` (pydicom-data's 693_UNCI.dcm and
+``--table`` (also ODER with ``chunks=0``: one view from each of w equal chunks, the finest
+stratified draw): the CT test slices of ``bench/ct_slices.py`` (pydicom-data's 693_UNCI.dcm and
 693_UNCR.dcm, the same acquisition twice (correlation 0.995), and the two frames of
 eCT_Supplemental.dcm; ``--slices pair``: the first two only), windowed [-1000, 1000] HU, resized
 to ``--size``, b = 120 views, no noise: FBP (ramp), fista-tv (the ct defaults), RED (DEQ) and
@@ -190,40 +191,49 @@ def forward_solve(model, max_iter: int | None) -> tuple[dict, str]:
 
 
 def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True, slices: str = "all",
-          per_w: dict[int, str] | None = None) -> None:
-    """Table 4's rows; ``per_w`` adds ODER at w with weights trained at that w (the supplement trains
-    one model per w), against the same RED (DEQ) reference."""
+          per_w: dict[int, str] | None = None, seeds: int = 5) -> None:
+    """Table 4's rows. Each ODER row is run with ``seeds`` seeds of its view draws (0..seeds-1):
+    the mean SNR / PSNR and the gap's mean and standard deviation over the seeds (one draw
+    sequence decides a gap to a few tenths of a dB). Rows: the supplement's 5-chunk draw, the
+    finest stratified draw (``chunks=0``), and with ``per_w`` ODER at w with weights trained at
+    that w (the supplement trains one model per w), all against the same RED (DEQ)."""
     imgs, op, y, model = problem_on_slices(size, slices, weights)
     solve, how = forward_solve(model, max_iter)
-    print(f"b = 120 views, no noise; weights: {weights or 'untrained (shipped dncnn as D)'}; forward: {how}")
-    print(f"{'method':28s} {'SNR':>7s} {'PSNR':>7s} {'gap':>6s} {'s':>6s}")
+    print(f"b = 120 views, no noise; weights: {weights or 'untrained (shipped dncnn as D)'}; forward: {how}; "
+          f"ODER rows: mean over {seeds} seeds of the view draws (gap: mean +- sd)")
+    print(f"{'method':30s} {'SNR':>7s} {'PSNR':>7s} {'gap':>13s} {'s':>6s}")
 
-    def row(label: str, rec: torch.Tensor, sec: float, ref: float | None = None) -> float:
-        s_snr, s_psnr = scores(rec, imgs)
-        gap = "" if ref is None else f"{ref - s_snr:6.2f}"
-        print(f"{label:28s} {s_snr:7.2f} {s_psnr:7.2f} {gap:>6s} {sec:6.1f}", flush=True)
-        return s_snr
+    def row(label: str, solve_one, ref: float | None = None, runs: int = 1) -> float:
+        snrs, psnrs, t0 = [], [], time.perf_counter()
+        for seed in range(runs):
+            with torch.no_grad():
+                a, b = scores(solve_one(seed), imgs)
+            snrs.append(a)
+            psnrs.append(b)
+        sec = (time.perf_counter() - t0) / runs
+        gaps = [ref - v for v in snrs] if ref is not None else []
+        gap = "" if not gaps else (f"{gaps[0]:6.2f}" if runs == 1 else
+                                   f"{statistics.mean(gaps):6.2f} +- {statistics.stdev(gaps):4.2f}")
+        print(f"{label:30s} {statistics.mean(snrs):7.2f} {statistics.mean(psnrs):7.2f} {gap:>13s} {sec:6.1f}",
+              flush=True)
+        return statistics.mean(snrs)
 
-    t0 = time.perf_counter()
-    row("fbp (ramp)", op.fbp(y), time.perf_counter() - t0)
+    def oder(m: ODERMap, w: int, chunks: int = 5):
+        def run(seed: int) -> torch.Tensor:
+            m.w, m.chunks, m.seed = w, chunks, seed
+            return m(y, op, solve=solve)[0]
+        return run
+
+    row("fbp (ramp)", lambda _: op.fbp(y))
     if tv:
-        t0 = time.perf_counter()
-        row("fista-tv (ct defaults)", METHODS.get("fista-tv").factory().solve(op, y).x, time.perf_counter() - t0)
-    model.w = 0
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        ref = row("RED (DEQ), b = 120", model(y, op, solve=solve)[0], time.perf_counter() - t0)
-    for w in (10, 20, 40, 60, 90, 120):
-        model.w = w
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            row(f"ODER w = {w} (w/b = {w / 120:.3f})", model(y, op, solve=solve)[0], time.perf_counter() - t0, ref)
+        row("fista-tv (ct defaults)", lambda _: METHODS.get("fista-tv").factory().solve(op, y).x)
+    ref = row("RED (DEQ), b = 120", oder(model, 0))
+    for w in (10, 20, 40, 60, 90):
+        row(f"ODER w = {w} (w/b = {w / 120:.3f})", oder(model, w), ref, seeds)
+    for w in (10, 20, 40, 60, 90):
+        row(f"ODER w = {w}, chunks=0", oder(model, w, 0), ref, seeds)
     for w, path in sorted((per_w or {}).items()):
-        own = load_map(path)
-        own.w = w
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            row(f"ODER w = {w}, trained at w", own(y, op, solve=solve)[0], time.perf_counter() - t0, ref)
+        row(f"ODER w = {w}, trained at w", oder(load_map(path), w), ref, seeds)
     for w, path in sorted((per_w or {}).items()):
         print(f"trained at w = {w}: {path}")
 
@@ -327,6 +337,7 @@ def main() -> None:
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--weights", default=None)
     parser.add_argument("--no-tv", action="store_true", help="--table without the fista-tv row")
+    parser.add_argument("--seeds", type=int, default=5, help="--table: seeds of ODER's view draws per row")
     parser.add_argument("--weights-w", action="append", default=[], metavar="W=PATH",
                         help="--table: also ODER at w with weights trained at w (repeatable)")
     parser.add_argument("--slices", choices=("all", "pair"), default="all",
@@ -343,7 +354,8 @@ def main() -> None:
         max_iter = None if args.max_iter == parser.get_default("max_iter") else args.max_iter
         if args.table:
             per_w = {int(k): v for k, v in (item.split("=", 1) for item in args.weights_w)}
-            table(args.size, args.weights, max_iter, tv=not args.no_tv, slices=args.slices, per_w=per_w)
+            table(args.size, args.weights, max_iter, tv=not args.no_tv, slices=args.slices, per_w=per_w,
+                  seeds=args.seeds)
         if (args.table and not args.no_lipschitz) or args.lipschitz:
             ws = [int(v) for v in args.lipschitz_ws.split(",") if v.strip()]
             lipschitz(args.size, args.weights, max_iter, ws, args.star_iter, slices=args.slices)

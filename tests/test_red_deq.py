@@ -65,6 +65,17 @@ def test_view_draws_are_chunked_and_seeded() -> None:
     assert torch.equal(chunked_draw(120, 120, 5, torch.Generator()), torch.arange(120))
 
 
+
+def test_chunks_zero_draws_one_view_from_each_of_w_equal_chunks() -> None:
+    """``chunks=0``: the finest stratified draw, exactly one of every b / w consecutive views."""
+    for w in (10, 20, 40):
+        idx = chunked_draw(120, w, 0, torch.Generator().manual_seed(3))
+        assert idx.numel() == w
+        assert torch.equal(idx // (120 // w), torch.arange(w))
+    assert not torch.equal(chunked_draw(120, 20, 0, torch.Generator().manual_seed(3)),
+                           chunked_draw(120, 20, 0, torch.Generator().manual_seed(4)))
+
+
 def test_oder_uses_w_views_and_is_reproducible_at_inference() -> None:
     op, y, x = problem()
     oder = ODERMap(w=5, solve={"max_iter": 10}).double().eval()

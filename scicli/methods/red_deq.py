@@ -14,7 +14,8 @@ implicit gradient (Anderson for the backward linear fixed point, or ``backward=j
 
 ``oder`` is the same map whose data term uses, at every evaluation, only w of the b views (rows
 of the measurement), drawn by the supplement's chunked draw: the b views split into ``chunks``
-(5) equal consecutive chunks, w / chunks drawn without replacement from each; with A_w the rows
+(5) equal consecutive chunks, w / chunks drawn without replacement from each (``-p chunks=0``: w
+chunks, one view from each, the finest stratification); with A_w the rows
 drawn, ``grad g_w(x) = (b / w) A_w^T (A_w x - y_w) / L`` (an unbiased estimate of grad g). The
 forward solve draws anew at every evaluation; the backward pass differentiates one recorded
 evaluation (one draw), so its memory and cost scale with w, not b. ``w = 0`` (or w = b) is
@@ -66,12 +67,13 @@ def operator_norm(op: LinearOperator, like: Tensor) -> float:
 def chunked_draw(b: int, w: int, chunks: int, generator: torch.Generator) -> Tensor:
     """w of b indices, sorted: ``range(b)`` split into ``chunks`` consecutive near-equal chunks and
     ``w / chunks`` drawn without replacement from each (the remainder one more from the first
-    chunks). ``w >= b`` gives all indices."""
+    chunks). ``chunks = 0`` means w chunks, one view drawn from each: the finest stratification,
+    every draw spread evenly over the angles. ``w >= b`` gives all indices."""
     if w >= b:
         return torch.arange(b)
     if not 1 <= w:
         raise UsageError(f"oder: w must be >= 1, got {w}")
-    chunks = max(1, min(int(chunks), w))
+    chunks = w if int(chunks) == 0 else max(1, min(int(chunks), w))
     bounds = torch.linspace(0, b, chunks + 1).round().long().tolist()
     out = []
     for c in range(chunks):
@@ -150,7 +152,8 @@ class ODERMap(REDMap):
     @dataclass
     class Options(REDMap.Options):
         w: int = param(40, "views drawn per evaluation (0: all, i.e. red-deq)", low=0)
-        chunks: int = param(5, "equal chunks of the views, w / chunks drawn from each", low=1)
+        chunks: int = param(5, "equal chunks of the views, w / chunks drawn from each (0: w chunks, one view "
+                                "from each)", low=0)
         seed: int = param(0, "seed of the view draws (reset at every reconstruction in eval mode)", low=0)
 
     def __init__(self, w: int = 40, chunks: int = 5, seed: int = 0, **kwargs: Any) -> None:
