@@ -149,7 +149,7 @@ def check_meas_scale(peak: float, scale: float, label: str) -> None:
     the solvers would work on frames :data:`OVERSHOOT` or more times brighter than 1."""
     if peak > OVERSHOOT * scale:
         raise DataError(f"{label}: the measurements imply frames up to {peak:.3g}, more than {OVERSHOOT:g} x "
-                        f"--max-value {scale:g}; pass the data's real peak value or leave --max-value out")
+                        f"--max-value {scale:g}; pass the frames' peak value with --max-value, or leave it out")
 
 
 def orig_scale(orig: np.ndarray) -> float:
@@ -190,11 +190,12 @@ def to_unit(values: np.ndarray, scale: float, label: str, dtype: Any = None, ima
             out = out.astype(dtype)
     top = float(np.abs(values).max()) if values.size else 0.0
     if not np.isfinite(out).all():
-        raise DataError(f"{label}: dividing by --max-value {scale:g} overflows {np.dtype(out.dtype).name} "
-                        f"(largest |value| {top:.3g}); pass the data's real peak value or leave --max-value out")
+        raise DataError(f"{label}: dividing by the intensity scale {scale:g} (--max-value) overflows "
+                        f"{np.dtype(out.dtype).name} (largest |value| {top:.3g}); pass the data's peak value "
+                        "with --max-value")
     if images and top > OVERSHOOT * scale:
-        raise DataError(f"{label}: values up to {top:.3g}, more than {OVERSHOOT:g} x --max-value {scale:g}; "
-                        "pass the data's real peak value or leave --max-value out")
+        raise DataError(f"{label}: values up to {top:.3g}, more than {OVERSHOOT:g} x the intensity scale "
+                        f"{scale:g} (--max-value); pass the data's peak value with --max-value")
     return out
 
 
