@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/scicli reconstruct $(DEMO)/sim/meas.npy --mask $(DEMO)/sim/mask.npy --gt $(DEMO)/sim/orig.npy \
 		--method gap-tv --out $(DEMO)/gap-tv.tif --plot $(DEMO)/plots --force --quiet
 	$(BIN)/scicli reconstruct $(DEMO)/sim/meas.npy --mask $(DEMO)/sim/mask.npy --gt $(DEMO)/sim/orig.npy \
-		--method pnp-gap --denoiser ffdnet --x0 $(DEMO)/gap-tv.tif --sigma 25,12,6 --iters 10,10,10 \
+		--method pnp-gap --denoiser ffdnet --x0 $(DEMO)/gap-tv.tif --sigma 25,12,6 --iters 8,8,8 \
 		--out $(DEMO)/pnp-gap.tif --plot $(DEMO)/plots --force --quiet
 	$(BIN)/python bench/compare.py $(DEMO)/sim/orig.npy gap-tv=$(DEMO)/gap-tv.tif pnp-gap/ffdnet=$(DEMO)/pnp-gap.tif \
 		--out $(DEMO)/compare.png --frames 3,12 --title "sample video, 2 snapshots of 8 frames" --force
