@@ -684,7 +684,7 @@ def _simulate_operator(name: str, raw: np.ndarray, source: str, shape: list[int]
         raise UsageError(f"{source}: expected images (H, W), (K, H, W), a cube (C, H, W) or (K, C, H, W), "
                          f"got {shape}")
     scale = float(max_value) if max_value else orig_scale(raw)
-    x = to_unit(raw.astype(np.float64), scale, source, images=cls.x_unit != "atom")  # codes have no peak
+    x = to_unit(raw.astype(np.float64), scale, source, images=cls.x_has_peak)
     if x.ndim == 3:  # one cube (cassi) or K single-channel images
         x = x[None] if cls.channels is None else x[:, None]
     if cls.channels is not None and x.shape[1] != cls.channels:

@@ -188,8 +188,9 @@ def to_unit(values: np.ndarray, scale: float, label: str, dtype: Any = None, ima
         out = values / scale
         if dtype is not None:
             out = out.astype(dtype)
-    top = float(np.abs(values).max()) if values.size else 0.0
-    if not np.isfinite(out).all():
+    finite = bool(np.isfinite(out).all())
+    top = float(np.abs(values).max()) if values.size and (images or not finite) else 0.0
+    if not finite:
         raise DataError(f"{label}: dividing by the intensity scale {scale:g} (--max-value) overflows "
                         f"{np.dtype(out.dtype).name} (largest |value| {top:.3g}); pass the data's peak value "
                         "with --max-value")
@@ -503,15 +504,15 @@ def operator_problem(operator: str, meas: np.ndarray, arrays: dict[str, np.ndarr
     problem = Problem(meas=meas, arrays=arrays, orig=None, info=info, operator=cls.name, options=opts,
                       batched=batched)
     op = problem.operator_for()  # checks that the arrays and measurements fit (one-line errors)
-    with torch.no_grad():  # a high quantile, not the max: pixels the operator barely sees blow up A^+ y
-        est = op.A_dagger(torch.from_numpy(meas)).abs().flatten().float()
-        q = float(torch.quantile(est[:: max(1, est.numel() // 1_000_000)], 0.999))
-    if max_value:
-        scale = float(max_value)
-        if cls.x_unit != "atom":  # sparse codes have no peak
+    scale = float(max_value) if max_value else None
+    if scale is None or cls.x_has_peak:  # the peak the measurements imply: chooses or checks the scale
+        with torch.no_grad():  # a high quantile, not the max: pixels the operator barely sees blow up A^+ y
+            est = op.A_dagger(torch.from_numpy(meas)).abs().flatten().float()
+            q = float(torch.quantile(est[:: max(1, est.numel() // 1_000_000)], 0.999))
+        if scale is None:
+            scale = next((s for s in SCALES if q <= 1.5 * s), SCALES[-1])
+        else:
             check_meas_scale(q, scale, info["meas"]["label"])
-    else:
-        scale = next((s for s in SCALES if q <= 1.5 * s), SCALES[-1])
     problem.meas = to_unit(meas, scale, info["meas"]["label"], meas.dtype, images=False)
     if orig is not None:
         problem.orig = _operator_orig(orig, info, problem, idx, K, max_value)
@@ -553,8 +554,8 @@ def _operator_orig(orig: np.ndarray, info: dict[str, Any], problem: Problem, idx
         raise UsageError(f"{label}: shape {orig.shape} does not hold {K} x {C} images of {H}x{W}")
     scale = float(max_value) if max_value else orig_scale(np.abs(orig) if np.iscomplexobj(orig) else orig)
     info["orig_max_value"] = scale
-    codes = OPERATORS.get(problem.operator).factory.x_unit == "atom"  # sparse codes, not images: no peak
-    out = to_unit(orig[:K][idx], scale, label, np.complex64 if np.iscomplexobj(orig) else np.float32, images=not codes)
+    out = to_unit(orig[:K][idx], scale, label, np.complex64 if np.iscomplexobj(orig) else np.float32,
+                  images=OPERATORS.get(problem.operator).factory.x_has_peak)
     return np.ascontiguousarray(out)
 
 

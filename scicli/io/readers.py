@@ -457,25 +457,26 @@ def _h5_resolve(f: Any, path: str, depth: int = 0) -> str | None:
     return current or "/"
 
 
-def _h5_hostile(f: Any, name: str, label: str) -> str | None:
-    """Why dataset ``name`` must not be read (an external link on the way to it, also behind soft
-    links; external storage; a virtual dataset: each reads bytes from another file), or None."""
+def _h5_object(f: Any, name: str, label: str) -> Any:
+    """The object ``name`` names in ``f`` (None when missing), resolved by :func:`_h5_resolve`;
+    a :class:`DataError` when reading it would read another file's bytes: an external link on the
+    way to it (also behind soft links), external storage, a virtual dataset."""
     import h5py  # noqa: PLC0415 (heavy dependency, loaded by the format that needs it)
 
     try:
         real = _h5_resolve(f, name)
     except DataError as exc:
-        return f"{label}: {exc}"
+        raise DataError(f"{label}: {exc}") from None
     obj = None if real is None else f.get(real)
     if isinstance(obj, h5py.Dataset):
-        if obj.file.filename != f.filename:
-            return f"{label}: stored in another file ({obj.file.filename}); scicli reads only data stored in the file itself"
         if obj.external:
             files = ", ".join(str(e[0]) for e in obj.external)
-            return f"{label}: an HDF5 dataset with external storage ({files}); scicli reads only data stored in the file itself"
+            raise DataError(f"{label}: an HDF5 dataset with external storage ({files}); scicli reads only data "
+                            "stored in the file itself")
         if obj.is_virtual:
-            return f"{label}: an HDF5 virtual dataset (mapped from other files); scicli reads only data stored in the file itself"
-    return None
+            raise DataError(f"{label}: an HDF5 virtual dataset (mapped from other files); scicli reads only data "
+                            "stored in the file itself")
+    return obj
 
 
 def _h5_entries(f: object) -> list[tuple[str, bool]]:
@@ -519,11 +520,7 @@ def _read_mat73(path: Path, key: str | None, role: str | None) -> tuple[np.ndarr
         names = [n for n, _ in entries]
         name = _select(path, names, lambda: [n for n, ok in entries if ok], key, role)
         label = _label(path, name)
-        hostile = _h5_hostile(f, name, label)
-        if hostile:
-            raise DataError(hostile)
-        real = _h5_resolve(f, name)
-        obj = None if real is None else f[real]
+        obj = _h5_object(f, name, label)
         if not isinstance(obj, h5py.Dataset):
             raise DataError(f"{label}: a MATLAB struct/group, not a numeric array")
         cls = obj.attrs.get("MATLAB_class", b"")

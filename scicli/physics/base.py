@@ -128,6 +128,9 @@ class LinearOperator(nn.Module):
     """True when the measurements are complex (k-space)."""
     x_unit: ClassVar[str] = "frame"
     """What one channel of x is, for reports: frame, band, image."""
+    x_has_peak: ClassVar[bool] = True
+    """Whether x is an intensity image with a peak value (``--max-value``); False for unknowns
+    such as sparse codes, whose scale is checked for overflow only."""
     method_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     """Per-method parameter defaults on this operator, ``{method: {param: value}}`` (e.g. the TV
     weight chosen for CT on validation data): a solver uses them for the parameters its user did

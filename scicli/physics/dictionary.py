@@ -48,6 +48,7 @@ class Dictionary(LinearOperator):
     meas_ndim = 1
     has_gram_inverse = True
     x_unit = "atom"
+    x_has_peak = False
 
     def __init__(self, dictionary: Tensor) -> None:
         super().__init__()
