@@ -39,18 +39,26 @@ ARRAY_SUFFIXES = tuple(s for s in WRITE_SUFFIXES if s not in PREVIEW_SUFFIXES)
 SIDE_FILES = {n.lower() for n in (*ROLE_NAMES["mask"], *ROLE_NAMES["orig"], *ROLE_NAMES["recon"])}
 
 
+def report_doc(rep: Path) -> Any:
+    """The parsed JSON of report ``rep``, or None when there is none: no such file, more than
+    :data:`REPORT_LIMIT` bytes, not JSON (what a crash left).
+    For the quiet checks of a listing or a resumed run; :func:`_read_report` is the one that
+    explains in a line why a report given by the user is unusable."""
+    try:
+        if not rep.is_file() or rep.stat().st_size > REPORT_LIMIT:
+            return None
+        doc = json.loads(rep.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc
+
+
 def scicli_output(path: Path) -> bool:
     """Whether ``path`` is a reconstruction scicli wrote: the JSON report beside it (same stem)
     is a reconstruct report whose ``output`` is this file."""
-    rep = path.with_suffix(".json")
-    try:
-        if not rep.is_file() or rep.stat().st_size > REPORT_LIMIT:
-            return False
-        doc = json.loads(rep.read_text(encoding="utf-8"))
-        return (isinstance(doc, dict) and isinstance(doc.get("provenance"), dict) and isinstance(doc.get("output"), str)
-                and Path(doc["output"]).name == path.name)
-    except (OSError, ValueError):
-        return False
+    doc = report_doc(path.with_suffix(".json"))
+    return (isinstance(doc, dict) and isinstance(doc.get("provenance"), dict) and isinstance(doc.get("output"), str)
+            and Path(doc["output"]).name == path.name)
 
 
 def _collect_inputs(inputs: list[Path], skip: set[Path]) -> list[Path]:
@@ -401,10 +409,10 @@ def rerun_overrides(call: dict[str, Any], doc: dict[str, Any], device: str | Non
 def complete(target: Path, rep: Path) -> bool:
     """Whether a previous run finished this input: the report parses and records the output's
     size and sha256, which match the output file (and its sRGB rendering exists, if any)."""
+    doc = report_doc(rep)
+    if doc is None or not target.is_file():
+        return False
     try:
-        if not (target.is_file() and rep.is_file()) or rep.stat().st_size > REPORT_LIMIT:
-            return False
-        doc = json.loads(rep.read_text(encoding="utf-8"))
         srgb = doc.get("srgb_preview")
         return (doc["output_bytes"] == target.stat().st_size and doc["output_sha256"] == sha256(target)
                 and (srgb is None or Path(srgb).is_file()))
@@ -426,11 +434,8 @@ def other_call(rep: Path, wanted: dict[str, Any], *, compare_operator: bool = Tr
     inferred from the input, ``compare_operator=False``). A report without a call (an older
     scicli, or not a reconstruct report) is another call.
     """
-    try:
-        if not rep.is_file() or rep.stat().st_size > REPORT_LIMIT:
-            return None
-        doc = json.loads(rep.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    doc = report_doc(rep)
+    if doc is None:
         return None
     prov = doc.get("provenance") if isinstance(doc, dict) else None
     call = prov.get("call") if isinstance(prov, dict) else None
