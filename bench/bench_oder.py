@@ -2,7 +2,7 @@
 step for w in {10, 20, 40, 60, 120} of b = 120 views (w = b is RED (DEQ)).
 
     python bench/bench_oder.py [--size 128] [--batch 2] [--ws 10,20,40,60,120] [--steps 2]
-                               [--max-iter 20] [--backward-max-iter 10]
+                               [--max-iter 20] [--backward-max-iter 10] [--matrix-free]
     python bench/bench_oder.py --table [--weights RUN/best.pt] [--weights-w 20=RUN20/best.pt ...] [--size 128] [--max-iter N]
                                [--slices all|pair] [--lipschitz-ws 20,40] [--star-iter 300] [--no-lipschitz]
                                (Table 4's shape on the DICOM test slices, then Fig. 1's Lipschitz ratios)
@@ -73,6 +73,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -85,6 +86,7 @@ from scicli.methods import METHODS  # noqa: E402
 from scicli.methods.red_deq import _NORMS, ODERMap, operator_norm  # noqa: E402
 from scicli.metrics import psnr, snr  # noqa: E402
 from scicli.weights.store import load_model  # noqa: E402
+from scicli.physics import ct  # noqa: E402
 from scicli.physics.ct import ParallelBeamCT  # noqa: E402
 
 
@@ -98,10 +100,16 @@ def problem(size: int, batch: int) -> tuple[ParallelBeamCT, torch.Tensor, torch.
     return ParallelBeamCT(torch.arange(120, dtype=torch.float64) * 1.5, (size, size)).float(), x, None
 
 
-def one(w: int, size: int, batch: int, steps: int, max_iter: int, back_iter: int, given: str) -> dict:
+def one(w: int, size: int, batch: int, steps: int, max_iter: int, back_iter: int, given: str,
+        matrix_free: bool = False) -> dict:
     """One training-step measurement; y and ||A||^2 come from the parent (``given``), so the full
-    operator's system is built here only where the step itself needs it (w = b)."""
+    operator's system is built here only where the step itself needs it (w = b). ``matrix_free``:
+    the projector of a geometry beyond ``MATRIX_BYTES`` (sample positions of the views at hand
+    computed on every call; autograd keeps the gathered entries of the w views drawn)."""
     torch.set_num_threads(1)
+    if matrix_free:
+        ct.MATRIX_BYTES = 0
+        warnings.simplefilter("ignore", UserWarning)  # the fallback's one-line notice
     torch.manual_seed(0)
     op, x, _ = problem(size, batch)
     data = np.load(given)
@@ -347,6 +355,8 @@ def main() -> None:
     parser.add_argument("--lipschitz-ws", default="20,40", help="ODER's w of the Lipschitz ratios")
     parser.add_argument("--star-iter", type=int, default=300, help="evaluations of the long solve giving x*")
     parser.add_argument("--fig4", action="store_true", help="Fig. 4: ODER w = 50 of 180 against RED on 50 views")
+    parser.add_argument("--matrix-free", action="store_true",
+                        help="training step: the matrix-free projector (geometries beyond MATRIX_BYTES)")
     args = parser.parse_args()
     if args.table or args.lipschitz or args.fig4:
         print(f"device cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared), torch "
@@ -365,7 +375,7 @@ def main() -> None:
         return
     if args.one is not None:
         print(json.dumps(one(args.one, args.size, args.batch, args.steps, args.max_iter, args.backward_max_iter,
-                             args.given)))
+                             args.given, args.matrix_free)))
         return
     op, x, _ = problem(args.size, args.batch)
     with torch.no_grad():
@@ -376,13 +386,14 @@ def main() -> None:
           f"{torch.__version__}, 1 thread, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"oder training step: {args.batch} x {args.size}x{args.size}, b = 120 views, forward {args.max_iter} "
           f"Nesterov evaluations, backward {args.backward_max_iter} Anderson steps; memory = growth of the peak RSS "
-          "(ru_maxrss) in a fresh process")
+          f"(ru_maxrss) in a fresh process; projector: {'matrix-free' if args.matrix_free else 'sparse CSR matrix'}")
     print(f"{'w':>4} {'w/b':>6} {'saved for backward':>19} {'first-step peak growth':>24} {'later-step growth':>18} "
           f"{'s/step':>8}")
     for w in (int(v) for v in args.ws.split(",")):
         cmd = [sys.executable, __file__, "--one", str(w), "--size", str(args.size), "--batch", str(args.batch),
                "--steps", str(args.steps), "--max-iter", str(args.max_iter),
-               "--backward-max-iter", str(args.backward_max_iter), "--given", given]
+               "--backward-max-iter", str(args.backward_max_iter), "--given", given,
+               *(["--matrix-free"] if args.matrix_free else [])]
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
         print(f"{w:>4} {w / 120:>6.3f} {r['saved_mib']:>15.1f} MiB {r['first_step_mib']:>20.1f} MiB {r['step_mib']:>14.1f} MiB "
               f"{r['seconds']:>8.2f}", flush=True)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from scicli.methods.deq_gap import SIGMA_CAP, DEQGap
+from scicli.physics import VideoSCI
 from scicli.priors.noise import noise_level
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -47,3 +48,29 @@ def test_the_fixed_mode_keeps_old_weights_loadable_and_has_no_gain() -> None:
     new = DEQGap(frames=2, channels=(8,), sigma_mode="estimate")
     assert new.config["sigma_mode"] == "estimate" and "log_gain" in dict(new.named_parameters())
     assert DEQGap.Options().sigma_mode == "estimate"  # what scicli train uses for a new run
+
+
+def test_without_the_correction_the_learned_parts_are_the_noise_levels_floor_and_gain() -> None:
+    """``correction=none``: x' = FFDNet(v, sigma(v)), the same map as an untrained (zero-head)
+    U-Net correction, with two learned numbers that a checkpoint carries alone."""
+    torch.manual_seed(0)
+    with_net = DEQGap(frames=2, channels=(8,), sigma=6 / 255, sigma_mode="estimate", gain=1.5)
+    bare = DEQGap(frames=2, channels=(8,), sigma=6 / 255, sigma_mode="estimate", gain=1.5, correction="none")
+    assert bare.net is None and bare.config["correction"] == "none" and "correction" not in with_net.config
+    assert sorted(n for n, p in bare.named_parameters() if p.requires_grad) == ["log_gain", "log_sigma"]
+    assert set(bare.state_dict()) == {"log_sigma", "log_gain"}  # the frozen FFDNet is never stored
+    g = torch.Generator().manual_seed(2)
+    # (x_1, x_2, e): smooth frames with mild noise, so that sigma stays below its cap
+    z = torch.cat([smooth(32, 32).expand(1, 2, 32, 32) + 10 / 255 * torch.randn(1, 2, 32, 32, generator=g),
+                   torch.zeros(1, 1, 32, 32)], dim=1)
+    op = VideoSCI((torch.rand(2, 32, 32, generator=g) > 0.5).float())
+    y = op.A(smooth(32, 32).expand(1, 2, 32, 32))  # a consistent snapshot: the step stays mildly noisy
+    assert float(bare.noise_levels(bare.gap_step(z, op, y)[1]).max()) < SIGMA_CAP
+    with torch.no_grad():
+        assert torch.allclose(bare.f(z, op, y), with_net.f(z, op, y), atol=1e-6)
+    loss = bare.f(z, op, y)[:, :2].square().mean()
+    loss.backward()
+    assert bare.log_sigma.grad is not None and bare.log_gain.grad is not None
+    assert bare.log_gain.grad.abs() > 0
+    with pytest.raises(ValueError, match="correction"):
+        DEQGap(frames=2, channels=(8,), prior="none", correction="none")

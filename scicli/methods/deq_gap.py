@@ -20,7 +20,8 @@ solved to its fixed point by Anderson acceleration, trained with implicit gradie
 (:func:`scicli.methods.runners.equilibrium`). All B frames are one joint input of N (temporal
 correlations are what SCI lives on): a 2x2 pixel-unshuffle, a U-Net over ``channels`` scales, a
 pixel-shuffle back. N's output layer starts at zero, so the untrained map is PnP-GAP with FFDNet
-at a fixed sigma; ``spectral_norm`` constrains every hidden convolution to unit spectral norm
+at a fixed sigma (``correction=none`` leaves N out: x' = u, and the learned parts are sigma's
+floor and gain alone); ``spectral_norm`` constrains every hidden convolution to unit spectral norm
 (Miyato et al. 2018). Fully convolutional: any H x W; B is fixed by the weights.
 """
 
@@ -45,6 +46,7 @@ from scicli.priors.noise import noise_level
 
 PRIORS = ("ffdnet", "none")
 STARTS = ("gap-tv", "mean")
+CORRECTIONS = ("unet", "none")
 SIGMA_MODES = ("fixed", "estimate")
 SIGMA_CAP = level(75.0)
 """The largest noise level given to FFDNet (the top of its training range)."""
@@ -82,11 +84,13 @@ class DEQGap(VideoMap):
         accelerate: bool = param(True, "accumulate the residual e (accelerated GAP)")
         start: str = param("gap-tv", "the start: the gap-tv estimate or y / R (mean)", choices=STARTS)
         learned_start: bool = param(True, "refine the start with a second U-Net")
+        correction: str = param("unet", "the correction N after the prior: a joint-frame U-Net, or none (x' = u: "
+                                "the learned parts are the noise level's floor and gain)", choices=CORRECTIONS)
 
     def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
                  solve: dict[str, Any] | None = None, prior: str = "ffdnet", sigma: float = level(10.0),
                  accelerate: bool = True, start: str = "gap-tv", learned_start: bool = False,
-                 centre: bool = False, sigma_mode: str = "fixed", gain: float = 1.0) -> None:
+                 centre: bool = False, sigma_mode: str = "fixed", gain: float = 1.0, correction: str = "unet") -> None:
         super().__init__(frames, channels, spectral_norm, solve, centre)
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
@@ -98,6 +102,9 @@ class DEQGap(VideoMap):
             raise ValueError(f"sigma_mode must be one of {', '.join(SIGMA_MODES)}, got {sigma_mode!r}")
         if not gain > 0:
             raise ValueError(f"gain must be > 0, got {gain}")
+        if correction not in CORRECTIONS or (correction == "none" and prior == "none"):
+            raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)} (none needs the ffdnet prior), "
+                             f"got {correction!r}")
         self.config.update(prior=prior, sigma=float(sigma), accelerate=bool(accelerate), start=start,
                            learned_start=bool(learned_start))
         self.accelerate, self.start_kind = bool(accelerate), start
@@ -112,7 +119,10 @@ class DEQGap(VideoMap):
         else:
             self.prior = None
         self.sigma_mode = sigma_mode if self.prior is not None else "fixed"
-        self.net = self.correction(channels, spectral_norm, centre)
+        # configs written before the option existed have a U-Net; only "none" is recorded
+        self.net = self.correction(channels, spectral_norm, centre) if correction == "unet" else None
+        if correction != "unet":
+            self.config.update(correction=correction)
         # a learned refinement of the start (sees it, the masks and y / R); zero head: the start itself;
         # always centred (it may be added to weights trained before centring, see --init)
         self.refine = JointUNet(2 * B + 1, B, channels, spectral_norm, centre=True) if learned_start else None
@@ -191,6 +201,8 @@ class DEQGap(VideoMap):
     def f(self, z: Tensor, op: VideoSCI, y: Tensor) -> Tensor:
         _, v, e = self.gap_step(z, op, y)
         u = self.denoise(v)
+        if self.net is None:
+            return self.state(u, e)
         x = u - self.net(torch.cat([u, v], dim=1) if self.prior is not None else v)
         return self.state(x, e)
 
