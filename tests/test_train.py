@@ -35,6 +35,7 @@ from scicli.data.datasets import (
     SourceCache,
     center_crops,
     dihedral,
+    downscale,
     list_sources,
     split_sources,
 )
@@ -165,6 +166,31 @@ def test_clip_dataset_videos_and_panned_stills(tmp_path: Path, images: Path) -> 
     # a video shorter than the clip plays back and forth
     np.save(tmp_path / "short.npy", video[:3])
     assert ClipDataset([Source(tmp_path / "short.npy")], frames=8, patch=16, length=1)[0].shape == (8, 16, 16)
+
+
+def test_downscale_area_averages_frames_at_load_and_reports_the_new_size(tmp_path: Path) -> None:
+    """--downscale F: every frame averaged down by F (DAVIS 480p at 1.875 is the 256-px scale of
+    the validation scenes), in the cache, in the header-only shape and in the dataset's crops."""
+    video = np.stack([_image(i, 48) for i in range(3)])  # uint8 (3, 48, 48)
+    np.save(tmp_path / "v.npy", video)
+    halved = downscale(video, 2.0)
+    assert halved.dtype == np.uint8 and halved.shape == (3, 24, 24)
+    blocks = video.astype(np.float64).reshape(3, 24, 2, 24, 2).mean(axis=(2, 4))
+    assert np.abs(halved.astype(np.float64) - blocks).max() <= 0.5  # 2 x 2 means, rounded to 8 bits
+    assert downscale(video, 1.0) is video
+    assert downscale(video.astype(np.float32) / 255, 1.875).shape == (3, 26, 26)
+    cache = SourceCache(downscale=2.0)
+    src = Source(tmp_path / "v.npy")
+    assert cache.shape(src) == (3, 24, 24)  # from the header, before any read
+    assert np.array_equal(cache.get(src), halved) and cache.shape(src) == (3, 24, 24)
+    clip = ClipDataset([src], frames=2, patch=24, length=1, augment=False, cache=cache)[0]
+    assert np.allclose(clip.numpy(), halved[:2] / 255.0) or np.allclose(clip.numpy(), halved[1:3] / 255.0)
+    with pytest.raises(UsageError, match="--downscale"):
+        SourceCache(downscale=0.5)
+    args = TrainArgs(method="dncnn", data=["d"], out="o", downscale=1.875)
+    assert "--downscale 1.875" in args.command() and "--downscale" not in TrainArgs("dncnn", ["d"], "o").command()
+    with pytest.raises(UsageError, match="--downscale"):
+        TrainArgs(method="dncnn", data=["d"], out="o", downscale=0.0).check()
 
 
 def test_validation_split_is_disjoint_by_file(images: Path, tmp_path: Path) -> None:
@@ -313,6 +339,8 @@ def test_train_errors_are_one_line(images: Path, tmp_path: Path) -> None:
     msg = one_error(invoke_cli("train", "--method", "dncnn", "--data", images, "--out", existing))
     assert "--resume" in msg and "--force" in msg
     assert "nothing to resume" in one_error(invoke_cli("train", "--resume", "--out", tmp_path / "r3"))
+    assert "--downscale must be >= 1" in one_error(invoke_cli("train", "--method", "dncnn", "--data", images,
+                                                             "--out", tmp_path / "r4", "--downscale", "0.5"))
     assert not (tmp_path / "r0").exists() and not (tmp_path / "r1").exists()
 
     run = tmp_path / "run"

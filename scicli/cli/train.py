@@ -104,6 +104,10 @@ def train_cmd(
                                 "held-out DAVIS validation sequences (scicli.data.validation)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory: last.pt, best.pt, log.jsonl, run.json."),
     patch: Optional[int] = typer.Option(None, "--patch", help="Training patch size in pixels (default 64)."),
+    downscale: Optional[float] = typer.Option(
+        None, "--downscale", help="Area-average every training and validation frame by this factor first "
+                                  "(default 1), e.g. 1.875: DAVIS 480p to the 256-px scale of the CACTI benchmarks "
+                                  "and the validation scenes."),
     sigma_range: Optional[str] = typer.Option(None, "--sigma-range", help="Denoisers: noise levels LOW,HIGH on 0..255 (default 0,50)."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Reconstruction methods: frames per snapshot B (default 8)."),
     mask: Optional[str] = typer.Option(None, "--mask", help="Reconstruction methods: random (random operator instances), shifted (video-sci), or a file of the operator's arrays, e.g. a mask or Phi (default random)."),
@@ -147,12 +151,14 @@ def train_cmd(
     if method is not None:
         check_method(method)
     check_float("--lr", lr, above=0)
+    check_float("--downscale", downscale, low=1)
     check_float("--val-fraction", val_fraction, low=0, high=1)
     check_float("--meas-noise", meas_noise, low=0, high=255)
     params = parse_params(param)
     given: dict[str, Any] = {
         "method": method, "data": list(data) if data else None, "exclude": list(exclude) if exclude else None,
         "patch": patch,
+        "downscale": downscale,
         "sigma_range": parse_sigma_range(sigma_range) if sigma_range is not None else None,
         "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size, "lr": lr,
         "val_fraction": val_fraction, "device": device_name, "seed": seed, "workers": workers,

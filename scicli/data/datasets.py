@@ -134,14 +134,39 @@ def as_unit(arr: np.ndarray) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
+def downscaled_size(height: int, width: int, factor: float) -> tuple[int, int]:
+    """``(round(H / factor), round(W / factor))``, at least 1 x 1."""
+    return max(1, round(height / factor)), max(1, round(width / factor))
+
+
+def downscale(frames: np.ndarray, factor: float) -> np.ndarray:
+    """(T, H, W) frames area-averaged by ``factor`` >= 1 to :func:`downscaled_size` (each output
+    pixel the mean of the input pixels it covers, torch's ``area`` mode: what the validation
+    scenes of :mod:`scicli.data.validation` do to DAVIS frames), in the frames' own dtype."""
+    if factor == 1.0:
+        return frames
+    size = downscaled_size(frames.shape[-2], frames.shape[-1], factor)
+    out = torch.nn.functional.interpolate(torch.from_numpy(as_unit(frames))[:, None], size=size, mode="area")
+    unit = out[:, 0].numpy()
+    if frames.dtype == np.uint8:
+        return np.rint(unit * 255.0).astype(np.uint8)
+    if frames.dtype == np.uint16:
+        return np.rint(unit * 65535.0).astype(np.uint16)
+    return np.ascontiguousarray(unit, dtype=np.float32)
+
+
 class SourceCache:
-    """Loaded sources, least recently used evicted beyond ``max_bytes`` (default 2 GiB).
+    """Loaded sources, least recently used evicted beyond ``max_bytes`` (default 2 GiB), every
+    frame area-averaged by ``downscale`` (>= 1) as it is loaded.
 
     Small image sets (Train400: 400 x 180 x 180 bytes = 13 MB) stay in memory for the run.
     """
 
-    def __init__(self, max_bytes: int = 2 << 30) -> None:
+    def __init__(self, max_bytes: int = 2 << 30, downscale: float = 1.0) -> None:
+        if not (downscale >= 1.0 and math.isfinite(downscale)):
+            raise UsageError(f"--downscale must be a number >= 1, got {downscale}")
         self.max_bytes = max_bytes
+        self.downscale = float(downscale)
         self._items: OrderedDict[Source, np.ndarray] = OrderedDict()
         self._bytes = 0
 
@@ -149,7 +174,7 @@ class SourceCache:
         if source in self._items:
             self._items.move_to_end(source)
             return self._items[source]
-        arr = load_source(source)
+        arr = downscale(load_source(source), self.downscale)
         self._items[source] = arr
         self._bytes += arr.nbytes
         while self._bytes > self.max_bytes and len(self._items) > 1:
@@ -167,12 +192,13 @@ class SourceCache:
             if files:
                 first = read_array(files[0])
                 if first.ndim == 2:
-                    return (len(files), int(first.shape[0]), int(first.shape[1]))
+                    return (len(files), *downscaled_size(int(first.shape[0]), int(first.shape[1]), self.downscale))
         if suffix == ".npy" and not source.frames_dir:
             try:
                 arr = np.load(source.path, mmap_mode="r", allow_pickle=False)
                 if arr.ndim in (2, 3):
-                    return tuple(_to_frames(arr, source.name).shape)  # type: ignore[return-value]
+                    T, H, W = _to_frames(arr, source.name).shape
+                    return (T, *downscaled_size(H, W, self.downscale))
             except Exception:  # noqa: BLE001 - fall back to a full read, which reports errors
                 pass
         return tuple(self.get(source).shape)  # type: ignore[return-value]

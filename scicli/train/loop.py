@@ -78,6 +78,7 @@ class TrainArgs:
     out: str
     model: dict[str, Any] = field(default_factory=dict)
     patch: int = 64
+    downscale: float = 1.0  # every training and validation frame area-averaged by this factor first
     sigma_range: list[float] = field(default_factory=lambda: [0.0, 50.0])  # 0..255 scale
     epochs: int = 10
     steps_per_epoch: int | None = None  # None: one pass over the training pixels
@@ -117,6 +118,8 @@ class TrainArgs:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise UsageError(f"--steps-per-epoch must be at least 1, got {self.steps_per_epoch}")
+        if not (self.downscale >= 1.0 and math.isfinite(self.downscale)):
+            raise UsageError(f"--downscale must be a number >= 1, got {self.downscale}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UsageError(f"--lr must be a positive number, got {self.lr}")
         if self.workers < 0:
@@ -153,6 +156,8 @@ class TrainArgs:
         for name in self.exclude:
             parts += ["--exclude", name]
         parts += ["--out", self.out, "--patch", str(self.patch)]
+        if self.downscale != 1.0:
+            parts += ["--downscale", f"{self.downscale:g}"]
         if is_reconstruction(self.method) and self.operator != "video-sci":
             parts += ["--operator", self.operator, "--mask", self.mask, "--meas-noise", f"{self.meas_noise:g}"]
             for key, value in self.operator_options.items():
@@ -472,7 +477,7 @@ class Trainer:
         self.device = device = dist.device
         sources = args.sources()
         self.train_src, self.val_src = split_sources(sources, args.val_fraction, args.seed)
-        cache = SourceCache()
+        cache = SourceCache(downscale=args.downscale)
         self.task: Task = make_task(args)
         self.dataset = self.task.dataset(self.train_src, args.patch, cache)
         self.steps = steps = args.steps_per_epoch or max(1, math.ceil(self.dataset.default_length() / args.batch_size))

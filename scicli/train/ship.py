@@ -51,9 +51,9 @@ def baseline_scores(ckpt: dict[str, Any], name: str) -> dict[str, float]:
         if name != "untrained":
             raise UsageError(f"baseline '{name}' is not supported for {ckpt['method']} (only untrained)")
         task = make_task(args)  # video SCI, or the operator run's task (its crops, instances and noise)
-        items = task.val_items(val_src, args.val_size, SourceCache())
+        items = task.val_items(val_src, args.val_size, SourceCache(downscale=args.downscale))
         return task.validate(build_model(ckpt["method"], dict(ckpt["config"])).eval(), items, torch.device("cpu"))
-    items = center_crops(val_src, args.val_size, frames=window, cache=SourceCache())
+    items = center_crops(val_src, args.val_size, frames=window, cache=SourceCache(downscale=args.downscale))
     if name != "ffdnet":
         raise UsageError(f"baseline '{name}' is not supported (only ffdnet)")
     if ckpt["method"] == "video":  # an untrained fusion is exactly FFDNet on the centre frame
