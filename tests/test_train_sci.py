@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from conftest import invoke_cli, ok, write_stills
+from scicli.core.errors import ScicliError
 from scicli.train.checkpoint import model_config
 from scicli.train.loop import Reporter, TrainArgs, read_log, train
 from scicli.train.sci import MaskSampler, SCITask
@@ -269,3 +270,30 @@ def test_ship_stores_inference_settings_and_the_untrained_baseline(stills: Path,
     assert "depends_on" in entry and not any(k.startswith("prior.") for k in shipped["model"])
     assert "KEY=VALUE" in one_error(invoke_cli("weights", "ship", run, "x", "--solve", "backward=implicit"))
     assert "'many' is not a valid int" in one_error(invoke_cli("weights", "ship", run, "x", "--solve", "max_iter=many"))
+
+
+def test_unrolled_gap_weights_ship_as_deq_gap_weights_of_the_same_map(stills: Path, tmp_path: Path):
+    """unrolled-gap trains deq-gap's map through its whole trajectory; shipped as deq-gap the
+    weights are the same tensors, with deq-gap's solve settings (given) and a note of how."""
+    from scicli.train.ship import ship
+    from scicli.weights.store import load_model
+
+    run = tmp_path / "run"
+    ok(invoke_cli("train", "--method", "unrolled-gap", "--data", stills, "--out", run, "--epochs", "1",
+                  "-p", "correction=none", "-p", "learned_start=0", "-p", "sigma_mode=estimate", "-p", "iters=3",
+                  *TINY_RUN))
+    ship(run, "deq-gap", solve=["max_iter=5", "tol=1e-3"], weights_dir=tmp_path)
+    entry = json.loads((tmp_path / "manifest.json").read_text())["deq-gap"]
+    shipped = torch.load(tmp_path / "deq-gap.pt", weights_only=True)
+    trained = torch.load(run / "best.pt", weights_only=True)
+    assert shipped["method"] == entry["method"] == "deq-gap" and "unrolled-gap" in entry["trained_as"]
+    assert entry["command"].startswith("scicli train --method unrolled-gap")
+    assert shipped["config"]["solve"]["max_iter"] == 5 and "iters" not in shipped["config"]["solve"]
+    assert set(shipped["model"]) == {"log_sigma", "log_gain"}
+    assert all(torch.equal(shipped["model"][k], trained["model"][k]) for k in shipped["model"])
+    model = load_model("deq-gap", tmp_path / "deq-gap.pt")
+    assert model.net is None and float(model.log_sigma) == float(trained["model"]["log_sigma"])
+    with pytest.raises(ScicliError, match="--solve"):
+        ship(run, "deq-gap", weights_dir=tmp_path)
+    with pytest.raises(ScicliError, match="use unrolled-gap"):
+        ship(run, "deq-rnn", solve=["max_iter=5"], weights_dir=tmp_path)

