@@ -1,4 +1,5 @@
-"""deq-gap: deep-equilibrium accelerated GAP with FFDNet and a trained joint-frame correction
+"""deq-gap: deep-equilibrium accelerated GAP with FFDNet at a learned noise level and a trained
+joint-frame correction (the shipped weights: the noise level alone, ``correction=none``)
 (DE-GAP, Zhao et al. 2023, with the residual accumulation of accelerated GAP in the state).
 
 On the state ``z = (x, e)``, with the GAP step of :func:`scicli.algorithms.gap_step`:
@@ -207,4 +208,5 @@ class DEQGap(VideoMap):
         return self.state(x, e)
 
 
-register_learned(DEQGap, "deep-equilibrium accelerated GAP with FFDNet and a trained joint-frame correction")
+register_learned(DEQGap, "deep-equilibrium accelerated GAP with FFDNet at a learned (iterate-adaptive) noise level, "
+                         "optionally a trained joint-frame correction")
