@@ -117,7 +117,7 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
     trained_solve = dict(slim["config"].get("solve", {}))
     given = inference_settings(solve, ckpt["method"]) if solve else {}
     method = name.split("@")[0]
-    same_map = any({method, ckpt["method"]} <= group for group in SAME_MAP)
+    same_map = method == ckpt["method"] or any({method, ckpt["method"]} <= group for group in SAME_MAP)
     if not same_map or name.endswith("@"):
         raise UsageError(f"ship name '{name}': use {ckpt['method']} or {ckpt['method']}@TAG for these {ckpt['method']} weights")
     if method != ckpt["method"]:  # the same map solved another way (deq-gap <-> unrolled-gap): its solve settings
