@@ -9,7 +9,9 @@ size, the exact training command, training data and its licence, hardware, time,
 the validation PSNRs of the run (and, with ``--baseline``, of that denoiser on the same
 validation crops and noise, so "better than" is measured, not assumed). ``--with FILE`` ships
 a file the weights need beside them as ``NAME-FILENAME`` (e.g. the dictionary LISTA was trained
-for), with its sha256 in the same manifest entry.
+for), with its sha256 in the same manifest entry. Weights of a map shared by two methods
+(``SAME_MAP``: deq-gap and unrolled-gap) may ship under the other method's name, with that
+method's solve settings given by ``--solve``; the entry records ``trained_as``.
 """
 
 from __future__ import annotations
