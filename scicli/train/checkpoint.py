@@ -126,12 +126,17 @@ SAME_MAP = ({"deq-gap", "unrolled-gap"},)
 """Methods whose weights fit each other (the same map, solved to a fixed point or unrolled)."""
 
 
+def weights_fit(method: str, other: str) -> bool:
+    """True when weights trained for ``other`` fit ``method``: the same method, or the same map."""
+    return method == other or any({method, other} <= group for group in SAME_MAP)
+
+
 def load_init(path: Path, method: str) -> dict[str, Any]:
     """The checkpoint ``--init`` names: of ``method`` or of a method with the same map."""
     if not Path(path).exists():
         raise UsageError(f"--init {path}: no such checkpoint")
     ckpt = load_checkpoint(Path(path))
-    if ckpt["method"] != method and not any({ckpt["method"], method} <= group for group in SAME_MAP):
+    if not weights_fit(method, ckpt["method"]):
         raise UsageError(f"--init {path} holds a '{ckpt['method']}' model, which does not fit '{method}'")
     return ckpt
 

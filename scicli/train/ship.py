@@ -10,7 +10,7 @@ the validation PSNRs of the run (and, with ``--baseline``, of that denoiser on t
 validation crops and noise, so "better than" is measured, not assumed). ``--with FILE`` ships
 a file the weights need beside them as ``NAME-FILENAME`` (e.g. the dictionary LISTA was trained
 for), with its sha256 in the same manifest entry. Weights of a map shared by two methods
-(``SAME_MAP``: deq-gap and unrolled-gap) may ship under the other method's name, with that
+(``scicli.train.checkpoint.SAME_MAP``: deq-gap and unrolled-gap) may ship under the other method's name, with that
 method's solve settings given by ``--solve``; the entry records ``trained_as``.
 """
 
@@ -29,7 +29,7 @@ from scicli.io import atomic_write, write_json
 from scicli.io.outputs import Output, check_outputs
 from scicli.methods.learned import DEFAULT_SOLVE, INFERENCE_KEYS
 from scicli.data.datasets import SourceCache, center_crops, split_sources
-from scicli.train.checkpoint import SAME_MAP
+from scicli.train.checkpoint import weights_fit
 from scicli.train.loop import TrainArgs, make_task, read_log, validate
 from scicli.weights.ffdnet import load_ffdnet
 from scicli.weights.store import MODELS, WEIGHTS_DIR, build_model, is_reconstruction, load_checkpoint, sha256
@@ -119,17 +119,15 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
     trained_solve = dict(slim["config"].get("solve", {}))
     given = inference_settings(solve, ckpt["method"]) if solve else {}
     method = name.split("@")[0]
-    same_map = method == ckpt["method"] or any({method, ckpt["method"]} <= group for group in SAME_MAP)
-    if not same_map or name.endswith("@"):
+    if not weights_fit(method, ckpt["method"]) or name.endswith("@"):
         raise UsageError(f"ship name '{name}': use {ckpt['method']} or {ckpt['method']}@TAG for these {ckpt['method']} weights")
+    base = trained_solve
     if method != ckpt["method"]:  # the same map solved another way (deq-gap <-> unrolled-gap): its solve settings
         if not solve:
             raise UsageError(f"shipping {ckpt['method']} weights as {method}: give its solve settings with --solve")
         slim["method"] = method
-        slim["config"] = {**slim["config"], "solve": dict(build_model(method, {**slim["config"], "solve": {}})
-                                                         .config["solve"])}
+        base = dict(build_model(method, {**slim["config"], "solve": {}}).config["solve"])
     if solve:
-        base = slim["config"]["solve"] if method != ckpt["method"] else trained_solve
         slim["config"] = {**slim["config"], "solve": {**base, **given}}
     atomic_write(target, lambda tmp: torch.save(slim, tmp), force=True)
     entry: dict[str, Any] = {
