@@ -31,6 +31,15 @@ def test_bad_values_are_one_line_usage_errors(value, kind) -> None:
         coerce("p", value, kind, "m: p is bad")
 
 
+@pytest.mark.parametrize("value,kind,expected", [
+    ("abc", tuple, "comma-separated numbers"), ("2.5", int, "a whole number"), ("x", float, "a number"),
+    ("maybe", bool, "1/0, true/false"),
+])
+def test_the_error_says_what_the_value_must_look_like(value, kind, expected) -> None:
+    with pytest.raises(UsageError, match=f"^parameter 'p': '{value}' is not .*{re.escape(expected)}"):
+        coerce("p", value, kind)
+
+
 # ----------------------------------------------------------------------------- ranges, choices, units
 @dataclass
 class Example:

@@ -93,9 +93,18 @@ def coerce(name: str, value: Any, kind: type, message: str | None = None) -> Any
     return converted
 
 
+_EXPECTED: dict[type, str] = {
+    bool: "a yes/no value (1/0, true/false, yes/no, on/off)",
+    int: "a whole number",
+    float: "a number",
+    tuple: "a number or comma-separated numbers (e.g. 50,25,12)",
+}
+"""What a command-line value of each parameter type must look like (for the one-line error)."""
+
+
 def _coerce(name: str, value: Any, kind: type, message: str | None) -> Any:
     """:func:`coerce` before the finiteness check."""
-    error = UsageError(message or f"parameter '{name}': cannot read '{value}' as {kind.__name__}")
+    error = UsageError(message or f"parameter '{name}': '{value}' is not {_EXPECTED.get(kind, kind.__name__)}")
     if isinstance(value, (list, tuple)) and kind is tuple:
         return tuple(float(v) for v in value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
