@@ -377,3 +377,30 @@ def test_a_version_1_checkpoint_quoting_sigma_on_0_255_loads_with_sigma_on_0_1(t
     loaded = load_model("deq-gap", tmp_path / "old.pt")
     assert loaded.config["sigma"] == pytest.approx(12 / 255)
     assert float(loaded.sigma) == pytest.approx(12 / 255)
+
+
+def test_the_gap_steps_rate_and_step_are_learned_and_weights_without_them_keep_both_at_one():
+    """e' = e + alpha r, v = x + s A^T((r + e') / R): new trainings learn alpha and s (from -p
+    rate= step=); a config written before they existed builds the reference step (both 1)."""
+    op, y, x = _sci()
+    old = DEQGap(frames=4, channels=(8, 16), sigma_mode="estimate", correction="none")  # an old config
+    assert old.log_rate is None and old.log_step is None and "rate" not in old.config
+    assert (DEQGap.Options().rate, DEQGap.Options().step) == (1.0, 1.0)  # what scicli train passes
+    at_one = DEQGap(frames=4, channels=(8, 16), sigma_mode="estimate", correction="none", rate=1.0, step=1.0)
+    z = old.start(op, y)
+    with torch.no_grad():
+        assert torch.allclose(old.f(z, op, y), at_one.f(z, op, y), atol=1e-6)
+    fast = DEQGap(frames=4, channels=(8, 16), sigma_mode="estimate", correction="none", rate=2.0, step=1.5)
+    assert fast.config["rate"] == 2.0 and fast.config["step"] == 1.5
+    z = z + 0.05 * torch.randn(z.shape, generator=torch.Generator().manual_seed(1))  # A x != y
+    with torch.no_grad():
+        xk, v, e = fast.gap_step(z, op, y)
+        r = y - op.A(xk)
+        assert torch.allclose(e, z[:, 4] + 2.0 * r, atol=1e-5)
+        assert torch.allclose(v, xk + 1.5 * op.A_adjoint(op.gram_inverse(r + e)), atol=1e-5)
+    out, _ = fast(y, op, solve={"max_iter": 3, "tol": 0, "backward": "jfb"})
+    ((out - x) ** 2).mean().backward()
+    assert fast.log_rate.grad is not None and fast.log_step.grad is not None
+    assert float(fast.log_rate.grad) != 0 and float(fast.log_step.grad) != 0
+    with pytest.raises(ValueError, match="rate and step"):
+        DEQGap(frames=4, channels=(8, 16), rate=0.0)

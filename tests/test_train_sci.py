@@ -289,7 +289,7 @@ def test_unrolled_gap_weights_ship_as_deq_gap_weights_of_the_same_map(stills: Pa
     assert shipped["method"] == entry["method"] == "deq-gap" and "unrolled-gap" in entry["trained_as"]
     assert entry["command"].startswith("scicli train --method unrolled-gap")
     assert shipped["config"]["solve"]["max_iter"] == 5 and "iters" not in shipped["config"]["solve"]
-    assert set(shipped["model"]) == {"log_sigma", "log_gain"}
+    assert set(shipped["model"]) == {"log_sigma", "log_gain", "log_rate", "log_step"}  # the map's four numbers
     assert all(torch.equal(shipped["model"][k], trained["model"][k]) for k in shipped["model"])
     model = load_model("deq-gap", tmp_path / "deq-gap.pt")
     assert model.net is None and float(model.log_sigma) == float(trained["model"]["log_sigma"])

@@ -4,8 +4,8 @@ joint-frame correction (the shipped weights: the noise level alone, ``correction
 
 On the state ``z = (x, e)``, with the GAP step of :func:`scicli.algorithms.gap_step`:
 
-    e' = e + (y - A x)                         (the residual accumulated so far)
-    v  = x + A^T((y + e' - A x) / R)           (projection towards {A x = y + e'})
+    e' = e + alpha (y - A x)                   (the residual accumulated so far)
+    v  = x + s A^T((y + e' - A x) / R)         (projection towards {A x = y + e'})
     u  = FFDNet(v, sigma)                      (prior ffdnet: frozen IPOL weights, learned sigma)
     x' = u - N([u, v])                         (joint U-Net over the B frames, starts at 0)
 
@@ -15,7 +15,10 @@ the GAP step v (:func:`scicli.priors.noise.noise_level`, the median diagonal Haa
 learned floor sigma_0 and gain g, capped at 75/255 (FFDNet's range). The first iterates carry
 the masks' coding artefacts, so their sigma is high (strong denoising, as PnP's schedule
 starts at 50/255), and it falls as the iterate cleans up: a map that does not depend on the
-evaluation count, so its fixed point and the residual stop keep their meaning.
+evaluation count, so its fixed point and the residual stop keep their meaning. The rate alpha
+and the step s are learned too (``-p rate= step=`` set their start; weights written before
+they existed keep both at 1, the reference codes' accelerated GAP): neither moves the fixed
+point's ``A x* = y``, both change how fast the iterates get there.
 
 solved to its fixed point by Anderson acceleration, trained with implicit gradients
 (:func:`scicli.methods.runners.equilibrium`). All B frames are one joint input of N (temporal
@@ -87,11 +90,16 @@ class DEQGap(VideoMap):
         learned_start: bool = param(True, "refine the start with a second U-Net")
         correction: str = param("unet", "the correction N after the prior: a joint-frame U-Net, or none (x' = u: "
                                 "the learned parts are the noise level's floor and gain)", choices=CORRECTIONS)
+        rate: float = param(1.0, "accelerate: the initial rate alpha of the accumulated residual, "
+                            "e' = e + alpha (y - A x) (learned)", positive=True)
+        step: float = param(1.0, "the initial step s of the GAP projection, v = x + s A^T((y + e' - A x) / R) "
+                            "(learned)", positive=True)
 
     def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
                  solve: dict[str, Any] | None = None, prior: str = "ffdnet", sigma: float = level(10.0),
                  accelerate: bool = True, start: str = "gap-tv", learned_start: bool = False,
-                 centre: bool = False, sigma_mode: str = "fixed", gain: float = 1.0, correction: str = "unet") -> None:
+                 centre: bool = False, sigma_mode: str = "fixed", gain: float = 1.0, correction: str = "unet",
+                 rate: float | None = None, step: float | None = None) -> None:
         super().__init__(frames, channels, spectral_norm, solve, centre)
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
@@ -103,6 +111,8 @@ class DEQGap(VideoMap):
             raise ValueError(f"sigma_mode must be one of {', '.join(SIGMA_MODES)}, got {sigma_mode!r}")
         if not gain > 0:
             raise ValueError(f"gain must be > 0, got {gain}")
+        if not all(v is None or v > 0 for v in (rate, step)):
+            raise ValueError(f"rate and step must be > 0, got {rate}, {step}")
         if correction not in CORRECTIONS or (correction == "none" and prior == "none"):
             raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)} (none needs the ffdnet prior), "
                              f"got {correction!r}")
@@ -124,6 +134,14 @@ class DEQGap(VideoMap):
         self.net = self.correction(channels, spectral_norm, centre) if correction == "unet" else None
         if correction != "unet":
             self.config.update(correction=correction)
+        # the GAP step's rate and step, learned; configs written before they existed have neither
+        # (fixed at 1: the reference codes' accelerated GAP)
+        self.log_rate = nn.Parameter(torch.tensor(math.log(rate))) if rate is not None and self.accelerate else None
+        self.log_step = nn.Parameter(torch.tensor(math.log(step))) if step is not None else None
+        if self.log_rate is not None:
+            self.config.update(rate=float(rate))
+        if self.log_step is not None:
+            self.config.update(step=float(step))
         # a learned refinement of the start (sees it, the masks and y / R); zero head: the start itself;
         # always centred (it may be added to weights trained before centring, see --init)
         self.refine = JointUNet(2 * B + 1, B, channels, spectral_norm, centre=True) if learned_start else None
@@ -192,7 +210,9 @@ class DEQGap(VideoMap):
         """``(x, v, e')``: the estimate of state z, its (accelerated) GAP step v and the accumulated
         residual (:func:`scicli.algorithms.gap_step`; without ``accelerate`` e' is None)."""
         x = z[:, : self.frames]
-        v, e = gap_step(op, x, y, z[:, self.frames] if self.accelerate else None)
+        step = 1.0 if self.log_step is None else self.log_step.exp().to(x.dtype)
+        rate = 1.0 if self.log_rate is None else self.log_rate.exp().to(x.dtype)
+        v, e = gap_step(op, x, y, z[:, self.frames] if self.accelerate else None, step, rate)
         return x, v, e
 
     def state(self, x: Tensor, e: Tensor | None, *rest: Tensor) -> Tensor:
