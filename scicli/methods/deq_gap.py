@@ -228,5 +228,6 @@ class DEQGap(VideoMap):
         return self.state(x, e)
 
 
-register_learned(DEQGap, "deep-equilibrium accelerated GAP with FFDNet at a learned (iterate-adaptive) noise level, "
+register_learned(DEQGap, "deep-equilibrium accelerated GAP with FFDNet at a learned (iterate-adaptive) noise level and "
+                         "a learned GAP rate, "
                          "optionally a trained joint-frame correction")
