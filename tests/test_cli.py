@@ -593,7 +593,7 @@ def _error_cases() -> list:
         ("ground truth frame size", 2, rec(None, "good", "--gt", Path("small_gt.npy")), ["small_gt.npy", "(16, 30, 40)"]),
         ("unknown method", 2, rec(None, "good", "--method", "nope"), ["'nope'", "gap-tv", "admm-tv", "gd-tv"]),
         ("unknown parameter", 2, rec(None, "good", "-p", "foo=1"), ["'foo'", "tv_weight"]),
-        ("bad parameter value", 2, rec(None, "good", "-p", "iters=abc"), ["'iters'", "'abc'", "int"]),
+        ("bad parameter value", 2, rec(None, "good", "-p", "iters=abc"), ["'iters'", "'abc'", "whole number"]),
         ("parameter out of range", 2, rec(None, "good", "-p", "iters=0"), ["'iters'", ">= 1"]),
         ("non-finite parameter", 2, rec(None, "good", "-p", "tv_weight=nan"), ["'tv_weight'", "finite"]),
         ("param without =", 2, rec(None, "good", "-p", "iters"), ["NAME=VALUE", "'iters'"]),
