@@ -1,5 +1,5 @@
 """deq-gap: deep-equilibrium accelerated GAP with FFDNet at a learned noise level and a trained
-joint-frame correction (the shipped weights: the noise level alone, ``correction=none``)
+joint-frame correction (the shipped weights: the noise level and the GAP rate, ``correction=none``)
 (DE-GAP, Zhao et al. 2023, with the residual accumulation of accelerated GAP in the state).
 
 On the state ``z = (x, e)``, with the GAP step of :func:`scicli.algorithms.gap_step`:
@@ -25,7 +25,7 @@ solved to its fixed point by Anderson acceleration, trained with implicit gradie
 correlations are what SCI lives on): a 2x2 pixel-unshuffle, a U-Net over ``channels`` scales, a
 pixel-shuffle back. N's output layer starts at zero, so the untrained map is PnP-GAP with FFDNet
 at a fixed sigma (``correction=none`` leaves N out: x' = u, and the learned parts are sigma's
-floor and gain alone); ``spectral_norm`` constrains every hidden convolution to unit spectral norm
+floor and gain, with the GAP step's rate and step); ``spectral_norm`` constrains every hidden convolution to unit spectral norm
 (Miyato et al. 2018). Fully convolutional: any H x W; B is fixed by the weights.
 """
 
@@ -89,7 +89,8 @@ class DEQGap(VideoMap):
         start: str = param("gap-tv", "the start: the gap-tv estimate or y / R (mean)", choices=STARTS)
         learned_start: bool = param(True, "refine the start with a second U-Net")
         correction: str = param("unet", "the correction N after the prior: a joint-frame U-Net, or none (x' = u: "
-                                "the learned parts are the noise level's floor and gain)", choices=CORRECTIONS)
+                                "the learned parts are the noise level's floor and gain, and the GAP rate and step)",
+                                choices=CORRECTIONS)
         rate: float = param(1.0, "accelerate: the initial rate alpha of the accumulated residual, "
                             "e' = e + alpha (y - A x) (learned)", positive=True)
         step: float = param(1.0, "the initial step s of the GAP projection, v = x + s A^T((y + e' - A x) / R) "
