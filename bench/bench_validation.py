@@ -17,9 +17,9 @@ per scene and row, the load average before each scene, the medians and means per
 each row's difference to pnp-gap / ffdnet. ``--lipschitz`` adds the learned maps' empirical
 Lipschitz constants (at the fixed point and over the iterates).
 
-Settings of scicli are chosen on this split, never on the benchmark scenes. Note: the shipped
-deq-gap, deq-rnn and video weights were trained on all 20 DAVIS 2016 sequences, these
-held-out ones included; their rows here are optimistic.
+Settings of scicli are chosen on this split, never on the benchmark scenes. The shipped deq-gap
+weights were trained on the other 13 DAVIS 2016 sequences; the deq-rnn and video weights on all
+20, these held-out ones included, so their rows here are optimistic.
 """
 
 from __future__ import annotations

@@ -139,7 +139,8 @@ def test_bad_solver_options_are_errors(name, options, text):
 
 
 @pytest.mark.parametrize("text, kind, terms", [("implicit", "implicit", 0), ("jfb", "jfb", 0),
-                                               ("neumann:7", "neumann", 7), ("neumann", "neumann", 5)])
+                                               ("neumann:7", "neumann", 7), ("neumann", "neumann", 5),
+                                               ("unroll", "unroll", 0)])
 def test_backward_modes_parse(text, kind, terms):
     mode = Backward.parse(text)
     assert (mode.kind, mode.terms) == (kind, terms)
@@ -190,6 +191,29 @@ def test_gradcheck_on_the_backward_hook():
         return z
 
     assert torch.autograd.gradcheck(layer, (W, b), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["anderson", "fixed-point"])
+def test_the_unroll_backward_is_the_gradient_of_the_solve_inference_runs(name):
+    """backward=unroll differentiates the recorded solve (Anderson's mixing included): the
+    output is the inference output of the same settings, and its gradient passes gradcheck."""
+    W, b, x = tanh_map(n=4)
+    solver = make_solver(name, tol=0.0, max_iter=7, m=3, patience=0) if name == "anderson" else \
+        make_solver(name, tol=0.0, max_iter=7, patience=0)
+
+    def layer(W, b):
+        z, info = solve_fixed_point(lambda z: torch.tanh(z @ W.T + b + x), torch.zeros_like(x), solver, "unroll")
+        assert info.steps == 7
+        return z
+
+    with torch.no_grad():
+        assert torch.equal(layer(W, b), solver(lambda z: torch.tanh(z @ W.T + b + x), torch.zeros_like(x))[0])
+    assert torch.autograd.gradcheck(layer, (W, b), eps=1e-6, atol=1e-6)
+    if name == "fixed-point":  # plain iteration recorded = the unrolled network of 7 steps
+        zu = torch.zeros_like(x)
+        for _ in range(7):
+            zu = torch.tanh(zu @ W.T + b + x)
+        assert torch.allclose(torch.autograd.grad(layer(W, b).sum(), W)[0], torch.autograd.grad(zu.sum(), W)[0])
 
 
 def test_no_gradient_mode_is_one_plain_step():

@@ -179,6 +179,12 @@ def test_init_adds_a_learned_start_to_trained_weights_and_trains_only_it(stills:
     unrolled = torch.load(tmp_path / "c" / "last.pt", weights_only=True)
     assert unrolled["method"] == "unrolled-gap" and unrolled["config"]["solve"]["iters"] == 2
     assert unrolled["config"]["centre"] is False and set(unrolled["model"]) == set(base["model"])
+    # and back: the unrolled run starts a DEQ (its iters stays behind), trained through its recorded solve
+    ok(invoke_cli("train", "--method", "deq-gap", "--data", stills, "--out", tmp_path / "d", "--epochs", "1",
+                  "--init", tmp_path / "c" / "last.pt", "-p", "backward=unroll", "-p", "tol=0", *TINY_RUN))
+    back = torch.load(tmp_path / "d" / "last.pt", weights_only=True)
+    assert "iters" not in back["config"]["solve"] and back["config"]["solve"]["backward"] == "unroll"
+    assert any(not torch.equal(back["model"][k], unrolled["model"][k]) for k in unrolled["model"])  # it learned
 
 
 @pytest.mark.skipif(not any(shutil.which(c) for c in ("c++", "g++", "clang++")),

@@ -9,8 +9,12 @@ and its incoming gradient g = dL/dz is replaced by a hook:
                 theorem), whatever the number of forward iterations.
     neumann:K   a = sum_{k=0..K} (J^T)^k g   (truncated Neumann series of (I - J^T)^{-1} g)
     jfb         a = g               (Jacobian-free backprop: the last step only; Fung et al. 2022)
+    unroll      no fixed-point gradient: the forward solve itself is recorded (every evaluation
+                and the solver's own steps, e.g. Anderson's mixing weights), so dL/dtheta is the
+                gradient of the iterate the solver returns after its ``max_iter`` evaluations,
+                the one inference returns with the same settings (memory grows with them)
 
-Memory holds two evaluations of f, never the forward iterations.
+Memory holds two evaluations of f, never the forward iterations (``unroll`` holds them all).
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ from torch import Tensor
 from scicli.fixedpoint.solvers import FixedPointSolver, Info, make_solver
 from scicli.core.errors import UsageError
 
-BACKWARD_MODES = ("implicit", "jfb", "neumann:K")
+BACKWARD_MODES = ("implicit", "jfb", "neumann:K", "unroll")
 
 
 @dataclass(frozen=True)
 class Backward:
-    """A parsed backward mode: ``kind`` in implicit / jfb / neumann and the Neumann order."""
+    """A parsed backward mode: ``kind`` in implicit / jfb / neumann / unroll and the Neumann order."""
 
     kind: str
     terms: int = 0
@@ -39,7 +43,7 @@ class Backward:
     @classmethod
     def parse(cls, text: str) -> "Backward":
         text = str(text).strip().lower()
-        if text in ("implicit", "jfb"):
+        if text in ("implicit", "jfb", "unroll"):
             return cls(text)
         if text.startswith("neumann"):
             _, _, k = text.partition(":")
@@ -63,7 +67,7 @@ def attach_gradient(f: Callable[[Tensor], Tensor], z_star: Tensor, backward: Bac
     mode = backward if isinstance(backward, Backward) else Backward.parse(backward)
     z_star = z_star.detach()
     z = f(z_star)
-    if not (torch.is_grad_enabled() and z.requires_grad) or mode.kind == "jfb":
+    if not (torch.is_grad_enabled() and z.requires_grad) or mode.kind in ("jfb", "unroll"):
         return z
     z0 = z_star.clone().requires_grad_()
     with torch.enable_grad():
@@ -97,9 +101,13 @@ def solve_fixed_point(f: Callable[[Tensor], Tensor], z0: Tensor, solver: FixedPo
                       backward_solver: FixedPointSolver | None = None) -> tuple[Tensor, Info]:
     """The DEQ layer: forward solve without autograd, then :func:`attach_gradient` (one more
     recorded application of f). Without grad mode the solver's last evaluation is the output:
-    inference costs exactly the evaluations the solver made."""
+    inference costs exactly the evaluations the solver made. With ``backward="unroll"`` the
+    solve is recorded instead and its output carries the gradient of the solve itself."""
+    mode = backward if isinstance(backward, Backward) else Backward.parse(backward)
+    if mode.kind == "unroll":
+        return solver(f, z0)
     with torch.no_grad():
         z_star, info = solver(f, z0)
     if not torch.is_grad_enabled():
         return z_star, info
-    return attach_gradient(f, z_star, backward, backward_solver), info
+    return attach_gradient(f, z_star, mode, backward_solver), info

@@ -223,16 +223,17 @@ def nesterov(f: Map, z0: Tensor, opts: Options | None = None) -> tuple[Tensor, I
 def anderson(f: Map, z0: Tensor, opts: AndersonOptions | None = None) -> tuple[Tensor, Info]:
     opts = opts or AndersonOptions()
     N = z0.shape[0]
-    m = opts.m
-    Z = z0.new_zeros((N, m, z0[0].numel()))  # ring buffers of iterates and their images
-    F = z0.new_zeros((N, m, z0[0].numel()))
+    Z: list[Tensor] = []  # the last m iterates and their images, flattened per sample; a new
+    F: list[Tensor] = []  # tensor each step (no in-place buffer), so a recorded solve backprops
 
     def step(k: int, z: Tensor, fz: Tensor) -> Tensor:
-        j = k % m
-        Z[:, j] = z.reshape(N, -1)
-        F[:, j] = fz.reshape(N, -1)
-        n = min(k + 1, m)
-        G = F[:, :n] - Z[:, :n]  # (N, n, D) residuals
+        Z.append(z.reshape(N, -1))
+        F.append(fz.reshape(N, -1))
+        if len(Z) > opts.m:
+            del Z[0], F[0]
+        n = len(Z)
+        Zs, Fs = torch.stack(Z, dim=1), torch.stack(F, dim=1)  # (N, n, D)
+        G = Fs - Zs  # residuals
         H = torch.bmm(G, G.transpose(1, 2))  # (N, n, n)
         scale = H.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(1e-30)
         H = H + (opts.lam * scale)[:, None, None] * torch.eye(n, dtype=H.dtype, device=H.device)
@@ -240,16 +241,16 @@ def anderson(f: Map, z0: Tensor, opts: AndersonOptions | None = None) -> tuple[T
         try:
             a = torch.linalg.solve(H, ones)
         except RuntimeError:  # singular even with regularisation: fall back to the plain step
+            a = None
+        if a is not None:
+            a = a / a.sum(dim=1, keepdim=True)
+        if a is None or not bool(torch.isfinite(a).all()):
             a = torch.zeros_like(ones)
-            a[:, j] = 1
-        a = a / a.sum(dim=1, keepdim=True)
-        if not bool(torch.isfinite(a).all()):
-            a = torch.zeros_like(ones)
-            a[:, j] = 1
-        mixed_f = torch.bmm(a.transpose(1, 2), F[:, :n]).reshape_as(z0)
+            a[:, n - 1] = 1
+        mixed_f = torch.bmm(a.transpose(1, 2), Fs).reshape_as(z0)
         if opts.beta == 1:
             return mixed_f
-        mixed_z = torch.bmm(a.transpose(1, 2), Z[:, :n]).reshape_as(z0)
+        mixed_z = torch.bmm(a.transpose(1, 2), Zs).reshape_as(z0)
         return opts.beta * mixed_f + (1 - opts.beta) * mixed_z
 
     return _iterate(f, z0, opts, step)
