@@ -428,3 +428,35 @@ def test_the_gap_steps_rate_and_step_are_learned_and_weights_without_them_keep_b
     assert float(fast.log_rate.grad) != 0 and float(fast.log_step.grad) != 0
     with pytest.raises(ValueError, match="rate and step"):
         DEQGap(frames=4, channels=(8, 16), rate=0.0)
+
+
+def test_a_learned_schedule_changes_only_the_first_evaluations_and_trains_through_the_recorded_solve():
+    """schedule=K: multipliers of sigma and alpha for evaluations 0..K-1 (1 at the start, so the
+    untrained schedule is the stationary map); from evaluation K on the map is the stationary
+    one (the fixed point is unchanged). backward=unroll reaches them, the implicit gradient
+    (one more evaluation past the solve) does not; configs without it have none."""
+    op, y, x = _sci()
+    plain = DEQGap(frames=4, channels=(8, 16), sigma_mode="estimate", correction="none", rate=2.0, step=1.0)
+    assert plain.log_schedule is None and "schedule" not in plain.config and plain.scheduled() == 0
+    model = DEQGap(frames=4, channels=(8, 16), sigma_mode="estimate", correction="none", rate=2.0, step=1.0,
+                   schedule=2)
+    model.load_state_dict(plain.state_dict(), strict=False)
+    assert model.config["schedule"] == 2 and model.scheduled() == 2
+    solve = {"max_iter": 4, "tol": 0, "patience": 0}
+    with torch.no_grad():  # zero log-multipliers: the same solve as without a schedule
+        assert torch.equal(model(y, op, solve=solve)[0], plain(y, op, solve=solve)[0])
+        model.log_schedule.copy_(torch.tensor([[0.7, -0.3], [0.4, 0.2]]))
+        trace: dict = {}
+        model.reconstruct_with_start(y, op, solve, None, trace)
+        for k, (zk, fk) in enumerate(zip(trace["iterates"], trace["images"])):
+            model.evaluation = model.STATIONARY
+            same = torch.allclose(model.f(zk, op, y), fk, atol=1e-6)
+            assert same == (k >= 2), k
+    out, _ = model(y, op, solve={**solve, "backward": "unroll"})
+    ((out - x) ** 2).mean().backward()
+    grad = model.log_schedule.grad  # (a sigma held at FFDNet's cap of 75/255 has none)
+    assert grad is not None and bool(grad[:, 0].any()) and bool(grad[:, 1].all())
+    model.zero_grad(set_to_none=True)
+    out, _ = model(y, op, solve={**solve, "backward": "implicit"})
+    ((out - x) ** 2).mean().backward()
+    assert model.log_schedule.grad is None or not bool(model.log_schedule.grad.any())

@@ -18,7 +18,11 @@ starts at 50/255), and it falls as the iterate cleans up: a map that does not de
 evaluation count, so its fixed point and the residual stop keep their meaning. The rate alpha
 and the step s are learned too (``-p rate= step=`` set their start; weights written before
 they existed keep both at 1, the reference codes' accelerated GAP): neither moves the fixed
-point's ``A x* = y``, both change how fast the iterates get there.
+point's ``A x* = y``, both change how fast the iterates get there. ``schedule=K`` adds learned
+multipliers of sigma and alpha for the first K evaluations of a solve (as PnP anneals its
+sigma); from evaluation K on the map is the stationary one above, so the fixed point is the
+same and only the way there is learned (trained with ``backward=unroll``, through the solve
+inference runs).
 
 solved to its fixed point by Anderson acceleration, trained with implicit gradients
 (:func:`scicli.methods.runners.equilibrium`). All B frames are one joint input of N (temporal
@@ -95,12 +99,16 @@ class DEQGap(VideoMap):
                             "e' = e + alpha (y - A x) (learned)", positive=True)
         step: float = param(1.0, "the initial step s of the GAP projection, v = x + s A^T((y + e' - A x) / R) "
                             "(learned)", positive=True)
+        schedule: int = param(0, "learned multipliers of sigma and of the rate alpha for the first K evaluations "
+                              "of a solve (start at 1; 0: none). The map after them is the stationary one, so "
+                              "the fixed point does not change; they shape the way there (train with "
+                              "-p backward=unroll: the implicit gradient does not reach them)", low=0)
 
     def __init__(self, frames: int = 8, channels: Sequence[int] = (32, 64, 128), spectral_norm: bool = False,
                  solve: dict[str, Any] | None = None, prior: str = "ffdnet", sigma: float = level(10.0),
                  accelerate: bool = True, start: str = "gap-tv", learned_start: bool = False,
                  centre: bool = False, sigma_mode: str = "fixed", gain: float = 1.0, correction: str = "unet",
-                 rate: float | None = None, step: float | None = None) -> None:
+                 rate: float | None = None, step: float | None = None, schedule: int = 0) -> None:
         super().__init__(frames, channels, spectral_norm, solve, centre)
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
@@ -143,6 +151,13 @@ class DEQGap(VideoMap):
             self.config.update(rate=float(rate))
         if self.log_step is not None:
             self.config.update(step=float(step))
+        # per-evaluation log-multipliers of (sigma, alpha) for the first K evaluations (zero: the
+        # stationary map); configs written before the option existed have none
+        if schedule < 0:
+            raise ValueError(f"schedule must be >= 0, got {schedule}")
+        self.log_schedule = nn.Parameter(torch.zeros(int(schedule), 2)) if schedule else None
+        if schedule:
+            self.config.update(schedule=int(schedule))
         # a learned refinement of the start (sees it, the masks and y / R); zero head: the start itself;
         # always centred (it may be added to weights trained before centring, see --init)
         self.refine = JointUNet(2 * B + 1, B, channels, spectral_norm, centre=True) if learned_start else None
@@ -193,13 +208,25 @@ class DEQGap(VideoMap):
     def lift(self, x: Tensor) -> Tensor:
         return self.state(x, x.new_zeros((x.shape[0], *x.shape[-2:])) if self.accelerate else None)
 
+    def scheduled(self) -> int:
+        return 0 if self.log_schedule is None else int(self.log_schedule.shape[0])
+
+    def multiplier(self, which: int) -> Tensor | float:
+        """The learned schedule's multiplier of sigma (``which=0``) or alpha (1) at the current
+        evaluation (:attr:`evaluation`); 1 past the schedule or without one."""
+        if self.log_schedule is None or self.evaluation >= self.log_schedule.shape[0]:
+            return 1.0
+        return self.log_schedule[self.evaluation, which].exp()
+
     def noise_levels(self, v: Tensor) -> Tensor:
         """The prior's noise level for the GAP step v (N, B, H, W): the learned sigma, or per
-        frame ``min(sigma_0 + g * nu(v), 75/255)`` (shape (N * B,)) with ``sigma_mode=estimate``."""
+        frame ``min(sigma_0 + g * nu(v), 75/255)`` (shape (N * B,)) with ``sigma_mode=estimate``;
+        during a learned schedule times its multiplier c_k (then capped)."""
         if self.sigma_mode == "fixed":
-            return self.sigma.to(v.dtype)
+            return (self.sigma * self.multiplier(0)).to(v.dtype)
         level_v = noise_level(v).flatten()
-        return (self.sigma.to(v.dtype) + self.log_gain.exp().to(v.dtype) * level_v).clamp(max=SIGMA_CAP)
+        sigma = (self.sigma.to(v.dtype) + self.log_gain.exp().to(v.dtype) * level_v) * self.multiplier(0)
+        return sigma.clamp(max=SIGMA_CAP)
 
     def denoise(self, v: Tensor) -> Tensor:
         """``u = FFDNet(v, sigma)`` frame by frame (v itself without a prior)."""
@@ -213,6 +240,7 @@ class DEQGap(VideoMap):
         x = z[:, : self.frames]
         step = 1.0 if self.log_step is None else self.log_step.exp().to(x.dtype)
         rate = 1.0 if self.log_rate is None else self.log_rate.exp().to(x.dtype)
+        rate = rate * self.multiplier(1)
         v, e = gap_step(op, x, y, z[:, self.frames] if self.accelerate else None, step, rate)
         return x, v, e
 

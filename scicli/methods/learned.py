@@ -107,6 +107,8 @@ class LearnedMap(nn.Module):
     """True for a map run a fixed number of times rather than to its fixed point."""
     score: ClassVar[str] = "psnr"
     """What the validation scores of its runs are (named so in the shipped weights' manifest)."""
+    STATIONARY: ClassVar[int] = 1 << 30
+    """The evaluation index of the stationary map (past any learned schedule): Lipschitz probes."""
 
     @dataclass
     class Options:
@@ -136,6 +138,10 @@ class LearnedMap(nn.Module):
         self.last_penalty: float | None = None
         """Its value (unweighted), for a log."""
         self.config: dict[str, Any] = {"solve": settings}
+        self.evaluation = 0
+        """The index of the map's next evaluation within the current solve (0 first). A map
+        whose first evaluations differ from the rest (a learned schedule) reads it in :meth:`f`;
+        past its :meth:`scheduled` evaluations every map is stationary."""
         if operator is not None:
             self.config["operator"] = str(operator)
         if signature:
@@ -152,6 +158,10 @@ class LearnedMap(nn.Module):
     def lift(self, x: Tensor) -> Tensor:
         """The state of an estimate x (x itself; a map with more state adds it at zero)."""
         return x
+
+    def scheduled(self) -> int:
+        """How many first evaluations of a solve differ from the stationary map (0: none)."""
+        return 0
 
     def image(self, z: Tensor) -> Tensor:
         """The estimate of state z (z itself)."""
@@ -197,6 +207,7 @@ class LearnedMap(nn.Module):
 
         def f(z: Tensor) -> Tensor:
             fz = self.f(z, op, y)
+            self.evaluation += 1
             if trace is not None:
                 trace.setdefault("iterates", []).append(z.detach())
                 trace.setdefault("images", []).append(fz.detach())
@@ -205,6 +216,7 @@ class LearnedMap(nn.Module):
         with parametrize.cached():
             self._prime()
             start = self.start(op, y) if z0 is None else z0
+            self.evaluation = 0
             z, info = self.run(f, start, self.settings(solve))
             self.regularise(lambda s: self.f(s, op, y), z)
         if trace is not None:
@@ -216,8 +228,11 @@ class LearnedMap(nn.Module):
         over the batch; :mod:`scicli.fixedpoint.lipschitz`): ``lipschitz_fixed_point`` ||J||
         and ``spectral_radius_fixed_point`` rho(J) at the final state z*, and over the
         iterates z_k the secant ratios ``||f(z_k) - f(z*)|| / ||z_k - z*||``: their largest
-        (``lipschitz_iterates_max``) and the share above 1 (``lipschitz_iterates_above_one``)."""
+        (``lipschitz_iterates_max``) and the share above 1 (``lipschitz_iterates_above_one``).
+        All of the stationary map: iterates of a learned schedule's first evaluations are left out."""
         z = trace["z"]
+        skip = self.scheduled()
+        self.evaluation = self.STATIONARY
 
         def f(s: Tensor) -> Tensor:
             return self.f(s, op, y)
@@ -225,7 +240,7 @@ class LearnedMap(nn.Module):
         with parametrize.cached():
             self._prime()
             norm, radius = jacobian_norm_and_radius(f, z, iters)
-            ratios = iterate_ratios(f, trace.get("iterates", []), trace.get("images", []), z)
+            ratios = iterate_ratios(f, trace.get("iterates", [])[skip:], trace.get("images", [])[skip:], z)
         stats = ratio_summary(ratios)
         return {"lipschitz_fixed_point": float(norm.max()), "spectral_radius_fixed_point": float(radius.max()),
                 "lipschitz_iterates_max": stats["max"], "lipschitz_iterates_above_one": stats["above_one"],
@@ -269,6 +284,7 @@ class LearnedMap(nn.Module):
         self.check(op, y)
         with parametrize.cached():
             self._prime()
+            self.evaluation = 0
             return self.image(self.f(self.lift(x), op, y))
 
     def training_loss(self, y: Tensor, op: LinearOperator, x: Tensor) -> Tensor:
