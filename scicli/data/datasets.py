@@ -139,6 +139,13 @@ def downscaled_size(height: int, width: int, factor: float) -> tuple[int, int]:
     return max(1, round(height / factor)), max(1, round(width / factor))
 
 
+def check_downscale(factor: float) -> float:
+    """``factor`` as a float when it is a finite number >= 1, else the one-line ``--downscale`` UsageError."""
+    if not (factor >= 1.0 and math.isfinite(factor)):
+        raise UsageError(f"--downscale must be a number >= 1, got {factor}")
+    return float(factor)
+
+
 def downscale(frames: np.ndarray, factor: float) -> np.ndarray:
     """(T, H, W) frames area-averaged by ``factor`` >= 1 to :func:`downscaled_size` (each output
     pixel the mean of the input pixels it covers, torch's ``area`` mode: what the validation
@@ -163,10 +170,8 @@ class SourceCache:
     """
 
     def __init__(self, max_bytes: int = 2 << 30, downscale: float = 1.0) -> None:
-        if not (downscale >= 1.0 and math.isfinite(downscale)):
-            raise UsageError(f"--downscale must be a number >= 1, got {downscale}")
         self.max_bytes = max_bytes
-        self.downscale = float(downscale)
+        self.downscale = check_downscale(downscale)
         self._items: OrderedDict[Source, np.ndarray] = OrderedDict()
         self._bytes = 0
 

@@ -44,8 +44,8 @@ from scicli.metrics import sample_psnr
 from scicli.core.seeding import rng_state, set_rng_state
 from scicli.core.units import level, level255
 from scicli.train.checkpoint import load_init, model_options
-from scicli.data.datasets import (ClipDataset, PatchDataset, Source, SourceCache, center_crops, list_sources,
-                                  split_sources)
+from scicli.data.datasets import (ClipDataset, PatchDataset, Source, SourceCache, center_crops, check_downscale,
+                                  list_sources, split_sources)
 from scicli.core.seeding import derive_seed as _seed
 from scicli.train.distributed import Distributed
 from scicli.train.operators import RANDOM, OperatorTask
@@ -118,8 +118,7 @@ class TrainArgs:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise UsageError(f"--steps-per-epoch must be at least 1, got {self.steps_per_epoch}")
-        if not (self.downscale >= 1.0 and math.isfinite(self.downscale)):
-            raise UsageError(f"--downscale must be a number >= 1, got {self.downscale}")
+        check_downscale(self.downscale)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UsageError(f"--lr must be a positive number, got {self.lr}")
         if self.workers < 0:
