@@ -41,6 +41,11 @@ class Backward:
     terms: int = 0
 
     @classmethod
+    def of(cls, backward: "Backward | str") -> "Backward":
+        """``backward`` itself when parsed already, else :meth:`parse` of it."""
+        return backward if isinstance(backward, Backward) else cls.parse(backward)
+
+    @classmethod
     def parse(cls, text: str) -> "Backward":
         text = str(text).strip().lower()
         if text in ("implicit", "jfb", "unroll"):
@@ -64,7 +69,7 @@ def attach_gradient(f: Callable[[Tensor], Tensor], z_star: Tensor, backward: Bac
     ``solver`` solves the backward fixed-point equation (default: Anderson, tol 1e-6, 50 steps).
     Without grad mode this is just ``f(z*)``.
     """
-    mode = backward if isinstance(backward, Backward) else Backward.parse(backward)
+    mode = Backward.of(backward)
     z_star = z_star.detach()
     z = f(z_star)
     if not (torch.is_grad_enabled() and z.requires_grad) or mode.kind in ("jfb", "unroll"):
@@ -103,7 +108,7 @@ def solve_fixed_point(f: Callable[[Tensor], Tensor], z0: Tensor, solver: FixedPo
     recorded application of f). Without grad mode the solver's last evaluation is the output:
     inference costs exactly the evaluations the solver made. With ``backward="unroll"`` the
     solve is recorded instead and its output carries the gradient of the solve itself."""
-    mode = backward if isinstance(backward, Backward) else Backward.parse(backward)
+    mode = Backward.of(backward)
     if mode.kind == "unroll":
         return solver(f, z0)
     with torch.no_grad():

@@ -214,7 +214,7 @@ class DEQGap(VideoMap):
     def multiplier(self, which: int) -> Tensor | float:
         """The learned schedule's multiplier of sigma (``which=0``) or alpha (1) at the current
         evaluation (:attr:`evaluation`); 1 past the schedule or without one."""
-        if self.log_schedule is None or self.evaluation >= self.log_schedule.shape[0]:
+        if self.evaluation >= self.scheduled():  # also without a schedule (0 evaluations)
             return 1.0
         return self.log_schedule[self.evaluation, which].exp()
 
