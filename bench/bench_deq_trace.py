@@ -2,11 +2,11 @@
 and for every cap k the scenes at or above pnp-gap / FFDNet: how the cap of ``max_iter`` is chosen.
 
     nice -n 19 env OMP_NUM_THREADS=1 python bench/bench_deq_trace.py [--method deq-gap]
-        [--weights RUN/best.pt] [--evals 24] [--m 3] [--beta 1] [--sequences ...] [--masks ...]
+        [--weights RUN/best.pt] [--evals 24] [--m 3] [--beta 1] [--restart 2] [--sequences ...] [--masks ...]
         [--reference VALIDATION.json] [--json OUT.json]
 
 One solve per scene of ``--evals`` evaluations (tol 0: no early stop; the solver and its
-options otherwise as the weights store them, ``--m`` / ``--beta`` override Anderson's). A
+options otherwise as the weights store them, ``--m`` / ``--beta`` / ``--restart`` override Anderson's). A
 solve's output after k evaluations does not depend on the cap (Anderson's iterates only look
 back), so one traced solve gives the result of every cap k <= evals: the image of the k-th
 evaluation is what ``scicli reconstruct -p max_iter=k -p tol=0`` returns. The reference is
@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--evals", type=int, default=24, help="evaluations per solve (default 24)")
     ap.add_argument("--m", type=int, default=None, help="Anderson's history (default: the weights')")
     ap.add_argument("--beta", type=float, default=None, help="the solver's damping (default: the weights')")
+    ap.add_argument("--restart", type=float, default=None,
+                    help="Anderson's restart growth factor (0: never; default: the weights')")
     ap.add_argument("--sequences", default=",".join(validation.VALIDATION_SEQUENCES))
     ap.add_argument("--masks", default=",".join(validation.MASKS))
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: a shared machine)")
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_model(args.method, args.weights).eval()
     solve = dict(model.config["solve"], max_iter=args.evals, tol=0.0, patience=0)
-    solve.update({k: v for k, v in (("m", args.m), ("beta", args.beta)) if v is not None})
+    solve.update({k: v for k, v in (("m", args.m), ("beta", args.beta), ("restart", args.restart)) if v is not None})
     scenes = validation.scenes([s for s in args.sequences.split(",") if s], [m for m in args.masks.split(",") if m])
     reference: dict[str, dict[str, float]] = {}
     if args.reference is not None:
@@ -94,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         trace: dict[str, list[torch.Tensor]] = {}
         t = time.perf_counter()
         with torch.no_grad():
-            model.reconstruct_with_start(y, op, solve, None, trace)
+            _, info, _ = model.reconstruct_with_start(y, op, solve, None, trace)
         seconds = time.perf_counter() - t
         values = [psnr(model.image(im), scene.x) for im in trace["images"]]
-        traces[scene.name] = {"psnr": values, "seconds": seconds, "load": load}
+        traces[scene.name] = {"psnr": values, "residuals": list(info.residuals), "seconds": seconds, "load": load}
         shown = "  ".join(f"{k}:{values[k - 1]:.2f}" for k in SHOWN if k <= len(values))
         print(f"[{i + 1}/{len(scenes)}] {scene.name} (load {load:.2f}) {REFERENCE} "
               f"{reference[scene.name]['psnr']:.2f}  {args.method} {shown}  ({seconds:.1f} s)", flush=True)

@@ -123,11 +123,45 @@ def test_non_finite_values_stop_the_solve():
     assert "non-finite" in info.diverged and torch.isfinite(z).all()
 
 
+def test_a_restarted_anderson_forgets_the_pairs_before_a_sample_whose_residual_grew():
+    """restart=c: the sample whose ||f(z) - z|| grew more than c times forgets the older pairs
+    (its next iterate is the plain step), the other sample of the batch keeps its mixture."""
+    target = torch.tensor([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]], dtype=D)
+    inputs: list[torch.Tensor] = []
+
+    def f(z):  # sample 0 starts at a near-fixed point of the first evaluation only; sample 1 does not
+        inputs.append(z.clone())
+        out = 0.5 * z + target
+        if len(inputs) == 1:
+            out[0] = z[0] + 1e-3
+        return out
+
+    z0 = torch.zeros(2, 3, dtype=D)
+    make_solver("anderson", tol=0.0, max_iter=3, m=3, patience=0, restart=2.0)(f, z0)
+    restarted = inputs
+    inputs = []
+    make_solver("anderson", tol=0.0, max_iter=3, m=3, patience=0)(f, z0)
+    plain_anderson = inputs
+    second_image = 0.5 * restarted[1] + target
+    assert torch.allclose(restarted[2][0], second_image[0])  # grew: the plain step f(z_1)
+    assert not torch.allclose(plain_anderson[2][0], second_image[0])  # without restart: pulled back
+    assert torch.equal(restarted[2][1], plain_anderson[2][1])  # did not grow: the same mixture
+
+
+def test_a_restart_that_never_triggers_changes_nothing():
+    W, b, x = tanh_map()
+    f = lambda z: torch.tanh(z @ W.detach().T + b.detach() + x)  # noqa: E731
+    z_never, _ = make_solver("anderson", tol=0.0, max_iter=12, patience=0, restart=1e9)(f, torch.zeros_like(x))
+    z_off, _ = make_solver("anderson", tol=0.0, max_iter=12, patience=0)(f, torch.zeros_like(x))
+    assert torch.equal(z_never, z_off)
+
+
 @pytest.mark.parametrize("name, options, text", [
     ("anderson", {"depth": 3}, "unknown option(s) depth"),
     ("fixed-point", {"m": 5}, "unknown option(s) m"),
     ("anderson", {"m": 0}, "m (history size)"),
     ("anderson", {"tol": -1}, "tol"),
+    ("anderson", {"restart": 0.5}, "restart (a growth factor)"),
     ("fixed-point", {"beta": 0}, "beta"),
     ("broyden-x", {}, "unknown fixed-point solver"),
     ("broyden", {"lam": 1e-4}, "unknown option(s) lam"),
@@ -198,7 +232,7 @@ def test_the_unroll_backward_is_the_gradient_of_the_solve_inference_runs(name):
     """backward=unroll differentiates the recorded solve (Anderson's mixing included): the
     output is the inference output of the same settings, and its gradient passes gradcheck."""
     W, b, x = tanh_map(n=4)
-    solver = make_solver(name, tol=0.0, max_iter=7, m=3, patience=0) if name == "anderson" else \
+    solver = make_solver(name, tol=0.0, max_iter=7, m=3, patience=0, restart=1.0) if name == "anderson" else \
         make_solver(name, tol=0.0, max_iter=7, patience=0)
 
     def layer(W, b):

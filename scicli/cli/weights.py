@@ -28,7 +28,7 @@ def ship_cmd(
     name: str = typer.Argument(..., help="Name of the shipped file scicli/weights/NAME.pt: the method, or METHOD@TAG for a variant that is chosen when the operator's settings fit it (e.g. ista-net-plus@cs30)."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Also score ffdnet (denoisers) or untrained (reconstruction) on the run's validation split."),
     note: str = typer.Option("", "--note", help="Free text for the manifest (e.g. benchmark numbers)."),
-    solve: Optional[list[str]] = typer.Option(None, "--solve", help="Reconstruction networks: inference setting KEY=VALUE stored with the weights (solver, max_iter, tol, m, lam, beta)."),
+    solve: Optional[list[str]] = typer.Option(None, "--solve", help="Reconstruction networks: inference setting KEY=VALUE stored with the weights (solver, max_iter, tol, m, lam, beta, patience, restart)."),
     companions: Optional[list[Path]] = typer.Option(None, "--with", help="A file the weights need (e.g. LISTA's dictionary), shipped beside them as NAME-FILENAME with its sha256."),
 ) -> None:
     """Copy the model part of a run's best.pt into scicli/weights/ and record sha256, command, data

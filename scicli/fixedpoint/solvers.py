@@ -12,7 +12,10 @@ smallest step ``||f(z) - z||`` seen, and ``info.diverged`` says why (callers war
     anderson      keep the last m pairs (z_j, f(z_j)), residuals g_j = f(z_j) - z_j, and take
                   alpha = argmin ||sum_j alpha_j g_j||^2 + lam ||alpha||^2 * scale,  sum alpha = 1
                   z <- beta sum_j alpha_j f(z_j) + (1 - beta) sum_j alpha_j z_j
-                  (Walker and Ni 2011; per sample, lam relative to the mean ||g_j||^2)
+                  (Walker and Ni 2011; per sample, lam relative to the mean ||g_j||^2);
+                  with ``restart = c > 0`` a sample whose ||g|| grew by more than c times in
+                  one step forgets the pairs before it (restarted Anderson: an old pair of small
+                  residual, such as a start the map is about to leave, would pull the mixture back)
     nesterov      z_k = f(s_k),  s_{k+1} = z_k + (q_{k-1} - 1) / q_k (z_k - z_{k-1}),
                   q_k = (1 + sqrt(1 + 4 q_{k-1}^2)) / 2, q_0 = 1   (Picard with Nesterov's
                   extrapolation: the forward pass of RED (DEQ) and ODER, Liu et al. 2022),
@@ -93,6 +96,9 @@ class Options:
 class AndersonOptions(Options):
     m: int = 5
     lam: float = 1e-4
+    restart: float = 0.0
+    """Forget a sample's older pairs when its ||f(z) - z|| grows by more than this factor in one
+    step (0: never)."""
 
     def check(self, name: str) -> None:
         super().check(name)
@@ -100,6 +106,8 @@ class AndersonOptions(Options):
             raise UsageError(f"{name}: m (history size) must be >= 1, got {self.m}")
         if not (self.lam >= 0 and math.isfinite(self.lam)):
             raise UsageError(f"{name}: lam (regularisation) must be >= 0, got {self.lam}")
+        if not (self.restart == 0 or (self.restart >= 1 and math.isfinite(self.restart))):
+            raise UsageError(f"{name}: restart (a growth factor) must be 0 (never) or >= 1, got {self.restart}")
 
 
 BROYDEN_RESTART = 1.5
@@ -225,19 +233,35 @@ def anderson(f: Map, z0: Tensor, opts: AndersonOptions | None = None) -> tuple[T
     N = z0.shape[0]
     Z: list[Tensor] = []  # the last m iterates and their images, flattened per sample; a new
     F: list[Tensor] = []  # tensor each step (no in-place buffer), so a recorded solve backprops
+    index: list[int] = []  # the step each pair was taken at
+    first = torch.zeros(N, dtype=torch.long)  # per sample, the first step whose pair it still uses
+    last_size: Tensor | None = None
 
     def step(k: int, z: Tensor, fz: Tensor) -> Tensor:
+        nonlocal first, last_size
         Z.append(z.reshape(N, -1))
         F.append(fz.reshape(N, -1))
+        index.append(k)
         if len(Z) > opts.m:
-            del Z[0], F[0]
+            del Z[0], F[0], index[0]
         n = len(Z)
         Zs, Fs = torch.stack(Z, dim=1), torch.stack(F, dim=1)  # (N, n, D)
         G = Fs - Zs  # residuals
+        if opts.restart:
+            size = torch.linalg.vector_norm(G[:, -1].detach(), dim=1).cpu()
+            if last_size is not None:
+                first = torch.where(size > opts.restart * last_size, k, first)
+            last_size = size
         H = torch.bmm(G, G.transpose(1, 2))  # (N, n, n)
-        scale = H.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(1e-30)
+        used = (torch.tensor(index)[None, :] >= first[:, None]).to(device=H.device)  # (N, n)
+        ones = used.to(H.dtype)[:, :, None]
+        if not bool(used.all()):  # forgotten pairs: a decoupled unit row, right-hand side 0, weight 0
+            pair = used[:, :, None] & used[:, None, :]
+            H = torch.where(pair, H, torch.zeros((), dtype=H.dtype, device=H.device))
+            H = H + torch.diag_embed((~used).to(H.dtype))
+        diagonal = H.diagonal(dim1=1, dim2=2) * ones[:, :, 0]
+        scale = (diagonal.sum(dim=1) / ones[:, :, 0].sum(dim=1)).clamp_min(1e-30)
         H = H + (opts.lam * scale)[:, None, None] * torch.eye(n, dtype=H.dtype, device=H.device)
-        ones = H.new_ones((N, n, 1))
         try:
             a = torch.linalg.solve(H, ones)
         except RuntimeError:  # singular even with regularisation: fall back to the plain step

@@ -45,9 +45,9 @@ from scicli.weights.store import load_model, register_model, shipped_variants
 
 DEFAULT_SOLVE: dict[str, Any] = {"solver": "anderson", "max_iter": 30, "tol": 1e-3, "m": 5, "lam": 1e-4,
                                  "beta": 1.0, "backward": "implicit", "backward_max_iter": 30,
-                                 "backward_tol": 1e-4, "patience": 6}
+                                 "backward_tol": 1e-4, "patience": 6, "restart": 0.0}
 """Fixed-point settings of a DEQ (training defaults; stored in the config)."""
-INFERENCE_KEYS = ("solver", "max_iter", "tol", "m", "lam", "beta", "patience")
+INFERENCE_KEYS = ("solver", "max_iter", "tol", "m", "lam", "beta", "patience", "restart")
 """The settings that shape a forward solve (what ``reconstruct -p`` and ``ship --solve`` may set)."""
 
 
@@ -437,6 +437,8 @@ def equilibrium_params() -> type:
                             positive=True)
         patience: int = param(6, "stop (and keep the iterate of smallest step) when ||f(z) - z|| grew this many "
                                  "evaluations in a row; 0: never (a budget of exactly max_iter)" + stored, low=0)
+        restart: float = param(0.0, "Anderson: forget the older pairs when ||f(z) - z|| grew by more than this factor "
+                                    "in one step (0: never)" + stored, low=0)
         lipschitz: int = param(0, "power iterations for the map's empirical Lipschitz constant at the fixed point "
                                   "and over the iterates, written to the report (0: off; each costs about 6 "
                                   "evaluations of the map)", low=0)
