@@ -58,8 +58,8 @@ class UNetDenoiser(LearnedDenoiser):
 
 
 @register("video", summary="multi-frame: FFDNet per frame + temporal fusion trained by `scicli train --method video`; "
-                          "on the held-out split pnp-gap with it is +0.10 dB over plain ffdnet on average (median +0.05) "
-                          "at 1.55x the time: use ffdnet, or deq-gap", trainable=True)
+                          "on the held-out split pnp-gap with it is +0.37 dB over plain ffdnet on average (median +0.05, "
+                          "below it on 2 of 14 scenes) at 1.55x the time: prefer deq-gap", trainable=True)
 class VideoDenoiserWrapper(LearnedDenoiser):
     """``D(x, sigma)`` on (N, B, H, W): each frame denoised with its T-frame window (reflected at
     the snapshot's ends), FFDNet then the learned fusion, all windows in one forward pass."""
