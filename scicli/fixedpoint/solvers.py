@@ -233,34 +233,33 @@ def anderson(f: Map, z0: Tensor, opts: AndersonOptions | None = None) -> tuple[T
     N = z0.shape[0]
     Z: list[Tensor] = []  # the last m iterates and their images, flattened per sample; a new
     F: list[Tensor] = []  # tensor each step (no in-place buffer), so a recorded solve backprops
-    index: list[int] = []  # the step each pair was taken at
-    first = torch.zeros(N, dtype=torch.long)  # per sample, the first step whose pair it still uses
+    first = torch.zeros(N, dtype=torch.long)  # restart: per sample, the first step whose pair it still uses
     last_size: Tensor | None = None
 
     def step(k: int, z: Tensor, fz: Tensor) -> Tensor:
         nonlocal first, last_size
         Z.append(z.reshape(N, -1))
         F.append(fz.reshape(N, -1))
-        index.append(k)
         if len(Z) > opts.m:
-            del Z[0], F[0], index[0]
+            del Z[0], F[0]
         n = len(Z)
-        Zs, Fs = torch.stack(Z, dim=1), torch.stack(F, dim=1)  # (N, n, D)
+        Zs, Fs = torch.stack(Z, dim=1), torch.stack(F, dim=1)  # (N, n, D): the pairs of steps k-n+1 .. k
         G = Fs - Zs  # residuals
+        H = torch.bmm(G, G.transpose(1, 2))  # (N, n, n)
+        ones = H.new_ones((N, n, 1))
         if opts.restart:
             size = torch.linalg.vector_norm(G[:, -1].detach(), dim=1).cpu()
             if last_size is not None:
                 first = torch.where(size > opts.restart * last_size, k, first)
             last_size = size
-        H = torch.bmm(G, G.transpose(1, 2))  # (N, n, n)
-        used = (torch.tensor(index)[None, :] >= first[:, None]).to(device=H.device)  # (N, n)
-        ones = used.to(H.dtype)[:, :, None]
-        if not bool(used.all()):  # forgotten pairs: a decoupled unit row, right-hand side 0, weight 0
-            pair = used[:, :, None] & used[:, None, :]
-            H = torch.where(pair, H, torch.zeros((), dtype=H.dtype, device=H.device))
-            H = H + torch.diag_embed((~used).to(H.dtype))
-        diagonal = H.diagonal(dim1=1, dim2=2) * ones[:, :, 0]
-        scale = (diagonal.sum(dim=1) / ones[:, :, 0].sum(dim=1)).clamp_min(1e-30)
+            used = (torch.arange(k - n + 1, k + 1)[None, :] >= first[:, None]).to(device=H.device)  # (N, n)
+            if not bool(used.all()):  # forgotten pairs: a decoupled unit row, right-hand side 0, weight 0
+                pair = used[:, :, None] & used[:, None, :]
+                H = torch.where(pair, H, torch.zeros((), dtype=H.dtype, device=H.device))
+                H = H + torch.diag_embed((~used).to(H.dtype))
+                ones = used.to(H.dtype)[:, :, None]
+        kept = ones[:, :, 0]
+        scale = ((H.diagonal(dim1=1, dim2=2) * kept).sum(dim=1) / kept.sum(dim=1)).clamp_min(1e-30)
         H = H + (opts.lam * scale)[:, None, None] * torch.eye(n, dtype=H.dtype, device=H.device)
         try:
             a = torch.linalg.solve(H, ones)
