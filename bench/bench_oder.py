@@ -151,6 +151,14 @@ def one(w: int, size: int, batch: int, steps: int, max_iter: int, back_iter: int
 
 
 def load_slices(size: int, which: str) -> tuple[list[str], np.ndarray, torch.Tensor]:
+    """The CT test slices (``all``, ``pair``) or the validation images (``validation``:
+    bench_ct's two phantoms and one Train400 image, where settings and weights are chosen)."""
+    if which == "validation":
+        from bench_ct import validation_images
+        names, images = zip(*validation_images(size))
+        imgs = np.stack(images).astype(np.float32)
+        print(f"validation images {', '.join(names)} at {size}x{size} (never the test slices)")
+        return list(names), imgs, torch.from_numpy(imgs[:, None]).float()
     names, imgs = test_slices(size, SLICES if which == "all" else PAIR)
     note = similarity_note(imgs)
     print(f"test slices {', '.join(names)} at {size}x{size}, windowed [-1000, 1000] HU{'; ' + note if note else ''}")
@@ -199,12 +207,14 @@ def forward_solve(model, max_iter: int | None) -> tuple[dict, str]:
 
 
 def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True, slices: str = "all",
-          per_w: dict[int, str] | None = None, seeds: int = 5) -> None:
+          per_w: dict[int, str] | None = None, seeds: int = 5, red: str | None = None) -> None:
     """Table 4's rows. Each ODER row is run with ``seeds`` seeds of its view draws (0..seeds-1):
     the mean SNR / PSNR and the gap's mean and standard deviation over the seeds (one draw
     sequence decides a gap to a few tenths of a dB). Rows: the supplement's 5-chunk draw, the
     finest stratified draw (``chunks=0``), and with ``per_w`` ODER at w with weights trained at
-    that w (the supplement trains one model per w), all against the same RED (DEQ)."""
+    that w (the supplement trains one model per w), all against the same RED (DEQ): the map of
+    ``weights`` with all views, or with ``red`` a model trained with all views (the supplement's
+    RED (DEQ) is trained on its own), run with ``weights``' forward settings."""
     imgs, op, y, model = problem_on_slices(size, slices, weights)
     solve, how = forward_solve(model, max_iter)
     print(f"b = 120 views, no noise; weights: {weights or 'untrained (shipped dncnn as D)'}; forward: {how}; "
@@ -235,7 +245,11 @@ def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True,
     row("fbp (ramp)", lambda _: op.fbp(y))
     if tv:
         row("fista-tv (ct defaults)", lambda _: METHODS.get("fista-tv").factory().solve(op, y).x)
-    ref = row("RED (DEQ), b = 120", oder(model, 0))
+    if red is None:
+        ref = row("RED (DEQ), b = 120", oder(model, 0))
+    else:
+        print(f"RED (DEQ): {red} (trained with all views)")
+        ref = row("RED (DEQ), own weights", oder(load_map(red), 0))
     for w in (10, 20, 40, 60, 90):
         row(f"ODER w = {w} (w/b = {w / 120:.3f})", oder(model, w), ref, seeds)
     for w in (10, 20, 40, 60, 90):
@@ -348,8 +362,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="--table: seeds of ODER's view draws per row")
     parser.add_argument("--weights-w", action="append", default=[], metavar="W=PATH",
                         help="--table: also ODER at w with weights trained at w (repeatable)")
-    parser.add_argument("--slices", choices=("all", "pair"), default="all",
-                        help="the four CT test slices, or 693_UNCI/UNCR only")
+    parser.add_argument("--weights-red", default=None,
+                        help="--table: RED (DEQ) from these weights (trained with all views), not --weights at w = 0")
+    parser.add_argument("--slices", choices=("all", "pair", "validation"), default="all",
+                        help="the four CT test slices, 693_UNCI/UNCR only, or the validation images")
     parser.add_argument("--lipschitz", action="store_true", help="the Lipschitz ratios of --table alone")
     parser.add_argument("--no-lipschitz", action="store_true", help="--table without the Lipschitz ratios")
     parser.add_argument("--lipschitz-ws", default="20,40", help="ODER's w of the Lipschitz ratios")
@@ -365,7 +381,7 @@ def main() -> None:
         if args.table:
             per_w = {int(k): v for k, v in (item.split("=", 1) for item in args.weights_w)}
             table(args.size, args.weights, max_iter, tv=not args.no_tv, slices=args.slices, per_w=per_w,
-                  seeds=args.seeds)
+                  seeds=args.seeds, red=args.weights_red)
         if (args.table and not args.no_lipschitz) or args.lipschitz:
             ws = [int(v) for v in args.lipschitz_ws.split(",") if v.strip()]
             lipschitz(args.size, args.weights, max_iter, ws, args.star_iter, slices=args.slices)

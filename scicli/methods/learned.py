@@ -33,8 +33,8 @@ from torch.nn.utils import parametrize
 
 from scicli.core.errors import UsageError
 from scicli.core.params import param
-from scicli.fixedpoint import (Info, iterate_ratios, jacobian_norm_and_radius, jacobian_penalty, make_options,
-                               ratio_summary, settings_options)
+from scicli.fixedpoint import (Info, iterate_ratios, jacobian_norm_and_radius, jacobian_norm_estimate, jacobian_penalty,
+                               make_options, ratio_summary, settings_options)
 from scicli.methods.base import Solver
 from scicli.methods.registry import register
 from scicli.methods.runners import Callback, Result, equilibrium
@@ -63,12 +63,25 @@ class JacobianRegularisation:
 
     a Hutchinson estimate of ``lambda ||J_f(z*)||_F^2 / n`` (one vector-Jacobian product,
     :func:`scicli.fixedpoint.jacobian_penalty`), which pulls the map towards a contraction
-    near its fixed point while keeping its initialisation (unlike spectral normalisation)."""
+    near its fixed point while keeping its initialisation (unlike spectral normalisation).
+
+    With ``jac_norm = kappa > 0`` as well, the penalty is instead a hinge on the spectral norm,
+    the quantity a contraction bounds (``||J|| < 1``; the ODER supplement's Lemma 1):
+
+        lambda mean_i max(0, ||J_i(z*_i) v_i|| - kappa)^2
+
+    with v_i the top right singular vector of sample i's Jacobian estimated by ``jac_power``
+    power steps (:func:`scicli.fixedpoint.jacobian_norm_estimate`; warm-started from the
+    previous training step's vectors when the shapes agree), of the map's mean map
+    (:meth:`LearnedMap.mean_map`: for ODER the full-batch T, not one draw of views)."""
 
     jac_weight: float = param(0.0, "Jacobian regularisation weight lambda: add lambda ||eps^T J_f(z*)||^2 / n "
                               "(eps ~ N(0, I), a Hutchinson estimate of ||J_f(z*)||_F^2 / n at the equilibrium "
                               "z*) to the training loss (0: off)", low=0)
     jac_every: int = param(1, "apply the Jacobian penalty at every K-th training solve only", low=1)
+    jac_norm: float = param(0.0, "with jac_weight: penalise instead max(0, ||J_f(z*)|| - kappa)^2, the spectral norm "
+                            "above kappa (e.g. 0.98 for a contraction; 0: the Frobenius penalty)", low=0)
+    jac_power: int = param(4, "power steps of the spectral-norm estimate of jac_norm (warm-started)", low=1)
 
 
 JACOBIAN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(JacobianRegularisation)}
@@ -127,6 +140,13 @@ class LearnedMap(nn.Module):
                 del settings[key]
         self.jac_weight = float(settings.get("jac_weight", 0.0))
         self.jac_every = int(settings.get("jac_every", 1))
+        self.jac_norm = float(settings.get("jac_norm", 0.0))
+        self.jac_power = int(settings.get("jac_power", 4))
+        if self.jac_norm < 0 or self.jac_power < 1:
+            raise ValueError(f"need jac_norm >= 0 and jac_power >= 1, got {self.jac_norm}, {self.jac_power}")
+        self._jac_vector: Tensor | None = None  # the power iteration's warm start (not saved)
+        self.last_jac_norm: float | None = None
+        """The largest estimated ``||J_f(z*)||`` of the last penalised solve (``jac_norm`` on)."""
         if self.jac_weight < 0 or self.jac_every < 1:
             raise ValueError(f"need jac_weight >= 0 and jac_every >= 1, got {self.jac_weight}, {self.jac_every}")
         if self.jac_weight and self.unrolled:
@@ -154,6 +174,12 @@ class LearnedMap(nn.Module):
 
     def f(self, z: Tensor, op: LinearOperator, y: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def mean_map(self, z: Tensor, op: LinearOperator, y: Tensor) -> Tensor:
+        """The deterministic map whose fixed point the solve seeks: :meth:`f` itself, except for
+        a stochastic map (ODER: the full-batch T whose expectation one draw of views is).
+        What the Jacobian penalty and the Lipschitz report measure."""
+        return self.f(z, op, y)
 
     def lift(self, x: Tensor) -> Tensor:
         """The state of an estimate x (x itself; a map with more state adds it at zero)."""
@@ -218,7 +244,7 @@ class LearnedMap(nn.Module):
             start = self.start(op, y) if z0 is None else z0
             self.evaluation = 0
             z, info = self.run(f, start, self.settings(solve))
-            self.regularise(lambda s: self.f(s, op, y), z)
+            self.regularise(lambda s: self.mean_map(s, op, y), z)
         if trace is not None:
             trace["z"] = z.detach()
         return self.image(z), info, self.image(start)
@@ -257,7 +283,12 @@ class LearnedMap(nn.Module):
             self.jac_solves.add_(1)
             if count % self.jac_every:
                 return
-        penalty = jacobian_penalty(f, z_star)
+        if self.jac_norm > 0:
+            norms, self._jac_vector = jacobian_norm_estimate(f, z_star, self.jac_power, self._jac_vector)
+            self.last_jac_norm = float(norms.detach().max())
+            penalty = torch.relu(norms - self.jac_norm).square().mean()
+        else:
+            penalty = jacobian_penalty(f, z_star)
         self.last_penalty = float(penalty.detach())
         self.pending_penalty = self.jac_weight * penalty
 

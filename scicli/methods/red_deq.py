@@ -172,6 +172,14 @@ class ODERMap(REDMap):
         idx = chunked_draw(int(b), self.w, self.chunks, self.generator)
         return op.views_subset(idx), y[:, idx.to(y.device)], float(b) / idx.numel()
 
+    def mean_map(self, z: Tensor, op: LinearOperator, y: Tensor) -> Tensor:
+        """The full-batch T (all b views), whose unbiased estimate every evaluation draws."""
+        w, self.w = self.w, 0
+        try:
+            return self.f(z, op, y)
+        finally:
+            self.w = w
+
     def reconstruct_with_start(self, y: Tensor, op: LinearOperator, solve: dict[str, Any] | None = None,
                                z0: Tensor | None = None, trace: dict[str, Any] | None = None
                                ) -> tuple[Tensor, Info, Tensor]:

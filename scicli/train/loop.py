@@ -618,8 +618,11 @@ class Trainer:
             value = self.step(x)
             losses.append(value)
             if self.step_count % args.log_every == 0 and self.dist.is_main:
-                _write_log_line(self.log_path, {"type": "step", "epoch": epoch + 1, "step": self.step_count,
-                                                "loss": value, "lr": lr})
+                record = {"type": "step", "epoch": epoch + 1, "step": self.step_count, "loss": value, "lr": lr}
+                for key, attr in (("jac_penalty", "last_penalty"), ("jac_norm", "last_jac_norm")):
+                    if getattr(self.model, attr, None) is not None:  # the Jacobian penalty (unweighted)
+                        record[key] = getattr(self.model, attr)
+                _write_log_line(self.log_path, record)
             self.rep.step(epoch + 1, i + 1, self.steps, value, lr)
         seconds = time.perf_counter() - t0
         self.train_seconds += seconds
