@@ -25,7 +25,7 @@ from scicli.methods.deq_rnn import DEQRnn
 from scicli.methods.learned import LearnedMap
 from scicli.methods.red_deq import ODERMap, REDMap
 from scicli.physics import OPERATORS
-from scicli.train.checkpoint import model_config, model_options
+from scicli.train.checkpoint import init_params, model_config, model_options
 from scicli.train.sci import SCITask
 from scicli.weights.store import load_checkpoint
 
@@ -180,6 +180,9 @@ def test_train_oder_with_the_jacobian_penalty_from_the_command_line(tmp_path) ->
     steps = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     steps = [r for r in steps if r["type"] == "step"]
     assert len(steps) == 2 and all(r["jac_norm"] > 0 and r["jac_penalty"] >= 0 for r in steps)  # logged
+    # a new run started from it (--init) has the penalty only where its own -p sets it
+    assert not {"jac_weight", "jac_norm"} & set(init_params("oder", run / "last.pt"))
+    assert init_params("oder", run / "last.pt")["w"] == "5"
 
 
 def test_the_video_task_adds_the_penalty_of_a_deq_rnn() -> None:

@@ -144,14 +144,15 @@ def load_init(path: Path, method: str) -> dict[str, Any]:
 def init_params(method: str, path: Path) -> dict[str, str]:
     """The ``-p`` options that rebuild the model of checkpoint ``path`` (``--init``): its
     architecture and stored settings, with the defaults of the code that wrote it filled in.
-    Runner settings that only the other kind of map has (``iters`` of an unrolled network, the
-    Jacobian regularisation of an equilibrium map) stay behind: an unrolled-gap checkpoint
-    starts a deq-gap run and back."""
+    Runner settings that only the other kind of map has (``iters`` of an unrolled network) stay
+    behind, so an unrolled-gap checkpoint starts a deq-gap run and back; so does the Jacobian
+    regularisation (``jac_*``), a choice of the run that trained the checkpoint, not of its
+    model: a new run has it only where its own ``-p`` sets it."""
     ckpt = load_init(path, method)
     model = build_model(str(ckpt["method"]), dict(ckpt["config"]))
     parts = model_options(str(ckpt["method"]), dict(model.config))
     params = dict(part.split("=", 1) for part in parts[1::2])
-    foreign = set(JACOBIAN_DEFAULTS) if learned_map(method).unrolled else {"iters"}
+    foreign = set(JACOBIAN_DEFAULTS) | ({"iters"} if not learned_map(method).unrolled else set())
     return {k: v for k, v in params.items() if k not in foreign}
 
 
