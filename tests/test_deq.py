@@ -95,6 +95,32 @@ def test_patience_zero_runs_the_whole_budget_on_a_growing_map():
         make_solver("nesterov", patience=-1)
 
 
+def test_nesterov_momentum_is_per_sample_so_an_image_does_not_depend_on_its_batch():
+    """Two samples of one batch: a rotation-like map whose residual oscillates (its momentum
+    restarts) and a smooth contraction (never restarts). Solved together, each equals its
+    solve alone (before, one batch-wide ||f(s) - s|| restarted both or neither)."""
+    R = torch.tensor([[0.6, -0.7], [0.7, 0.6]], dtype=D)  # |eigenvalues| 0.92, rotating
+    c = torch.tensor([1.0, -2.0], dtype=D)
+
+    def f(z):  # sample 0: the rotation; sample 1: z -> 0.95 z + c
+        return torch.stack([z[0] @ R.T + c, 0.95 * z[1] + c])
+
+    z0 = torch.zeros(2, 2, dtype=D)
+    solve = make_solver("nesterov", tol=0.0, max_iter=15, patience=0)
+    together, _ = solve(f, z0)
+    alone = [solve(lambda z: z @ R.T + c, z0[:1])[0], solve(lambda z: 0.95 * z + c, z0[1:])[0]]
+    assert torch.allclose(together, torch.cat(alone), rtol=1e-12, atol=1e-12)
+    # the test can fail: one batch-wide momentum (restarted on the norm over both samples) differs
+    z_prev, s_k, q, last = z0, z0, 1.0, float("inf")
+    for _ in range(14):
+        fz = f(s_k)
+        size = float(torch.linalg.vector_norm(fz - s_k))
+        q = 1.0 if size > last else q
+        last, q_next = size, (1 + (1 + 4 * q * q) ** 0.5) / 2
+        s_k, z_prev, q = fz + (q - 1) / q_next * (fz - z_prev), fz, q_next
+    assert not torch.allclose(f(s_k), together, atol=1e-6)
+
+
 def test_an_unconverged_solve_returns_its_last_evaluation():
     f = lambda z: 0.99 * z + 1.0  # noqa: E731 - slow contraction: 3 steps are far from the fixed point
     z0 = torch.zeros(1, 3, dtype=D)

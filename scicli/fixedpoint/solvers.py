@@ -20,7 +20,8 @@ smallest step ``||f(z) - z||`` seen, and ``info.diverged`` says why (callers war
                   q_k = (1 + sqrt(1 + 4 q_{k-1}^2)) / 2, q_0 = 1   (Picard with Nesterov's
                   extrapolation: the forward pass of RED (DEQ) and ODER, Liu et al. 2022),
                   restarted (q = 1, no extrapolation) when ||f(s) - s|| grows (adaptive restart,
-                  O'Donoghue and Candes 2015: momentum alone oscillates around the fixed point)
+                  O'Donoghue and Candes 2015: momentum alone oscillates around the fixed point);
+                  per sample (q and the restart of each image of a batch are its own)
     broyden       quasi-Newton on g(z) = f(z) - z = 0 with the "good" Broyden update of an
                   inverse Jacobian kept in low rank, J^-1 = -I + U V^T (the last m updates):
                   z <- z - beta J^-1 g(z)   (the first step is the plain one, J^-1 = -I), then
@@ -210,16 +211,20 @@ def fixed_point(f: Map, z0: Tensor, opts: Options | None = None) -> tuple[Tensor
                       options=Options)
 def nesterov(f: Map, z0: Tensor, opts: Options | None = None) -> tuple[Tensor, Info]:
     opts = opts or Options()
-    z_prev, q, last = z0, 1.0, math.inf
+    n = z0.shape[0]  # per sample: one image's momentum never depends on the others of its batch
+    z_prev = z0
+    q = torch.ones(n, dtype=torch.float64, device=z0.device)
+    last = torch.full((n,), math.inf, dtype=torch.float64, device=z0.device)
 
     def step(k: int, s: Tensor, fz: Tensor) -> Tensor:  # s: the extrapolated point f was applied to
         nonlocal z_prev, q, last
-        size = float(torch.linalg.vector_norm((fz - s).detach()))
-        if size > last:  # restart the momentum
-            q = 1.0
+        size = torch.linalg.vector_norm((fz - s).detach().reshape(n, -1), dim=1).to(torch.float64)
+        q = torch.where(size > last, torch.ones_like(q), q)  # restart the momentum of those that grew
         last = size
-        q_next = (1.0 + math.sqrt(1.0 + 4.0 * q * q)) / 2.0
-        s_next = fz + ((q - 1.0) / q_next) * (fz - z_prev)
+        q_next = (1.0 + torch.sqrt(1.0 + 4.0 * q * q)) / 2.0
+        real = fz.real.dtype if fz.is_complex() else fz.dtype
+        coef = ((q - 1.0) / q_next).to(real).view(n, *([1] * (fz.dim() - 1)))
+        s_next = fz + coef * (fz - z_prev)
         z_prev, q = fz, q_next
         return s_next
 
