@@ -20,7 +20,7 @@ from torch import nn
 
 from conftest import invoke_cli, write_stills
 from scicli.core.errors import UsageError
-from scicli.fixedpoint import jacobian_norm_and_radius, jacobian_norm_estimate, jacobian_penalty
+from scicli.fixedpoint import jacobian_norm_and_radius, jacobian_norm_estimate, jacobian_penalty, secant_ratios
 from scicli.methods.deq_rnn import DEQRnn
 from scicli.methods.learned import LearnedMap
 from scicli.methods.red_deq import ODERMap, REDMap
@@ -262,6 +262,21 @@ def test_oder_penalises_the_full_batch_map_not_one_draw_of_views() -> None:
     z = oder.start(op, y)
     assert torch.equal(oder.mean_map(z, op, y), red.f(z, op, y)) and oder.w == 3
     assert not torch.equal(oder.f(z, op, y), red.f(z, op, y))  # one draw of 3 views is not T
+
+
+def test_oders_lipschitz_report_is_of_the_full_batch_map_at_its_iterates() -> None:
+    """The report's secant ratios of a traced ODER solve are those of RED (DEQ)'s T (same D)
+    evaluated at the solve's iterates, not of the recorded draws."""
+    op, y, x = ct_problem(views=10)
+    oder = ODERMap(w=3, solve={"max_iter": 5, "tol": 0.0, "patience": 0}).double().eval()
+    red = REDMap(solve={"max_iter": 5}).double().eval()
+    red.denoiser.load_state_dict(oder.denoiser.state_dict())
+    trace: dict = {}
+    with torch.no_grad():
+        oder.reconstruct_with_start(y, op, trace=trace)
+    report = oder.lipschitz(y, op, trace, iters=2)
+    expected = secant_ratios(lambda s: red.f(s, op, y), trace["iterates"], trace["z"])
+    assert report["lipschitz_iterates_max"] == pytest.approx(float(expected.nan_to_num(0).max()), rel=1e-9)
 
 
 def test_the_spectral_options_are_checked_and_stored_only_when_set() -> None:

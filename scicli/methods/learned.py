@@ -34,7 +34,7 @@ from torch.nn.utils import parametrize
 from scicli.core.errors import UsageError
 from scicli.core.params import param
 from scicli.fixedpoint import (Info, iterate_ratios, jacobian_norm_and_radius, jacobian_norm_estimate, jacobian_penalty,
-                               make_options, ratio_summary, settings_options)
+                               make_options, ratio_summary, secant_ratios, settings_options)
 from scicli.methods.base import Solver
 from scicli.methods.registry import register
 from scicli.methods.runners import Callback, Result, equilibrium
@@ -255,18 +255,25 @@ class LearnedMap(nn.Module):
         and ``spectral_radius_fixed_point`` rho(J) at the final state z*, and over the
         iterates z_k the secant ratios ``||f(z_k) - f(z*)|| / ||z_k - z*||``: their largest
         (``lipschitz_iterates_max``) and the share above 1 (``lipschitz_iterates_above_one``).
-        All of the stationary map: iterates of a learned schedule's first evaluations are left out."""
+        All of the stationary mean map (:meth:`mean_map`: for ODER the full-batch T, as in the
+        supplement's Fig. 1, evaluated anew at the iterates, not one draw of views): iterates of
+        a learned schedule's first evaluations are left out."""
         z = trace["z"]
         skip = self.scheduled()
         self.evaluation = self.STATIONARY
 
         def f(s: Tensor) -> Tensor:
-            return self.f(s, op, y)
+            return self.mean_map(s, op, y)
 
+        # a stochastic map (one that has its own mean map, ODER) recorded images of its draws:
+        # the ratios of its mean map evaluate it at the iterates (the supplement's Fig. 1)
+        stochastic = type(self).mean_map is not LearnedMap.mean_map
         with parametrize.cached():
             self._prime()
             norm, radius = jacobian_norm_and_radius(f, z, iters)
-            ratios = iterate_ratios(f, trace.get("iterates", [])[skip:], trace.get("images", [])[skip:], z)
+            iterates = trace.get("iterates", [])[skip:]
+            ratios = (secant_ratios(f, iterates, z) if stochastic
+                      else iterate_ratios(f, iterates, trace.get("images", [])[skip:], z))
         stats = ratio_summary(ratios)
         return {"lipschitz_fixed_point": float(norm.max()), "spectral_radius_fixed_point": float(radius.max()),
                 "lipschitz_iterates_max": stats["max"], "lipschitz_iterates_above_one": stats["above_one"],
