@@ -80,6 +80,7 @@ import torch  # noqa: E402
 from skimage.data import shepp_logan_phantom  # noqa: E402
 from skimage.transform import resize  # noqa: E402
 
+from bench_ct import validation_images  # noqa: E402
 from ct_slices import PAIR, SLICES, similarity_note, test_slices  # noqa: E402
 from scicli.fixedpoint.lipschitz import ratio_summary, secant_ratios  # noqa: E402
 from scicli.methods import METHODS  # noqa: E402
@@ -154,7 +155,6 @@ def load_slices(size: int, which: str) -> tuple[list[str], np.ndarray, torch.Ten
     """The CT test slices (``all``, ``pair``) or the validation images (``validation``:
     bench_ct's two phantoms and one Train400 image, where settings and weights are chosen)."""
     if which == "validation":
-        from bench_ct import validation_images
         names, images = zip(*validation_images(size))
         imgs = np.stack(images).astype(np.float32)
         print(f"validation images {', '.join(names)} at {size}x{size} (never the test slices)")

@@ -128,7 +128,7 @@ def jacobian_norm_estimate(f: Map, z: Tensor, iters: int = 4, start: Tensor | No
         v = _unit(lin.vjp(lin.jvp(v)).detach())
     with torch.enable_grad():
         (jv,) = torch.autograd.grad(lin.jt_u, lin.u, v, create_graph=True)
-    return torch.linalg.vector_norm(jv.flatten(1), dim=1), v
+    return _norms(jv), v
 
 
 def iterate_ratios(f: Map, iterates: Sequence[Tensor], images: Sequence[Tensor], z_star: Tensor) -> Tensor:

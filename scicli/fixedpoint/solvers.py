@@ -222,8 +222,7 @@ def nesterov(f: Map, z0: Tensor, opts: Options | None = None) -> tuple[Tensor, I
         q = torch.where(size > last, torch.ones_like(q), q)  # restart the momentum of those that grew
         last = size
         q_next = (1.0 + torch.sqrt(1.0 + 4.0 * q * q)) / 2.0
-        real = fz.real.dtype if fz.is_complex() else fz.dtype
-        coef = ((q - 1.0) / q_next).to(real).view(n, *([1] * (fz.dim() - 1)))
+        coef = ((q - 1.0) / q_next).to(fz.real.dtype).view(n, *([1] * (fz.dim() - 1)))  # real for complex fz
         s_next = fz + coef * (fz - z_prev)
         z_prev, q = fz, q_next
         return s_next

@@ -72,8 +72,8 @@ class JacobianRegularisation:
 
     with v_i the top right singular vector of sample i's Jacobian estimated by ``jac_power``
     power steps (:func:`scicli.fixedpoint.jacobian_norm_estimate`; warm-started from the
-    previous training step's vectors when the shapes agree), of the map's mean map
-    (:meth:`LearnedMap.mean_map`: for ODER the full-batch T, not one draw of views)."""
+    previous training step's vectors when the shapes agree). Either penalty is of the map's
+    mean map (:meth:`LearnedMap.mean_map`: for ODER the full-batch T, not one draw of views)."""
 
     jac_weight: float = param(0.0, "Jacobian regularisation weight lambda: add lambda ||eps^T J_f(z*)||^2 / n "
                               "(eps ~ N(0, I), a Hutchinson estimate of ||J_f(z*)||_F^2 / n at the equilibrium "
