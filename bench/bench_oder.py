@@ -4,7 +4,7 @@ step for w in {10, 20, 40, 60, 120} of b = 120 views (w = b is RED (DEQ)).
     python bench/bench_oder.py [--size 128] [--batch 2] [--ws 10,20,40,60,120] [--steps 2]
                                [--max-iter 20] [--backward-max-iter 10] [--matrix-free]
     python bench/bench_oder.py --table [--weights RUN/best.pt] [--weights-w 20=RUN20/best.pt ...] [--size 128] [--max-iter N]
-                               [--slices all|pair] [--lipschitz-ws 20,40] [--star-iter 300] [--no-lipschitz]
+                               [--slices all|pair|validation] [--variants plain,chunks0,saga] [--lipschitz-ws 20,40] [--star-iter 300] [--no-lipschitz]
                                (Table 4's shape on the DICOM test slices, then Fig. 1's Lipschitz ratios)
     python bench/bench_oder.py --lipschitz [same options]       (the Lipschitz part of --table alone)
     python bench/bench_oder.py --fig4 [--weights RUN/best.pt] [--size 128] [--max-iter N] [--slices all|pair]
@@ -206,12 +206,18 @@ def forward_solve(model, max_iter: int | None) -> tuple[dict, str]:
     return solve, f"{used['solver']}, {used['max_iter']} evaluations ({guard}; {source})"
 
 
+VARIANTS = ("plain", "chunks0", "saga")
+"""Table 4's ODER variants: the 5-chunk draw, the finest stratified draw, SAGA on the 5-chunk draw."""
+
+
 def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True, slices: str = "all",
-          per_w: dict[int, str] | None = None, seeds: int = 5, red: str | None = None) -> None:
+          per_w: dict[int, str] | None = None, seeds: int = 5, red: str | None = None,
+          variants: tuple[str, ...] = VARIANTS) -> None:
     """Table 4's rows. Each ODER row is run with ``seeds`` seeds of its view draws (0..seeds-1):
     the mean SNR / PSNR and the gap's mean and standard deviation over the seeds (one draw
-    sequence decides a gap to a few tenths of a dB). Rows: the supplement's 5-chunk draw, the
-    finest stratified draw (``chunks=0``), and with ``per_w`` ODER at w with weights trained at
+    sequence decides a gap to a few tenths of a dB). Rows (``variants``): the supplement's 5-chunk
+    draw (``plain``), the finest stratified draw (``chunks0``), SAGA's variance-reduced estimate on
+    the 5-chunk draw (``saga``, ``-p variance=saga``), and with ``per_w`` ODER at w with weights trained at
     that w (the supplement trains one model per w), all against the same RED (DEQ): the map of
     ``weights`` with all views, or with ``red`` a model trained with all views (the supplement's
     RED (DEQ) is trained on its own), run with ``weights``' forward settings."""
@@ -236,9 +242,9 @@ def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True,
               flush=True)
         return statistics.mean(snrs)
 
-    def oder(m: ODERMap, w: int, chunks: int = 5):
+    def oder(m: ODERMap, w: int, chunks: int = 5, variance: str = "plain"):
         def run(seed: int) -> torch.Tensor:
-            m.w, m.chunks, m.seed = w, chunks, seed
+            m.w, m.chunks, m.seed, m.variance = w, chunks, seed, variance
             return m(y, op, solve=solve)[0]
         return run
 
@@ -250,10 +256,11 @@ def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True,
     else:
         print(f"RED (DEQ): {red} (trained with all views)")
         ref = row("RED (DEQ), own weights", oder(load_map(red), 0))
-    for w in (10, 20, 40, 60, 90):
-        row(f"ODER w = {w} (w/b = {w / 120:.3f})", oder(model, w), ref, seeds)
-    for w in (10, 20, 40, 60, 90):
-        row(f"ODER w = {w}, chunks=0", oder(model, w, 0), ref, seeds)
+    labels = {"plain": ("", 5, "plain"), "chunks0": (", chunks=0", 0, "plain"), "saga": (", saga", 5, "saga")}
+    for variant in variants:
+        suffix, chunks, variance = labels[variant]
+        for w in (10, 20, 40, 60, 90):
+            row(f"ODER w = {w} (w/b = {w / 120:.3f}){suffix}", oder(model, w, chunks, variance), ref, seeds)
     for w, path in sorted((per_w or {}).items()):
         row(f"ODER w = {w}, trained at w", oder(load_map(path), w), ref, seeds)
     for w, path in sorted((per_w or {}).items()):
@@ -362,6 +369,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="--table: seeds of ODER's view draws per row")
     parser.add_argument("--weights-w", action="append", default=[], metavar="W=PATH",
                         help="--table: also ODER at w with weights trained at w (repeatable)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"--table: ODER rows, comma-separated of {', '.join(VARIANTS)}")
     parser.add_argument("--weights-red", default=None,
                         help="--table: RED (DEQ) from these weights (trained with all views), not --weights at w = 0")
     parser.add_argument("--slices", choices=("all", "pair", "validation"), default="all",
@@ -378,10 +387,14 @@ def main() -> None:
         print(f"device cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared), torch "
               f"{torch.__version__}, 1 thread, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
         max_iter = None if args.max_iter == parser.get_default("max_iter") else args.max_iter
+        variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+        if not set(variants) <= set(VARIANTS):
+            parser.error(f"--variants: choose from {', '.join(VARIANTS)}, got {args.variants}")
         if args.table:
             per_w = {int(k): v for k, v in (item.split("=", 1) for item in args.weights_w)}
             table(args.size, args.weights, max_iter, tv=not args.no_tv, slices=args.slices, per_w=per_w,
-                  seeds=args.seeds, red=args.weights_red)
+                  seeds=args.seeds, red=args.weights_red,
+                  variants=variants)
         if (args.table and not args.no_lipschitz) or args.lipschitz:
             ws = [int(v) for v in args.lipschitz_ws.split(",") if v.strip()]
             lipschitz(args.size, args.weights, max_iter, ws, args.star_iter, slices=args.slices)

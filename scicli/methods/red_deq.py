@@ -19,7 +19,9 @@ chunks, one view from each, the finest stratification); with A_w the rows
 drawn, ``grad g_w(x) = (b / w) A_w^T (A_w x - y_w) / L`` (an unbiased estimate of grad g). The
 forward solve draws anew at every evaluation; the backward pass differentiates one recorded
 evaluation (one draw), so its memory and cost scale with w, not b. ``w = 0`` (or w = b) is
-red-deq exactly. Default tau 0.02: the untrained map (the shipped dncnn as D, 30 evaluations)
+red-deq exactly. ``-p variance=saga`` replaces the fresh draw by SAGA's variance-reduced
+estimate (a table of every view's last residual, corrected by the draw; :class:`ODERMap`), at the
+same cost per evaluation. Default tau 0.02: the untrained map (the shipped dncnn as D, 30 evaluations)
 on validation images (two phantoms and a Train400 image, 128 x 128, CT with 120 views) gave
 31.74 / 32.89 / 32.55 dB at tau 0.1 / 0.02 / 0.005 (FBP 32.16; 28.6 on the test slices at 0.5).
 Needs an operator with ``views`` and ``views_subset`` (ct); at inference
@@ -35,7 +37,6 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from scicli.algorithms import red_gradient
 from scicli.core.errors import UsageError
 from scicli.core.params import param
 from scicli.fixedpoint import make_solver, settings_options
@@ -116,15 +117,15 @@ class REDMap(LearnedMap):
         """``D(x)`` at the fixed noise level sigma."""
         return self.denoiser(x, self.sigma)
 
-    def data_rows(self, op: LinearOperator, y: Tensor) -> tuple[LinearOperator, Tensor, float]:
-        """The operator and measurements of the data term, and its weight (all of them, 1)."""
-        return op, y, 1.0
+    def data_gradient(self, op: LinearOperator, z: Tensor, y: Tensor) -> Tensor:
+        """The data term's gradient, unnormalised: ``A^T (A z - y)`` (all views)."""
+        return op.A_adjoint(op.A(z) - y)
 
     def f(self, z: Tensor, op: LinearOperator, y: Tensor) -> Tensor:
-        """``T(z) = z - gamma / (1 + tau) (scale A_w^T (A_w z - y_w) / L + tau (z - D(z)))``."""
+        """``T(z) = z - gamma / (1 + tau) (G(z) / L + tau (z - D(z)))`` with G the data gradient
+        of :meth:`data_gradient` (``A^T (A z - y)``, or ODER's estimate of it)."""
         L = operator_norm(op, z)
-        sub, y_sub, scale = self.data_rows(op, y)
-        grad = red_gradient(sub, z, y_sub, self.denoise(z), self.tau, L / scale)
+        grad = self.data_gradient(op, z, y) / L + self.tau * (z - self.denoise(z))
         return z - (self.gamma / (1.0 + self.tau)) * grad
 
     def run(self, f, z0: Tensor, settings: dict[str, Any]) -> tuple[Tensor, Info]:
@@ -144,8 +145,26 @@ class REDMap(LearnedMap):
             raise UsageError(f"{self.method} weights are for operator '{name}'; they do not apply to '{op.name}'")
 
 
+VARIANCE = ("plain", "saga")
+"""ODER's estimates of the data gradient: a fresh draw (``plain``) or SAGA's table (``saga``)."""
+
+
 class ODERMap(REDMap):
-    """ODER: RED (DEQ) whose data term uses w chunk-drawn views per evaluation."""
+    """ODER: RED (DEQ) whose data term uses w chunk-drawn views per evaluation.
+
+    ``variance="plain"`` (the supplement's): ``G_w(z) = (b / w) A_J^T (A_J z - y_J)``, an
+    unbiased estimate of ``A^T (A z - y)`` whose noise does not fall as the iterates settle.
+    ``variance="saga"`` (Defazio, Bach and Lacoste-Julien, 2014): a table keeps every view's last
+    residual ``r_j = A_j z_(k_j) - y_j`` and ``S = A^T r``; an evaluation draws J and uses
+
+        G(z) = S + (b / w) A_J^T (A_J z - y_J - r_J),
+
+    then stores ``r_J = A_J z - y_J`` (and updates S). It is unbiased too (each view is drawn with
+    probability w / b), and it is exact when the table was filled at z, so its noise vanishes at
+    a fixed point. Same cost per evaluation as ``plain`` (one forward and one adjoint of w
+    views), plus one of all views at the start of each solve, whose first evaluation uses the
+    exact gradient.
+    """
 
     method: ClassVar[str] = "oder"
 
@@ -155,22 +174,51 @@ class ODERMap(REDMap):
         chunks: int = param(5, "equal chunks of the views, w / chunks drawn from each (0: w chunks, one view "
                                 "from each)", low=0)
         seed: int = param(0, "seed of the view draws (reset at every reconstruction in eval mode)", low=0)
+        variance: str = param("plain", "data-gradient estimate: plain (a fresh draw) or saga (a fresh draw "
+                                       "corrects a table of every view's last residual)", choices=VARIANCE)
 
-    def __init__(self, w: int = 40, chunks: int = 5, seed: int = 0, **kwargs: Any) -> None:
+    def __init__(self, w: int = 40, chunks: int = 5, seed: int = 0, variance: str = "plain", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.w, self.chunks, self.seed = int(w), int(chunks), int(seed)
+        if variance not in VARIANCE:
+            raise ValueError(f"variance must be one of {', '.join(VARIANCE)}, got {variance!r}")
+        self.w, self.chunks, self.seed, self.variance = int(w), int(chunks), int(seed), str(variance)
         self.generator = torch.Generator().manual_seed(self.seed)
-        self.config.update(w=self.w, chunks=self.chunks, seed=self.seed)
+        self.table: tuple[Tensor, Tensor] | None = None  # SAGA's (r, S) of the solve under way
+        self.config.update(w=self.w, chunks=self.chunks, seed=self.seed, variance=self.variance)
 
-    def data_rows(self, op: LinearOperator, y: Tensor) -> tuple[LinearOperator, Tensor, float]:
-        """``(A_w, y_w, b / w)`` for a fresh chunked draw of w of the b views (all: w = 0 or >= b)."""
+    def draw(self, op: LinearOperator) -> Tensor | None:
+        """A fresh chunked draw of w of the b views, or None for all of them (w = 0 or w >= b)."""
         b = getattr(op, "views", None)
         if self.w == 0 or (b is not None and self.w >= b):
-            return op, y, 1.0
+            return None
         if b is None or not hasattr(op, "views_subset"):
             raise UsageError(f"oder with w={self.w} needs an operator with views ({op.name} has none); use w=0")
-        idx = chunked_draw(int(b), self.w, self.chunks, self.generator)
-        return op.views_subset(idx), y[:, idx.to(y.device)], float(b) / idx.numel()
+        return chunked_draw(int(b), self.w, self.chunks, self.generator)
+
+    def reset_table(self) -> None:
+        """Forget SAGA's table: the next evaluation fills it with all views."""
+        self.table = None
+
+    def data_gradient(self, op: LinearOperator, z: Tensor, y: Tensor) -> Tensor:
+        """ODER's estimate of ``A^T (A z - y)`` from one draw of w views (class docstring)."""
+        idx = self.draw(op)
+        if idx is None:
+            return super().data_gradient(op, z, y)
+        b = float(op.views)
+        sub, rows = op.views_subset(idx), idx.to(y.device)
+        r_new = sub.A(z) - y[:, rows]
+        if self.variance == "plain":
+            return (b / idx.numel()) * sub.A_adjoint(r_new)
+        if self.table is None or self.table[0].shape != y.shape or self.table[0].device != y.device:
+            r = op.A(z) - y
+            self.table = (r.detach(), op.A_adjoint(r).detach())
+            return op.A_adjoint(r)  # the exact gradient, with its graph
+        r, S = self.table
+        change = sub.A_adjoint(r_new - r[:, rows])
+        r = r.clone()
+        r[:, rows] = r_new.detach()
+        self.table = (r, S + change.detach())
+        return S + (b / idx.numel()) * change
 
     def mean_map(self, z: Tensor, op: LinearOperator, y: Tensor) -> Tensor:
         """The full-batch T (all b views), whose unbiased estimate every evaluation draws."""
@@ -185,7 +233,11 @@ class ODERMap(REDMap):
                                ) -> tuple[Tensor, Info, Tensor]:
         if not self.training:  # reproducible reconstructions
             self.generator.manual_seed(self.seed)
-        return super().reconstruct_with_start(y, op, solve, z0, trace)
+        self.reset_table()  # each solve starts its own SAGA table
+        try:
+            return super().reconstruct_with_start(y, op, solve, z0, trace)
+        finally:
+            self.reset_table()
 
 
 register_learned(REDMap, "RED (DEQ): RED fixed point with a learned DnCNN, Nesterov forward, implicit backward")
@@ -203,12 +255,17 @@ class ODERSolver(LearnedSolver):
     @dataclass
     class Params(equilibrium_params()):
         w: int = param(-1, "views per iteration at inference (-1: as trained, 0: all)", low=-1)
+        variance: str = param("trained", "data-gradient estimate at inference: plain, saga (variance-reduced: "
+                                         "a table of every view's last residual) or as trained",
+                              choices=("trained", *VARIANCE))
 
     def solve(self, op: LinearOperator, y: Tensor, **kwargs: Any):
-        trained = self.model.w
+        trained = self.model.w, self.model.variance
         if self.params.w >= 0:
             self.model.w = int(self.params.w)
+        if self.params.variance != "trained":
+            self.model.variance = self.params.variance
         try:
             return super().solve(op, y, **kwargs)
         finally:
-            self.model.w = trained
+            self.model.w, self.model.variance = trained
