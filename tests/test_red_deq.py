@@ -225,3 +225,35 @@ def test_saga_is_an_inference_option_of_oder_on_the_command_line(tmp_path) -> No
                      "--out", tmp_path / "bad.npy")
     assert bad.exit_code == 2 and "variance" in bad.output and "Traceback" not in bad.output
     assert not (tmp_path / "bad.npy").exists()
+
+
+def test_a_map_trained_with_all_views_ships_as_red_deq_and_as_oder_with_w(tmp_path) -> None:
+    """red-deq and oder share one map: a run trained with all views (oder, w = 0) ships as red-deq
+    (ODER's settings left out) and as oder with ``--option`` w and variance; the weights are the
+    same tensors, and an unknown or malformed option is refused in one line."""
+    from scicli.train.ship import ship
+    from scicli.weights.store import load_model
+
+    data = write_stills(tmp_path / "data", count=3, size=40)
+    run = tmp_path / "run"
+    res = invoke_cli("train", "--method", "oder", "--operator", "ct", "--mask", "random", "-O", "views=10",
+                     "-p", "w=0", "-p", "max_iter=3", "-p", "backward_max_iter=3", "--data", data, "--patch", 24,
+                     "--epochs", 1, "--steps-per-epoch", 1, "--batch-size", 1, "--out", run, "--quiet")
+    assert res.exit_code == 0, res.output
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    red = ship(run, "red-deq", solve=["max_iter=7"], weights_dir=shipped)
+    assert red["method"] == "red-deq" and "chunks, seed, variance, w left out" in red["trained_as"]
+    assert "w" not in red["config"] and red["config"]["solve"]["max_iter"] == 7
+    oder = ship(run, "oder", options=["w=4", "variance=saga"], weights_dir=shipped)
+    assert oder["shipped_settings"] == {"w": 4, "variance": "saga"}
+    assert oder["trained_with_settings"] == {"w": 0, "variance": "plain"}
+    a, b = load_model("red-deq", shipped / "red-deq.pt"), load_model("oder", shipped / "oder.pt")
+    assert b.w == 4 and b.variance == "saga"
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    for bad, message in ((["tau=0.5"], "KEY one of w, chunks, seed, variance"), (["w=many"], "not a valid int"),
+                         (["variance=svrg"], "variance must be one of plain, saga")):
+        with pytest.raises(UsageError, match=message):
+            ship(run, "oder", options=bad, weights_dir=shipped)
+    with pytest.raises(UsageError, match="none for red-deq"):
+        ship(run, "red-deq", solve=["max_iter=7"], options=["w=4"], weights_dir=shipped)

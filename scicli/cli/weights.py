@@ -30,10 +30,12 @@ def ship_cmd(
     note: str = typer.Option("", "--note", help="Free text for the manifest (e.g. benchmark numbers)."),
     solve: Optional[list[str]] = typer.Option(None, "--solve", help="Reconstruction networks: inference setting KEY=VALUE stored with the weights (solver, max_iter, tol, m, lam, beta, patience, restart)."),
     companions: Optional[list[Path]] = typer.Option(None, "--with", help="A file the weights need (e.g. LISTA's dictionary), shipped beside them as NAME-FILENAME with its sha256."),
+    options: Optional[list[str]] = typer.Option(None, "--option", help="Model setting KEY=VALUE that leaves the weights as they are, stored with them (oder: w, chunks, seed, variance)."),
 ) -> None:
     """Copy the model part of a run's best.pt into scicli/weights/ and record sha256, command, data
     licence, hardware and validation scores in scicli/weights/manifest.json."""
-    entry = ship(run, name, baseline=baseline, note=note, solve=solve or (), companions=companions or ())
+    entry = ship(run, name, baseline=baseline, note=note, solve=solve or (), companions=companions or (),
+                 options=options or ())
     out.print_json(json.dumps(entry))
 
 

@@ -120,6 +120,9 @@ class LearnedMap(nn.Module):
     """True for a map run a fixed number of times rather than to its fixed point."""
     score: ClassVar[str] = "psnr"
     """What the validation scores of its runs are (named so in the shipped weights' manifest)."""
+    SETTINGS: ClassVar[tuple[str, ...]] = ()
+    """Options that leave the weights as they are (how the map is evaluated, e.g. ODER's views
+    per evaluation): ``scicli weights ship --option`` may store other values with the weights."""
     STATIONARY: ClassVar[int] = 1 << 30
     """The evaluation index of the stationary map (past any learned schedule): Lipschitz probes."""
 

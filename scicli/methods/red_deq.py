@@ -167,6 +167,7 @@ class ODERMap(REDMap):
     """
 
     method: ClassVar[str] = "oder"
+    SETTINGS: ClassVar[tuple[str, ...]] = ("w", "chunks", "seed", "variance")
 
     @dataclass
     class Options(REDMap.Options):

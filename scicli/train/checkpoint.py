@@ -122,8 +122,9 @@ def model_options(method: str, config: dict[str, Any]) -> list[str]:
     return parts
 
 
-SAME_MAP = ({"deq-gap", "unrolled-gap"},)
-"""Methods whose weights fit each other (the same map, solved to a fixed point or unrolled)."""
+SAME_MAP = ({"deq-gap", "unrolled-gap"}, {"red-deq", "oder"})
+"""Methods whose weights fit each other: the same map, solved to a fixed point or unrolled
+(deq-gap, unrolled-gap), or with all or w drawn views per evaluation (red-deq, oder)."""
 
 
 def weights_fit(method: str, other: str) -> bool:
@@ -145,7 +146,8 @@ def init_params(method: str, path: Path) -> dict[str, str]:
     """The ``-p`` options that rebuild the model of checkpoint ``path`` (``--init``): its
     architecture and stored settings, with the defaults of the code that wrote it filled in.
     Runner settings that only the other kind of map has (``iters`` of an unrolled network) stay
-    behind, so an unrolled-gap checkpoint starts a deq-gap run and back; so does the Jacobian
+    behind, so an unrolled-gap checkpoint starts a deq-gap run and back (and options the other
+    method has not, ODER's w for a red-deq run); so does the Jacobian
     regularisation (``jac_*``), a choice of the run that trained the checkpoint, not of its
     model: a new run has it only where its own ``-p`` sets it."""
     ckpt = load_init(path, method)
@@ -153,6 +155,8 @@ def init_params(method: str, path: Path) -> dict[str, str]:
     parts = model_options(str(ckpt["method"]), dict(model.config))
     params = dict(part.split("=", 1) for part in parts[1::2])
     foreign = set(JACOBIAN_DEFAULTS) | ({"iters"} if not learned_map(method).unrolled else set())
+    foreign |= ({f.name for f in option_fields(learned_map(str(ckpt["method"])))}  # oder's w for red-deq
+                - {f.name for f in option_fields(learned_map(method))})
     return {k: v for k, v in params.items() if k not in foreign}
 
 

@@ -1,7 +1,7 @@
 """Ship a trained checkpoint as scicli's default weights, with its provenance.
 
     scicli weights ship RUN_DIR NAME [--baseline ffdnet|untrained] [--solve KEY=VALUE] [--note TEXT]
-                                     [--with FILE]
+                                     [--with FILE] [--option KEY=VALUE]
 
 Copies the model part of ``RUN_DIR/best.pt`` (method, config, weights; no optimizer or RNG
 state) to ``scicli/weights/NAME.pt`` and records in ``scicli/weights/manifest.json``: sha256,
@@ -10,12 +10,17 @@ the validation PSNRs of the run (and, with ``--baseline``, of that denoiser on t
 validation crops and noise, so "better than" is measured, not assumed). ``--with FILE`` ships
 a file the weights need beside them as ``NAME-FILENAME`` (e.g. the dictionary LISTA was trained
 for), with its sha256 in the same manifest entry. Weights of a map shared by two methods
-(``scicli.train.checkpoint.SAME_MAP``: deq-gap and unrolled-gap) may ship under the other method's name, with that
-method's solve settings given by ``--solve``; the entry records ``trained_as``.
+(``scicli.train.checkpoint.SAME_MAP``: deq-gap and unrolled-gap, red-deq and oder) may ship under the other
+method's name, with that method's solve settings given by ``--solve``; the entry records ``trained_as``.
+``--option KEY=VALUE`` stores another value of a model setting that leaves the weights as they are
+(the model's ``SETTINGS``: ODER's w, chunks, seed, variance), e.g. a map trained with all views
+shipped as ODER with w = 40; the entry records the shipped and the trained values.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,7 +37,8 @@ from scicli.data.datasets import SourceCache, center_crops, split_sources
 from scicli.train.checkpoint import weights_fit
 from scicli.train.loop import TrainArgs, make_task, read_log, validate
 from scicli.weights.ffdnet import load_ffdnet
-from scicli.weights.store import MODELS, WEIGHTS_DIR, build_model, is_reconstruction, load_checkpoint, sha256
+from scicli.weights.store import (MODELS, WEIGHTS_DIR, build_model, is_reconstruction, load_checkpoint,
+                                  model_from_checkpoint, sha256)
 
 LICENCES = {
     "DAVIS2016": "DAVIS 2016 (CC BY-NC 4.0): research, non-commercial use, with attribution",
@@ -80,6 +86,37 @@ def inference_settings(items: Sequence[str], method: str) -> dict[str, Any]:
     return out
 
 
+def model_settings(items: Sequence[str], method: str) -> dict[str, Any]:
+    """``--option KEY=VALUE`` items as typed settings of ``method``'s model: only those that leave
+    the weights as they are (the model's ``SETTINGS``, e.g. ODER's w and variance)."""
+    factory = MODELS.get(method).factory
+    allowed = tuple(getattr(factory, "SETTINGS", ()))
+    fields = {f.name: f for f in dataclasses.fields(factory.Options)} if allowed else {}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in allowed or not value:
+            keys = f"KEY one of {', '.join(allowed)}" if allowed else f"none for {method}"
+            raise UsageError(f"--option {item}: expected KEY=VALUE with {keys}")
+        f = fields[key]
+        kind = type(f.default)
+        out[key] = coerce(key, value, kind, f"--option {item}: {value!r} is not a valid {kind.__name__}")
+        choices = f.metadata.get("choices")
+        if choices and out[key] not in choices:
+            raise UsageError(f"--option {item}: {key} must be one of {', '.join(choices)}")
+    return out
+
+
+def fitted_config(method: str, config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``config`` of a map with the same weights (``SAME_MAP``) as ``method``'s model takes it:
+    the keys its constructor has no parameter for (ODER's w when shipped as red-deq) left out, and
+    their names."""
+    params = inspect.signature(MODELS.get(method).factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(config), []
+    return {k: v for k, v in config.items() if k in params}, sorted(k for k in config if k not in params)
+
+
 def log_summary(log: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
     """Device and training time up to the checkpoint's epoch from the JSONL log, for a run
     stopped before it wrote run.json."""
@@ -95,12 +132,14 @@ def log_summary(log: Path, ckpt: dict[str, Any]) -> dict[str, Any]:
 
 
 def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", solve: Sequence[str] = (),
-         companions: Sequence[Path] = (), weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+         companions: Sequence[Path] = (), options: Sequence[str] = (),
+         weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     """Copy the model part of ``run``'s ``best.pt`` (or the checkpoint file ``run``) to
     ``weights_dir/NAME.pt`` and record its provenance in ``weights_dir/manifest.json`` (both
     written atomically); ``solve``: inference settings stored with reconstruction weights;
     ``baseline``: also score ``ffdnet`` / ``untrained`` on the run's validation split;
-    ``companions``: files the weights need, copied to ``weights_dir/NAME-FILENAME``. Returns the
+    ``companions``: files the weights need, copied to ``weights_dir/NAME-FILENAME``; ``options``:
+    model settings that leave the weights as they are (``--option``, e.g. ODER's w). Returns the
     manifest entry."""
     run = Path(run)
     missing = [str(c) for c in companions if not Path(c).is_file()]
@@ -126,9 +165,15 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
         if not solve:
             raise UsageError(f"shipping {ckpt['method']} weights as {method}: give its solve settings with --solve")
         slim["method"] = method
+        slim["config"], dropped = fitted_config(method, slim["config"])
         base = dict(build_model(method, {**slim["config"], "solve": {}}).config["solve"])
     if solve:
         slim["config"] = {**slim["config"], "solve": {**base, **given}}
+    settings = model_settings(options, method) if options else {}
+    if settings:
+        trained_settings = {k: slim["config"].get(k) for k in settings}
+        slim["config"] = {**slim["config"], **settings}
+    model_from_checkpoint(slim, label=str(src))  # the weights fit the shipped config
     atomic_write(target, lambda tmp: torch.save(slim, tmp), force=True)
     entry: dict[str, Any] = {
         "file": target.name,
@@ -156,7 +201,11 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
     first = (read_log(src.parent / "log.jsonl") or [{}])[0]
     if slim["method"] != ckpt["method"]:
         entry["trained_as"] = (f"{ckpt['method']} (the same map: its weights are {slim['method']}'s; trained with "
-                               f"{ckpt['method']}'s solve, validation scores above are {ckpt['method']}'s)")
+                               f"{ckpt['method']}'s solve, validation scores above are {ckpt['method']}'s"
+                               + (f"; its settings {', '.join(dropped)} left out" if dropped else "") + ")")
+    if settings:
+        entry["shipped_settings"] = settings
+        entry["trained_with_settings"] = trained_settings
     if first.get("init"):  # the weights the run started from (its sha256: the file may be replaced)
         entry["initialised_from"] = first["init"]
     if baseline:
