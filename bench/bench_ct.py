@@ -35,9 +35,10 @@ over 180 degrees, noise-free (``--noise S``: Gaussian noise of standard deviatio
 to the sinogram). Rows: fbp (ramp), fista-tv, admm-tv, pnp-admm (FFDNet), all with the ct
 operator's defaults; ista-net-plus and fista-net with the weights trained for that number of
 views (a missing file or weights for other views: the row says so and is skipped); red-deq
-(``--weights-red-deq``, default the untrained map: the shipped dncnn as D) and oder
-(``--weights-oder``, its trained w and all views; RED's weights fit any number of views) with
-at most ``--max-iter`` Nesterov evaluations. Columns: the means over the slices of PSNR (result
+(``--weights-red-deq``, default the shipped weights; ``untrained``: the shipped dncnn as D) and
+oder (``--weights-oder``, default the shipped weights: its stored w and data-gradient estimate,
+and the other estimate, plain or saga, at the same w; RED's weights fit any number of views)
+with the solve stored with the weights, or at most ``--max-iter`` Nesterov evaluations. Columns: the means over the slices of PSNR (result
 clipped to [0, 1]), SSIM (scikit-image convention), SNR (the ODER supplement's eq. 15, affine
 fit), the PSNR gain over FBP, the seconds of the whole batch, and each slice's PSNR. The
 published Mayo numbers (FISTA-Net paper, 60 / 120 views) are printed beside: the data differ
@@ -205,12 +206,12 @@ def method_rows(views: int, args: argparse.Namespace) -> list[tuple[str, Callabl
     def classic(name: str) -> Callable[[ParallelBeamCT, torch.Tensor], torch.Tensor]:
         return lambda op, y: METHODS.get(name).factory().solve(op, y).x
 
-    def learned(method: str, path: str | None, solve: dict | None = None, **attrs: int
+    def learned(method: str, path: str | None, solve: dict | None = None, **attrs: int | str
                 ) -> Callable[[ParallelBeamCT, torch.Tensor], torch.Tensor] | str:
-        if path and not Path(path).exists():
+        if path and path != "untrained" and not Path(path).exists():
             return f"skipped: {path} does not exist (yet)"
-        try:
-            model = (load_model(method, path) if path else REDMap()).float().eval()  # untrained: shipped dncnn as D
+        try:  # path None: the shipped weights; untrained: the shipped dncnn as D
+            model = (REDMap() if path == "untrained" else load_model(method, path)).float().eval()
         except ScicliError as exc:
             return f"skipped: {exc}"
         for name, value in attrs.items():
@@ -227,16 +228,18 @@ def method_rows(views: int, args: argparse.Namespace) -> list[tuple[str, Callabl
     for method in ("ista-net-plus", "fista-net"):
         path = getattr(args, f"weights_{method.replace('-', '_')}_{views}", None)
         rows.append((method, learned(method, path) if path else f"skipped: no --weights-{method}-{views}"))
-    red_label = "red-deq" + ("" if args.weights_red_deq else " (untrained: shipped dncnn)")
-    rows.append((red_label, learned("red-deq", args.weights_red_deq, red_solve) if args.weights_red_deq
-                 else learned("red-deq", None, red_solve)))
-    if args.weights_oder:
-        trained = learned("oder", args.weights_oder, red_solve)
-        w = trained if isinstance(trained, str) else load_model("oder", args.weights_oder).w
-        rows.append((f"oder w = {w} (as trained)", trained))
-        rows.append(("oder, all views (= red-deq)", learned("oder", args.weights_oder, red_solve, w=0)))
-    else:
-        rows.append(("oder", "skipped: no --weights-oder"))
+    red = args.weights_red_deq
+    rows.append(("red-deq" + {None: " (shipped)", "untrained": " (untrained: shipped dncnn)"}.get(red, ""),
+                 learned("red-deq", red, red_solve)))
+    oder = learned("oder", args.weights_oder, red_solve)
+    if isinstance(oder, str):
+        rows.append(("oder", oder))
+        return rows
+    stored = load_model("oder", args.weights_oder)
+    other = "plain" if stored.variance == "saga" else "saga"
+    source = "shipped" if args.weights_oder is None else "as stored"
+    rows.append((f"oder w = {stored.w}, {stored.variance} ({source})", oder))
+    rows.append((f"oder w = {stored.w}, {other}", learned("oder", args.weights_oder, red_solve, variance=other)))
     return rows
 
 
@@ -293,8 +296,8 @@ def main() -> None:
     for method in ("ista-net-plus", "fista-net"):
         for v in (60, 120):
             parser.add_argument(f"--weights-{method}-{v}", default=None, help=f"--methods: {method} weights, {v} views")
-    parser.add_argument("--weights-red-deq", default=None)
-    parser.add_argument("--weights-oder", default=None)
+    parser.add_argument("--weights-red-deq", default=None, help="--methods: red-deq weights (default shipped; untrained)")
+    parser.add_argument("--weights-oder", default=None, help="--methods: oder weights (default shipped)")
     args = parser.parse_args()
     if args.methods and args.views == "60,120,180":
         args.views = "60,120"

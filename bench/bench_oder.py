@@ -84,7 +84,7 @@ from bench_ct import validation_images  # noqa: E402
 from ct_slices import PAIR, SLICES, similarity_note, test_slices  # noqa: E402
 from scicli.fixedpoint.lipschitz import ratio_summary, secant_ratios  # noqa: E402
 from scicli.methods import METHODS  # noqa: E402
-from scicli.methods.red_deq import _NORMS, ODERMap, operator_norm  # noqa: E402
+from scicli.methods.red_deq import VARIANCE, _NORMS, ODERMap, operator_norm  # noqa: E402
 from scicli.metrics import psnr, snr  # noqa: E402
 from scicli.weights.store import load_model  # noqa: E402
 from scicli.physics import ct  # noqa: E402
@@ -195,10 +195,12 @@ ratio is still a secant ratio of T between two points, so a ratio above 1 shows 
 whatever the error of x*."""
 
 
-def forward_solve(model, max_iter: int | None) -> tuple[dict, str]:
+def forward_solve(model, max_iter: int | None, fixed: bool = False) -> tuple[dict, str]:
     """(solve overrides, description): the settings stored with the weights (``--max-iter`` not
-    given), else at most ``max_iter`` evaluations with tol 1e-3 and the default growth guard."""
-    solve = {} if max_iter is None else {"max_iter": max_iter, "tol": 1e-3}
+    given), else at most ``max_iter`` evaluations with tol 1e-3 and the default growth guard, or
+    with ``fixed`` (``--fixed-budget``) exactly ``max_iter`` evaluations, no early stop."""
+    solve = {} if max_iter is None else ({"max_iter": max_iter, "tol": 0.0, "patience": 0} if fixed
+                                         else {"max_iter": max_iter, "tol": 1e-3})
     used = model.settings(solve)
     guard = "no early stop" if not used.get("patience", 6) and not used["tol"] else \
         f"tol {used['tol']:g}, growth patience {used.get('patience', 6)}"
@@ -212,7 +214,7 @@ VARIANTS = ("plain", "chunks0", "saga")
 
 def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True, slices: str = "all",
           per_w: dict[int, str] | None = None, seeds: int = 5, red: str | None = None,
-          variants: tuple[str, ...] = VARIANTS) -> None:
+          variants: tuple[str, ...] = VARIANTS, fixed: bool = False) -> None:
     """Table 4's rows. Each ODER row is run with ``seeds`` seeds of its view draws (0..seeds-1):
     the mean SNR / PSNR and the gap's mean and standard deviation over the seeds (one draw
     sequence decides a gap to a few tenths of a dB). Rows (``variants``): the supplement's 5-chunk
@@ -222,7 +224,7 @@ def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True,
     ``weights`` with all views, or with ``red`` a model trained with all views (the supplement's
     RED (DEQ) is trained on its own), run with ``weights``' forward settings."""
     imgs, op, y, model = problem_on_slices(size, slices, weights)
-    solve, how = forward_solve(model, max_iter)
+    solve, how = forward_solve(model, max_iter, fixed)
     print(f"b = 120 views, no noise; weights: {weights or 'untrained (shipped dncnn as D)'}; forward: {how}; "
           f"ODER rows: mean over {seeds} seeds of the view draws (gap: mean +- sd)")
     print(f"{'method':30s} {'SNR':>7s} {'PSNR':>7s} {'gap':>13s} {'s':>6s}")
@@ -293,7 +295,7 @@ def lipschitz(size: int, weights: str | None, max_iter: int | None, ws: list[int
           f"max ||T(x*) - x*|| / ||x*|| = {residual:.1e}; {time.perf_counter() - t0:.1f} s")
     solve, how = forward_solve(model, max_iter)
     print(f"forward solves: {how}")
-    print(f"{'solve':28s} {'ratios':>7s} {'median':>7s} {'max':>7s} {'> 1':>7s} {'SNR':>7s} {'s':>6s}")
+    print(f"{'solve':36s} {'ratios':>7s} {'median':>7s} {'max':>7s} {'> 1':>7s} {'SNR':>7s} {'s':>6s}")
     for w in [0, *ws]:
         model.w = w
         trace: dict = {}
@@ -303,8 +305,8 @@ def lipschitz(size: int, weights: str | None, max_iter: int | None, ws: list[int
             model.w = 0
             ratios = secant_ratios(full_map, trace["iterates"], z_star)
         stats = ratio_summary(ratios)
-        label = "RED (DEQ), b = 120" if w == 0 else f"ODER w = {w} (w/b = {w / 120:.3f})"
-        print(f"{label:28s} {stats['count']:7d} {stats['median']:7.3f} {stats['max']:7.3f} "
+        label = "RED (DEQ), b = 120" if w == 0 else f"ODER w = {w} (w/b = {w / 120:.3f}), {model.variance}"
+        print(f"{label:36s} {stats['count']:7d} {stats['median']:7.3f} {stats['max']:7.3f} "
               f"{100 * stats['above_one']:6.1f}% {scores(rec, imgs)[0]:7.2f} {time.perf_counter() - t0:6.1f}",
               flush=True)
 
@@ -340,17 +342,21 @@ def fig4(size: int, weights: str | None, max_iter: int | None, slices: str = "al
         model.w = 0
         return model(meas, operator, solve=solve)
 
-    def oder():
-        model.w = w
-        return model(y, op, solve=solve)
+    def oder(variance: str):
+        def run():
+            model.w, model.variance = w, variance
+            return model(y, op, solve=solve)
+        return run
 
     row(f"RED (DEQ {fixed}/180)", str(fixed), lambda: red(sub, y_sub))
-    row(f"ODER (w = {w} of 180, chunked)", str(w), oder)
+    for variance in VARIANCE:
+        row(f"ODER (w = {w} of 180, {variance})", str(w), oder(variance))
     row("RED (DEQ 180/180)", "180", lambda: red(op, y))
-    gain = out[f"ODER (w = {w} of 180, chunked)"] - out[f"RED (DEQ {fixed}/180)"]
-    gap = out["RED (DEQ 180/180)"] - out[f"ODER (w = {w} of 180, chunked)"]
-    print(f"ODER - RED (DEQ {fixed}/180): {gain:+.2f} dB SNR (published: about +3 dB); "
-          f"RED (DEQ 180/180) - ODER: {gap:+.2f} dB (published: about 0)")
+    for variance in VARIANCE:
+        label = f"ODER (w = {w} of 180, {variance})"
+        gain, gap = out[label] - out[f"RED (DEQ {fixed}/180)"], out["RED (DEQ 180/180)"] - out[label]
+        print(f"ODER ({variance}) - RED (DEQ {fixed}/180): {gain:+.2f} dB SNR (published: about +3 dB); "
+              f"RED (DEQ 180/180) - ODER ({variance}): {gap:+.2f} dB (published: about 0)")
 
 
 def main() -> None:
@@ -369,6 +375,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="--table: seeds of ODER's view draws per row")
     parser.add_argument("--weights-w", action="append", default=[], metavar="W=PATH",
                         help="--table: also ODER at w with weights trained at w (repeatable)")
+    parser.add_argument("--fixed-budget", action="store_true",
+                        help="--table: exactly --max-iter evaluations, no early stop (tol 0, patience 0)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"--table: ODER rows, comma-separated of {', '.join(VARIANTS)}")
     parser.add_argument("--weights-red", default=None,
@@ -394,7 +402,7 @@ def main() -> None:
             per_w = {int(k): v for k, v in (item.split("=", 1) for item in args.weights_w)}
             table(args.size, args.weights, max_iter, tv=not args.no_tv, slices=args.slices, per_w=per_w,
                   seeds=args.seeds, red=args.weights_red,
-                  variants=variants)
+                  variants=variants, fixed=args.fixed_budget)
         if (args.table and not args.no_lipschitz) or args.lipschitz:
             ws = [int(v) for v in args.lipschitz_ws.split(",") if v.strip()]
             lipschitz(args.size, args.weights, max_iter, ws, args.star_iter, slices=args.slices)
