@@ -119,13 +119,19 @@ def test_oder_minibatches_need_views() -> None:
         ODERMap(w=4, solve={"max_iter": 2}).double().eval()(op.A(x), op)
 
 
-def test_train_then_reconstruct_with_a_minibatch_from_the_command_line(tmp_path) -> None:
+def train_tiny(tmp_path, w: int):
+    """One training step of oder (10 views, w drawn) on 24-pixel patches: the run directory."""
     data = write_stills(tmp_path / "data", count=3, size=40)
     run = tmp_path / "run"
     res = invoke_cli("train", "--method", "oder", "--operator", "ct", "--mask", "random", "-O", "views=10",
-                     "-p", "w=5", "-p", "max_iter=3", "-p", "backward_max_iter=3", "--data", data, "--patch", 24,
+                     "-p", f"w={w}", "-p", "max_iter=3", "-p", "backward_max_iter=3", "--data", data, "--patch", 24,
                      "--epochs", 1, "--steps-per-epoch", 1, "--batch-size", 1, "--out", run, "--quiet")
     assert res.exit_code == 0, res.output
+    return run
+
+
+def test_train_then_reconstruct_with_a_minibatch_from_the_command_line(tmp_path) -> None:
+    run = train_tiny(tmp_path, w=5)
     img = torch.from_numpy(resize(shepp_logan_phantom(), (24, 24), anti_aliasing=True)).float()
     np.save(tmp_path / "x.npy", img.numpy())
     sim = tmp_path / "sim"
@@ -234,12 +240,7 @@ def test_a_map_trained_with_all_views_ships_as_red_deq_and_as_oder_with_w(tmp_pa
     from scicli.train.ship import ship
     from scicli.weights.store import load_model
 
-    data = write_stills(tmp_path / "data", count=3, size=40)
-    run = tmp_path / "run"
-    res = invoke_cli("train", "--method", "oder", "--operator", "ct", "--mask", "random", "-O", "views=10",
-                     "-p", "w=0", "-p", "max_iter=3", "-p", "backward_max_iter=3", "--data", data, "--patch", 24,
-                     "--epochs", 1, "--steps-per-epoch", 1, "--batch-size", 1, "--out", run, "--quiet")
-    assert res.exit_code == 0, res.output
+    run = train_tiny(tmp_path, w=0)
     shipped = tmp_path / "weights"
     shipped.mkdir()
     red = ship(run, "red-deq", solve=["max_iter=7"], weights_dir=shipped)
