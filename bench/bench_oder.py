@@ -4,7 +4,7 @@ step for w in {10, 20, 40, 60, 120} of b = 120 views (w = b is RED (DEQ)).
     python bench/bench_oder.py [--size 128] [--batch 2] [--ws 10,20,40,60,120] [--steps 2]
                                [--max-iter 20] [--backward-max-iter 10] [--matrix-free]
     python bench/bench_oder.py --table [--weights RUN/best.pt] [--weights-w 20=RUN20/best.pt ...] [--size 128] [--max-iter N]
-                               [--slices all|pair|validation] [--variants plain,chunks0,saga] [--lipschitz-ws 20,40] [--star-iter 300] [--no-lipschitz]
+                               [--slices all|pair|validation] [--variants plain,chunks0,saga,saga-chunks0] [--lipschitz-ws 20,40] [--star-iter 300] [--no-lipschitz]
                                (Table 4's shape on the DICOM test slices, then Fig. 1's Lipschitz ratios)
     python bench/bench_oder.py --lipschitz [same options]       (the Lipschitz part of --table alone)
     python bench/bench_oder.py --fig4 [--weights RUN/best.pt] [--size 128] [--max-iter N] [--slices all|pair]
@@ -208,18 +208,22 @@ def forward_solve(model, max_iter: int | None, fixed: bool = False) -> tuple[dic
     return solve, f"{used['solver']}, {used['max_iter']} evaluations ({guard}; {source})"
 
 
-VARIANTS = ("plain", "chunks0", "saga")
-"""Table 4's ODER variants: the 5-chunk draw, the finest stratified draw, SAGA on the 5-chunk draw."""
+VARIANTS = ("plain", "chunks0", "saga", "saga-chunks0")
+"""Table 4's ODER variants: the 5-chunk draw, the finest stratified draw, SAGA on each."""
+
+
+TABLE_WS = (10, 20, 40, 60, 90)
+"""Table 4's w of b = 120: w/b = 1/12, 1/6, 1/3, 1/2, 3/4."""
 
 
 def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True, slices: str = "all",
           per_w: dict[int, str] | None = None, seeds: int = 5, red: str | None = None,
-          variants: tuple[str, ...] = VARIANTS, fixed: bool = False) -> None:
+          variants: tuple[str, ...] = VARIANTS, fixed: bool = False, ws: tuple[int, ...] = TABLE_WS) -> None:
     """Table 4's rows. Each ODER row is run with ``seeds`` seeds of its view draws (0..seeds-1):
     the mean SNR / PSNR and the gap's mean and standard deviation over the seeds (one draw
     sequence decides a gap to a few tenths of a dB). Rows (``variants``): the supplement's 5-chunk
     draw (``plain``), the finest stratified draw (``chunks0``), SAGA's variance-reduced estimate on
-    the 5-chunk draw (``saga``, ``-p variance=saga``), and with ``per_w`` ODER at w with weights trained at
+    the 5-chunk draw (``saga``, ``-p variance=saga``) and on the finest draw (``saga-chunks0``), and with ``per_w`` ODER at w with weights trained at
     that w (the supplement trains one model per w), all against the same RED (DEQ): the map of
     ``weights`` with all views, or with ``red`` a model trained with all views (the supplement's
     RED (DEQ) is trained on its own), run with ``weights``' forward settings."""
@@ -227,7 +231,7 @@ def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True,
     solve, how = forward_solve(model, max_iter, fixed)
     print(f"b = 120 views, no noise; weights: {weights or 'untrained (shipped dncnn as D)'}; forward: {how}; "
           f"ODER rows: mean over {seeds} seeds of the view draws (gap: mean +- sd)")
-    print(f"{'method':30s} {'SNR':>7s} {'PSNR':>7s} {'gap':>13s} {'s':>6s}")
+    print(f"{'method':42s} {'SNR':>7s} {'PSNR':>7s} {'gap':>13s} {'s':>6s}")
 
     def row(label: str, solve_one, ref: float | None = None, runs: int = 1) -> float:
         snrs, psnrs, t0 = [], [], time.perf_counter()
@@ -240,7 +244,7 @@ def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True,
         gaps = [ref - v for v in snrs] if ref is not None else []
         gap = "" if not gaps else (f"{gaps[0]:6.2f}" if runs == 1 else
                                    f"{statistics.mean(gaps):6.2f} +- {statistics.stdev(gaps):4.2f}")
-        print(f"{label:30s} {statistics.mean(snrs):7.2f} {statistics.mean(psnrs):7.2f} {gap:>13s} {sec:6.1f}",
+        print(f"{label:42s} {statistics.mean(snrs):7.2f} {statistics.mean(psnrs):7.2f} {gap:>13s} {sec:6.1f}",
               flush=True)
         return statistics.mean(snrs)
 
@@ -258,10 +262,11 @@ def table(size: int, weights: str | None, max_iter: int | None, tv: bool = True,
     else:
         print(f"RED (DEQ): {red} (trained with all views)")
         ref = row("RED (DEQ), own weights", oder(load_map(red), 0))
-    labels = {"plain": ("", 5, "plain"), "chunks0": (", chunks=0", 0, "plain"), "saga": (", saga", 5, "saga")}
+    labels = {"plain": ("", 5, "plain"), "chunks0": (", chunks=0", 0, "plain"), "saga": (", saga", 5, "saga"),
+              "saga-chunks0": (", saga, chunks=0", 0, "saga")}
     for variant in variants:
         suffix, chunks, variance = labels[variant]
-        for w in (10, 20, 40, 60, 90):
+        for w in ws:
             row(f"ODER w = {w} (w/b = {w / 120:.3f}){suffix}", oder(model, w, chunks, variance), ref, seeds)
     for w, path in sorted((per_w or {}).items()):
         row(f"ODER w = {w}, trained at w", oder(load_map(path), w), ref, seeds)
@@ -375,6 +380,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="--table: seeds of ODER's view draws per row")
     parser.add_argument("--weights-w", action="append", default=[], metavar="W=PATH",
                         help="--table: also ODER at w with weights trained at w (repeatable)")
+    parser.add_argument("--table-ws", default=",".join(map(str, TABLE_WS)), help="--table: ODER's w (of b = 120)")
     parser.add_argument("--fixed-budget", action="store_true",
                         help="--table: exactly --max-iter evaluations, no early stop (tol 0, patience 0)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
@@ -402,7 +408,8 @@ def main() -> None:
             per_w = {int(k): v for k, v in (item.split("=", 1) for item in args.weights_w)}
             table(args.size, args.weights, max_iter, tv=not args.no_tv, slices=args.slices, per_w=per_w,
                   seeds=args.seeds, red=args.weights_red,
-                  variants=variants, fixed=args.fixed_budget)
+                  variants=variants, fixed=args.fixed_budget,
+                  ws=tuple(int(v) for v in args.table_ws.split(",") if v.strip()))
         if (args.table and not args.no_lipschitz) or args.lipschitz:
             ws = [int(v) for v in args.lipschitz_ws.split(",") if v.strip()]
             lipschitz(args.size, args.weights, max_iter, ws, args.star_iter, slices=args.slices)
