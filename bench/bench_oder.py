@@ -298,6 +298,8 @@ def lipschitz(size: int, weights: str | None, max_iter: int | None, ws: list[int
           f"{info.steps} Anderson evaluations (tol {STAR_SOLVE['tol']:g}, "
           f"{'converged' if info.converged else info.diverged or 'not converged'}): "
           f"max ||T(x*) - x*|| / ||x*|| = {residual:.1e}; {time.perf_counter() - t0:.1f} s")
+    star_snr, star_psnr = scores(model.image(z_star), imgs)
+    print(f"x* itself: SNR {star_snr:.2f}, PSNR {star_psnr:.2f} dB (the fixed point, against the budgeted solves below)")
     solve, how = forward_solve(model, max_iter)
     print(f"forward solves: {how}")
     print(f"{'solve':36s} {'ratios':>7s} {'median':>7s} {'max':>7s} {'> 1':>7s} {'SNR':>7s} {'s':>6s}")
@@ -354,6 +356,7 @@ def fig4(size: int, weights: str | None, max_iter: int | None, slices: str = "al
         return run
 
     row(f"RED (DEQ {fixed}/180)", str(fixed), lambda: red(sub, y_sub))
+    print(f"ODER's draw: chunks={model.chunks} (as stored with the weights; 0: one view from each of w chunks)")
     for variance in VARIANCE:
         row(f"ODER (w = {w} of 180, {variance})", str(w), oder(variance))
     row("RED (DEQ 180/180)", "180", lambda: red(op, y))

@@ -24,6 +24,8 @@ estimate (a table of every view's last residual, corrected by the draw; :class:`
 same cost per evaluation. Default tau 0.02: the untrained map (the shipped dncnn as D, 30 evaluations)
 on validation images (two phantoms and a Train400 image, 128 x 128, CT with 120 views) gave
 31.74 / 32.89 / 32.55 dB at tau 0.1 / 0.02 / 0.005 (FBP 32.16; 28.6 on the test slices at 0.5).
+The shipped weights of both methods are one map (tau 0.3, trained with all 120 views through 100
+evaluations); oder's add w = 40, ``variance=saga``, ``chunks=0`` (docs/benchmarks.md).
 Needs an operator with ``views`` and ``views_subset`` (ct); at inference
 ``reconstruct -p w=`` sets w (0: all views).
 """
