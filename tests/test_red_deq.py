@@ -260,3 +260,19 @@ def test_a_map_trained_with_all_views_ships_as_red_deq_and_as_oder_with_w(tmp_pa
             ship(run, "oder", options=bad, weights_dir=shipped)
     with pytest.raises(UsageError, match="none for red-deq"):
         ship(run, "red-deq", solve=["max_iter=7"], options=["w=4"], weights_dir=shipped)
+
+
+def test_a_report_of_the_shipped_oder_reruns_the_same_solve(tmp_path) -> None:
+    """The report quotes the fixed-point settings the solve used (the shipped Nesterov budget),
+    not the parameter list's defaults, so --from-report reproduces the reconstruction exactly."""
+    np.save(tmp_path / "x.npy", resize(shepp_logan_phantom(), (32, 32), anti_aliasing=True).astype(np.float32))
+    sim = tmp_path / "sim"
+    assert invoke_cli("simulate", tmp_path / "x.npy", "--operator", "ct", "--views", 30, "--out", sim).exit_code == 0
+    res = invoke_cli("reconstruct", sim / "sim.npz", "--method", "oder", "-p", "w=10", "-p", "max_iter=12",
+                     "--out", tmp_path / "a.npy", "--report", tmp_path / "a.json")
+    assert res.exit_code == 0, res.output
+    params = json.loads((tmp_path / "a.json").read_text())["parameters"]
+    assert params["solver"] == "nesterov" and params["max_iter"] == 12 and params["tol"] == 0
+    again = invoke_cli("reconstruct", "--from-report", tmp_path / "a.json", "--out", tmp_path / "b.npy")
+    assert again.exit_code == 0, again.output
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))

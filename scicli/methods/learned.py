@@ -407,6 +407,17 @@ class LearnedSolver(Solver):
         """The settings a solve uses: those stored with the weights, updated by the user's."""
         return self.model.settings(self.settings())
 
+    def command_line_params(self) -> dict[str, Any]:
+        """The parameters as the command line quotes them, the fixed-point settings as the solve
+        used them (stored with the weights unless given), not the defaults of the parameter
+        list: a report's parameters, given back with ``--from-report``, rerun the same solve."""
+        out = super().command_line_params()
+        used = self.effective_settings()
+        for key in (*INFERENCE_KEYS, "iters"):
+            if key in out and key in used:
+                out[key] = used[key]
+        return out
+
     def total_iters(self) -> int:
         used = self.effective_settings()
         return int(used.get("iters", 10)) if self.model.unrolled else int(used["max_iter"])
