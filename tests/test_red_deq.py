@@ -17,6 +17,8 @@ from scicli.core.errors import UsageError
 from scicli.fixedpoint import make_solver, ratio_summary, secant_ratios
 from scicli.methods.red_deq import VARIANCE, ODERMap, REDMap, chunked_draw, operator_norm
 from scicli.physics import OPERATORS
+from scicli.train.ship import ship
+from scicli.weights.store import load_model
 
 CT = OPERATORS.get("ct").factory
 
@@ -239,9 +241,6 @@ def test_a_map_trained_with_all_views_ships_as_red_deq_and_as_oder_with_w(tmp_pa
     """red-deq and oder share one map: a run trained with all views (oder, w = 0) ships as red-deq
     (ODER's settings left out) and as oder with ``--option`` w and variance; the weights are the
     same tensors, and an unknown or malformed option is refused in one line."""
-    from scicli.train.ship import ship
-    from scicli.weights.store import load_model
-
     run = train_tiny(tmp_path, w=0)
     shipped = tmp_path / "weights"
     shipped.mkdir()
@@ -276,3 +275,4 @@ def test_a_report_of_the_shipped_oder_reruns_the_same_solve(tmp_path) -> None:
     again = invoke_cli("reconstruct", "--from-report", tmp_path / "a.json", "--out", tmp_path / "b.npy")
     assert again.exit_code == 0, again.output
     assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+

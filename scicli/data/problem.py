@@ -64,6 +64,7 @@ class Problem:
     operator: str = "video-sci"
     options: dict[str, Any] = field(default_factory=dict)
     batched: tuple[str, ...] = ()
+    _shared: LinearOperator | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def mask(self) -> np.ndarray:
@@ -71,10 +72,17 @@ class Problem:
         return self.arrays[next(iter(OPERATORS.get(self.operator).factory.roles))]
 
     def operator_for(self, lo: int = 0, hi: int | None = None) -> LinearOperator:
-        """The forward operator of measurements ``lo:hi`` (on the CPU, float32)."""
+        """The forward operator of measurements ``lo:hi`` (built on the CPU, float32). Without
+        batched arrays every measurement has the same operator: one instance serves them all
+        (and whatever it caches, e.g. CT's system matrix, is built once per problem)."""
+        if not self.batched and self._shared is not None:
+            return self._shared
         arrays = {k: (v[lo:hi] if k in self.batched else v) for k, v in self.arrays.items()}
         meas_shape = (len(range(*slice(lo, hi).indices(self.meas.shape[0]))), *self.meas.shape[1:])
-        return OPERATORS.get(self.operator).factory.from_arrays(arrays, meas_shape=meas_shape, **self.options)
+        op = OPERATORS.get(self.operator).factory.from_arrays(arrays, meas_shape=meas_shape, **self.options)
+        if not self.batched:
+            self._shared = op
+        return op
 
     @functools.cached_property
     def x_shape(self) -> tuple[int, ...]:
