@@ -29,6 +29,15 @@ def problem(views: int = 12, size: int = 24) -> tuple:
     return op, op.A(x), x
 
 
+def simulated_phantom(tmp_path, size: int, views: int):
+    """``scicli simulate`` of a size x size Shepp-Logan phantom through ct with ``views`` views:
+    the simulation's folder (sim.npz)."""
+    np.save(tmp_path / "x.npy", resize(shepp_logan_phantom(), (size, size), anti_aliasing=True).astype(np.float32))
+    sim = tmp_path / "sim"
+    assert invoke_cli("simulate", tmp_path / "x.npy", "--operator", "ct", "--views", views, "--out", sim).exit_code == 0
+    return sim
+
+
 def test_nesterov_solver_finds_a_fixed_point() -> None:
     target = torch.ones(2, 3)
     z, info = make_solver("nesterov", tol=1e-8, max_iter=200)(lambda z: 0.5 * z + 0.5 * target, torch.zeros(2, 3))
@@ -149,9 +158,7 @@ def test_shipped_oder_reconstructs_a_simulated_slice_offline(tmp_path) -> None:
     """The issue's check: simulate --operator ct --views 120, then reconstruct --method oder -p w=20
     with the shipped weights (no -p weights=), a report with PSNR / SSIM / SNR, well above FBP;
     red-deq runs on the same map's shipped weights, with all views."""
-    np.save(tmp_path / "x.npy", resize(shepp_logan_phantom(), (64, 64), anti_aliasing=True).astype(np.float32))
-    sim = tmp_path / "sim"
-    assert invoke_cli("simulate", tmp_path / "x.npy", "--operator", "ct", "--views", 120, "--out", sim).exit_code == 0
+    sim = simulated_phantom(tmp_path, size=64, views=120)
     scores = {}
     for method in ("fbp", "oder", "red-deq"):
         extra = ("-p", "w=20") if method == "oder" else ()
@@ -224,9 +231,7 @@ def test_saga_trains_through_the_implicit_backward() -> None:
 
 
 def test_saga_is_an_inference_option_of_oder_on_the_command_line(tmp_path) -> None:
-    np.save(tmp_path / "x.npy", resize(shepp_logan_phantom(), (32, 32), anti_aliasing=True).astype(np.float32))
-    sim = tmp_path / "sim"
-    assert invoke_cli("simulate", tmp_path / "x.npy", "--operator", "ct", "--views", 60, "--out", sim).exit_code == 0
+    sim = simulated_phantom(tmp_path, size=32, views=60)
     res = invoke_cli("reconstruct", sim / "sim.npz", "--method", "oder", "-p", "w=10", "-p", "variance=saga",
                      "--out", tmp_path / "saga.npy", "--report", tmp_path / "saga.json")
     assert res.exit_code == 0, res.output
@@ -264,9 +269,7 @@ def test_a_map_trained_with_all_views_ships_as_red_deq_and_as_oder_with_w(tmp_pa
 def test_a_report_of_the_shipped_oder_reruns_the_same_solve(tmp_path) -> None:
     """The report quotes the fixed-point settings the solve used (the shipped Nesterov budget),
     not the parameter list's defaults, so --from-report reproduces the reconstruction exactly."""
-    np.save(tmp_path / "x.npy", resize(shepp_logan_phantom(), (32, 32), anti_aliasing=True).astype(np.float32))
-    sim = tmp_path / "sim"
-    assert invoke_cli("simulate", tmp_path / "x.npy", "--operator", "ct", "--views", 30, "--out", sim).exit_code == 0
+    sim = simulated_phantom(tmp_path, size=32, views=30)
     res = invoke_cli("reconstruct", sim / "sim.npz", "--method", "oder", "-p", "w=10", "-p", "max_iter=12",
                      "--out", tmp_path / "a.npy", "--report", tmp_path / "a.json")
     assert res.exit_code == 0, res.output
