@@ -130,13 +130,14 @@ def test_oder_minibatches_need_views() -> None:
         ODERMap(w=4, solve={"max_iter": 2}).double().eval()(op.A(x), op)
 
 
-def train_tiny(tmp_path, w: int):
-    """One training step of oder (10 views, w drawn) on 24-pixel patches: the run directory."""
+def train_tiny(tmp_path, w: int, *extra: str):
+    """One training step of oder (10 views, w drawn, ``extra`` options) on 24-pixel patches: the
+    run directory."""
     data = write_stills(tmp_path / "data", count=3, size=40)
     run = tmp_path / "run"
     res = invoke_cli("train", "--method", "oder", "--operator", "ct", "--mask", "random", "-O", "views=10",
                      "-p", f"w={w}", "-p", "max_iter=3", "-p", "backward_max_iter=3", "--data", data, "--patch", 24,
-                     "--epochs", 1, "--steps-per-epoch", 1, "--batch-size", 1, "--out", run, "--quiet")
+                     "--epochs", 1, "--steps-per-epoch", 1, "--batch-size", 1, "--out", run, "--quiet", *extra)
     assert res.exit_code == 0, res.output
     return run
 
@@ -246,20 +247,22 @@ def test_a_map_trained_with_all_views_ships_as_red_deq_and_as_oder_with_w(tmp_pa
     """red-deq and oder share one map: a run trained with all views (oder, w = 0) ships as red-deq
     (ODER's settings left out) and as oder with ``--option`` w and variance; the weights are the
     same tensors, and an unknown or malformed option is refused in one line."""
-    run = train_tiny(tmp_path, w=0)
+    run = train_tiny(tmp_path, 0, "-p", "jac_weight=0.1")
     shipped = tmp_path / "weights"
     shipped.mkdir()
     red = ship(run, "red-deq", solve=["max_iter=7"], weights_dir=shipped)
     assert red["method"] == "red-deq" and "chunks, seed, variance, w left out" in red["trained_as"]
     assert "w" not in red["config"] and red["config"]["solve"]["max_iter"] == 7
-    oder = ship(run, "oder", options=["w=4", "variance=saga"], weights_dir=shipped)
+    oder = ship(run, "oder", solve=["max_iter=9"], options=["w=4", "variance=saga"], weights_dir=shipped)
     assert oder["shipped_settings"] == {"w": 4, "variance": "saga"}
+    assert oder["trained_with_solve"]["jac_weight"] == 0.1  # a training choice, not shipped for inference
+    assert "jac_weight" not in oder["config"]["solve"] and oder["config"]["solve"]["max_iter"] == 9
     assert oder["trained_with_settings"] == {"w": 0, "variance": "plain"}
     a, b = load_model("red-deq", shipped / "red-deq.pt"), load_model("oder", shipped / "oder.pt")
     assert b.w == 4 and b.variance == "saga"
     assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
     for bad, message in ((["tau=0.5"], "KEY one of w, chunks, seed, variance"), (["w=many"], "not a valid int"),
-                         (["variance=svrg"], "variance must be one of plain, saga")):
+                         (["variance=svrg"], "'variance' must be one of plain, saga"), (["w=-3"], "'w' must be >= 0")):
         with pytest.raises(UsageError, match=message):
             ship(run, "oder", options=bad, weights_dir=shipped)
     with pytest.raises(UsageError, match="none for red-deq"):

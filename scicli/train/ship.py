@@ -28,11 +28,11 @@ from typing import Any, Sequence
 import torch
 
 from scicli.core.errors import UsageError
-from scicli.core.params import coerce
+from scicli.core.params import check_range, coerce
 from scicli.core.units import level
 from scicli.io import atomic_write, write_json
 from scicli.io.outputs import Output, check_outputs
-from scicli.methods.learned import DEFAULT_SOLVE, INFERENCE_KEYS
+from scicli.methods.learned import DEFAULT_SOLVE, INFERENCE_KEYS, JACOBIAN_DEFAULTS
 from scicli.data.datasets import SourceCache, center_crops, split_sources
 from scicli.train.checkpoint import weights_fit
 from scicli.train.loop import TrainArgs, make_task, read_log, validate
@@ -101,9 +101,7 @@ def model_settings(items: Sequence[str], method: str) -> dict[str, Any]:
         f = fields[key]
         kind = type(f.default)
         out[key] = coerce(key, value, kind, f"--option {item}: {value!r} is not a valid {kind.__name__}")
-        choices = f.metadata.get("choices")
-        if choices and out[key] not in choices:
-            raise UsageError(f"--option {item}: {key} must be one of {', '.join(choices)}")
+        check_range(key, out[key], f.metadata)  # the option's declared range or choices
     return out
 
 
@@ -160,7 +158,8 @@ def ship(run: Path, name: str, *, baseline: str | None = None, note: str = "", s
     method = name.split("@")[0]
     if not weights_fit(method, ckpt["method"]) or name.endswith("@"):
         raise UsageError(f"ship name '{name}': use {ckpt['method']} or {ckpt['method']}@TAG for these {ckpt['method']} weights")
-    base = trained_solve
+    # the training run's Jacobian regularisation (jac_*) is not an inference setting
+    base = {k: v for k, v in trained_solve.items() if k not in JACOBIAN_DEFAULTS}
     if method != ckpt["method"]:  # the same map solved another way (deq-gap <-> unrolled-gap): its solve settings
         if not solve:
             raise UsageError(f"shipping {ckpt['method']} weights as {method}: give its solve settings with --solve")
