@@ -209,13 +209,13 @@ class ODERMap(REDMap):
             return super().data_gradient(op, z, y)
         b = float(op.views)
         sub, rows = op.views_subset(idx), idx.to(y.device)
-        r_new = sub.A(z) - y[:, rows]
         if self.variance == "plain":
-            return (b / idx.numel()) * sub.A_adjoint(r_new)
+            return (b / idx.numel()) * sub.A_adjoint(sub.A(z) - y[:, rows])
         if self.table is None or self.table[0].shape != y.shape or self.table[0].device != y.device:
-            r = op.A(z) - y
+            r = op.A(z) - y  # the draw above is still taken: the draw sequence is the same either way
             self.table = (r.detach(), op.A_adjoint(r).detach())
             return op.A_adjoint(r)  # the exact gradient, with its graph
+        r_new = sub.A(z) - y[:, rows]
         r, S = self.table
         change = sub.A_adjoint(r_new - r[:, rows])
         r = r.clone()
