@@ -43,13 +43,12 @@ def reconstruct(
 ) -> Reconstruction:
     """Reconstruct all K measurements, ``batch_size`` at a time, each batch one solver call."""
     K = problem.meas.shape[0]
-    op_shared = None if problem.batched else problem.operator_for().to(device)
     out: np.ndarray | None = None
     batches = []
     start = time.perf_counter()
     for lo in range(0, K, batch_size):
         hi = min(lo + batch_size, K)
-        op = op_shared if op_shared is not None else problem.operator_for(lo, hi).to(device)
+        op = problem.operator_for(lo, hi).to(device)  # one instance for all batches unless arrays are per measurement
         y = torch.from_numpy(problem.meas[lo:hi]).to(device)
         gt = None if problem.orig is None else torch.from_numpy(problem.orig[lo:hi]).to(device)
         init = None if x0 is None else torch.from_numpy(x0[lo:hi]).to(device)
